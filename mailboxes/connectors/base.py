@@ -1,0 +1,173 @@
+"""The one interface every protocol connector implements.
+
+Plain Python: nothing here knows about Django. The copy engine (``mailboxes.engine``) drives a
+source and a target connector through these calls; every call is batched so that a folder of
+thousands of items costs a handful of round trips, never one per item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Item kinds a folder holds (EWS folder classes map onto these; IMAP/maildir are always "mail").
+MAIL, CALENDAR, CONTACTS, TASKS, NOTES = "mail", "calendar", "contacts", "tasks", "notes"
+ITEM_KINDS = (MAIL, CALENDAR, CONTACTS, TASKS, NOTES)
+
+# Well-known folder roles. A source folder with a role lands in the target's folder of that role
+# (a source "Sent" becomes the target's "Sent Items"), whatever either side calls it.
+INBOX, SENT, TRASH, DRAFTS, JUNK, ARCHIVE = "inbox", "sent", "trash", "drafts", "junk", "archive"
+CALENDAR_ROLE, CONTACTS_ROLE, TASKS_ROLE, NOTES_ROLE = "calendar", "contacts", "tasks", "notes"
+
+# Item formats. "rfc822" is universal for mail; a native format is only used when source and
+# target connectors share it (EWS ExportItems/UploadItems blobs, Graph export/import blobs).
+RFC822 = "rfc822"
+
+
+class ConnectorError(Exception):
+    """Something went wrong talking to a server; the message is safe to show a consultant."""
+
+
+class AuthError(ConnectorError):
+    """Credentials or permissions were refused. Never retried: the mailbox stops."""
+
+
+class TransientError(ConnectorError):
+    """Connection lost, timeout, throttling. Retried with backoff; honour ``retry_after``."""
+
+    def __init__(self, message, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoConnector(ConnectorError):
+    """The tenant kind has no connector in this build."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to reach one tenant. Built from a ``projects.Tenant``; secrets are plain text only
+    in memory, never logged (``__repr__`` hides them)."""
+
+    kind: str  # ews, exchange_online, imap, maildir
+    host: str = ""  # IMAP host, EWS URL (empty: autodiscover), maildir root path
+    port: int | None = None
+    security: str = "tls"  # tls, starttls, plain (IMAP)
+    auth_method: str = "basic"  # basic, ntlm, oauth2
+    username: str = ""
+    secret: str = field(default="", repr=False)  # password or OAuth client secret
+    oauth_tenant_id: str = ""
+    oauth_client_id: str = ""
+    oauth_authority: str = ""  # override of the login endpoint (tests, sovereign clouds)
+    impersonation: str = ""  # admin/master account acting for each mailbox
+    verify_tls: bool = True
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Folder:
+    path: tuple[str, ...]  # components, decoded to Unicode; separator-free
+    kind: str = MAIL
+    role: str | None = None
+    count: int = 0
+    size: int = 0
+    native_id: str = ""  # the protocol's own handle (IMAP mailbox name, EWS folder id)
+
+    @property
+    def display(self) -> str:
+        return "/".join(self.path)
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """One item as listed by ``changes``: enough to plan a copy without fetching bytes."""
+
+    source_id: str  # stable per folder: "UIDVALIDITY:UID", maildir unique name, EWS item id
+    size: int = 0
+    received: datetime | None = None
+
+
+@dataclass
+class Changes:
+    items: list[ItemRef]  # new since ``state`` (or everything when ``state`` was empty/reset)
+    state: dict  # JSON-serialisable watermark to pass to the next ``changes`` call
+    reset: bool = False  # the old state was invalid (UIDVALIDITY changed, sync state lost):
+    # the engine must match by fingerprint on the target, never copy blindly
+
+
+@dataclass
+class Item:
+    source_id: str
+    data: bytes
+    format: str = RFC822
+    flags: frozenset[str] = frozenset()  # IMAP spelling: \\Seen, \\Flagged, ..., keywords as-is
+    received: datetime | None = None  # INTERNALDATE / received time, timezone-aware
+    kind: str = MAIL
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.data)
+
+
+@dataclass
+class StoreResult:
+    source_id: str
+    target_id: str | None = None  # None when the target refused the item
+    error: str = ""  # the server's reason, verbatim
+    error_code: str = ""
+
+
+def fingerprint(data: bytes) -> str:
+    """Identity of an item's bytes, used to recognise a copy whose record was lost."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Connector(ABC):
+    """One open mailbox on one tenant. Use as a context manager."""
+
+    kind: str = ""
+    native_format: str = RFC822
+
+    def __init__(self, endpoint: Endpoint, mailbox: str):
+        self.endpoint = endpoint
+        self.mailbox = mailbox
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def check(self) -> str:
+        """Log in and look around; return a one-line success message or raise ConnectorError."""
+        folders = self.folders()
+        return f"Connected: {len(folders)} folders in {self.mailbox}."
+
+    @abstractmethod
+    def folders(self) -> list[Folder]: ...
+
+    @abstractmethod
+    def ensure_folder(self, path: tuple[str, ...], kind: str, role: str | None) -> Folder: ...
+
+    @abstractmethod
+    def changes(self, folder: Folder, state: dict, before: datetime | None = None) -> Changes:
+        """Items new since ``state``; with ``before``, only items received before it (pre-stage)."""
+
+    @abstractmethod
+    def fetch(self, folder: Folder, ids: list[str], format: str = RFC822) -> list[Item]: ...
+
+    @abstractmethod
+    def store(self, folder: Folder, items: list[Item]) -> list[StoreResult]: ...
+
+    @abstractmethod
+    def fingerprints(self, folder: Folder) -> dict[str, str]:
+        """fingerprint -> target id of what the folder already holds (crash/UIDVALIDITY recovery)."""
