@@ -170,4 +170,4 @@ class Connector(ABC):
 
     @abstractmethod
     def fingerprints(self, folder: Folder) -> dict[str, str]:
-        """fingerprint -> target id of what the folder already holds (crash/UIDVALIDITY recovery)."""
+        """fingerprint -> target id of what the folder holds (for crash/UIDVALIDITY recovery)."""
