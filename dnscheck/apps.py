@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DnscheckConfig(AppConfig):
+    name = "dnscheck"
+    verbose_name = "DNS checks"

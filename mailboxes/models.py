@@ -1,0 +1,238 @@
+from django.db import models
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from projects.models import Project
+
+
+class PassKind(models.TextChoices):
+    PRESTAGE = "prestage", "Pre-stage"
+    FULL = "full", "Full"
+    DELTA = "delta", "Delta"
+
+
+class Counters(models.Model):
+    """Progress counters shared by a mailbox, a pass and a folder job.
+
+    Updated with F() expressions per batch so the pages read progress without scanning items.
+    """
+
+    items_total = models.BigIntegerField(default=0)
+    items_copied = models.BigIntegerField(default=0)
+    items_skipped = models.BigIntegerField(default=0)
+    items_failed = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_copied = models.BigIntegerField(default=0)
+
+    COUNTER_FIELDS = (
+        "items_total",
+        "items_copied",
+        "items_skipped",
+        "items_failed",
+        "bytes_total",
+        "bytes_copied",
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def items_done(self) -> int:
+        return self.items_copied + self.items_skipped + self.items_failed
+
+    @property
+    def percent(self) -> int:
+        if not self.items_total:
+            return 100 if self.is_finished else 0
+        return min(100, int(100 * self.items_done / self.items_total))
+
+    @property
+    def is_finished(self) -> bool:
+        return getattr(self, "state", None) in ("done", "failed")
+
+    @classmethod
+    def increments(cls, **deltas) -> dict:
+        """Keyword arguments for ``update()`` that add ``deltas`` atomically in the database."""
+        return {name: F(name) + value for name, value in deltas.items() if value}
+
+
+class Mailbox(Counters):
+    class State(models.TextChoices):
+        NEW = "new", "Not started"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="mailboxes")
+    source_address = models.EmailField()
+    target_address = models.EmailField()
+    display_name = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.NEW)
+    error = models.TextField(blank=True)
+    last_activity = models.DateTimeField(null=True, blank=True)
+    # Bumped to revoke every end-user link handed out so far.
+    link_version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["source_address"]
+        verbose_name_plural = "mailboxes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "source_address"], name="unique_source_per_project"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "target_address"], name="unique_target_per_project"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "state"])]
+
+    def __str__(self):
+        return self.source_address
+
+    def get_absolute_url(self):
+        return reverse("mailbox_detail", args=[self.project_id, self.pk])
+
+
+class MailboxPass(Counters):
+    """One pass (pre-stage, full or delta) over one mailbox: the pass history."""
+
+    class State(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="passes")
+    kind = models.CharField(max_length=10, choices=PassKind.choices)
+    # Pre-stage copies only items received before this moment.
+    before = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNING)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name_plural = "mailbox passes"
+        indexes = [models.Index(fields=["mailbox", "state"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} pass of {self.mailbox}"
+
+
+class FolderJob(Counters):
+    """One source folder of one mailbox in one pass."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mailbox_pass = models.ForeignKey(MailboxPass, models.CASCADE, related_name="folder_jobs")
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="folder_jobs")
+    source_path = models.CharField(max_length=1000)  # components joined by "/" (escaped)
+    target_path = models.CharField(max_length=1000, blank=True)
+    kind = models.CharField(max_length=20, default="mail")
+    role = models.CharField(max_length=20, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    error = models.TextField(blank=True)
+    # Connector watermark (IMAP UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ, EWS sync state, Graph delta).
+    sync_state = models.JSONField(default=dict, blank=True)
+    # A worker holds the job until this moment; an expired lease means the worker died and the
+    # job is queued again (broker-independent resumption).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source_path", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox_pass", "source_path"], name="unique_folder_per_pass"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["mailbox", "source_path"]),
+            models.Index(fields=["state", "lease_expires_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.mailbox} {self.source_path}"
+
+
+class CopiedItem(models.Model):
+    """Source item -> target item: what makes a re-run copy nothing twice."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="copied_items")
+    source_path = models.CharField(max_length=1000)
+    source_id = models.CharField(max_length=500)
+    target_id = models.CharField(max_length=500, blank=True)
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField(default=0)
+    copied_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "source_path", "source_id"], name="unique_copied_item"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source_path}:{self.source_id} -> {self.target_id}"
+
+
+class ItemError(models.Model):
+    """An item the copy could not move, with the server's own reason."""
+
+    folder_job = models.ForeignKey(FolderJob, models.CASCADE, related_name="item_errors")
+    source_id = models.CharField(max_length=500)
+    size = models.BigIntegerField(default=0)
+    code = models.CharField(max_length=100, blank=True)
+    reason = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self):
+        return f"{self.source_id}: {self.reason[:60]}"
+
+
+class FolderMapping(models.Model):
+    """A per-project override: rename a source folder on the target, or leave it out."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="folder_mappings")
+    source_path = models.CharField(max_length=1000)
+    target_path = models.CharField(max_length=1000, blank=True)
+    exclude = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["source_path"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "source_path"], name="unique_mapping_per_project"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source_path} -> {'(excluded)' if self.exclude else self.target_path}"
+
+
+class ProgressSample(models.Model):
+    """Items and bytes one batch copied: throughput over time for the charts."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="progress_samples")
+    project = models.ForeignKey(Project, models.CASCADE, related_name="progress_samples")
+    at = models.DateTimeField(default=timezone.now)
+    items = models.PositiveIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "at"]), models.Index(fields=["mailbox", "at"])]

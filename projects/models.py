@@ -1,0 +1,172 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from mailboxes.connectors import Endpoint
+
+from .fields import EncryptedTextField
+
+
+class Tenant(models.Model):
+    """One side of a migration: a mail system and how to log in to it."""
+
+    class Kind(models.TextChoices):
+        EWS = "ews", "Exchange (EWS)"
+        EXCHANGE_ONLINE = "exchange_online", "Exchange Online (Microsoft Graph)"
+        IMAP = "imap", "IMAP"
+        MAILDIR = "maildir", "Local maildir"
+
+    class Security(models.TextChoices):
+        TLS = "tls", "TLS"
+        STARTTLS = "starttls", "STARTTLS"
+        PLAIN = "plain", "None (plain text)"
+
+    class AuthMethod(models.TextChoices):
+        BASIC = "basic", "Basic / LOGIN"
+        NTLM = "ntlm", "NTLM"
+        OAUTH2 = "oauth2", "OAuth2 client credentials"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.IMAP)
+    endpoint = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="IMAP host, EWS URL (empty: autodiscover), Graph base URL, or maildir folder.",
+    )
+    port = models.PositiveIntegerField(null=True, blank=True)
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.TLS)
+    auth_method = models.CharField(
+        max_length=10, choices=AuthMethod.choices, default=AuthMethod.BASIC
+    )
+    username = models.CharField(max_length=254, blank=True)
+    secret = EncryptedTextField(blank=True, help_text="Password or OAuth2 client secret.")
+    oauth_tenant_id = models.CharField("OAuth2 tenant id", max_length=100, blank=True)
+    oauth_client_id = models.CharField("OAuth2 client id", max_length=100, blank=True)
+    impersonation = models.CharField(
+        max_length=254,
+        blank=True,
+        help_text="Admin account that acts for each mailbox (EWS impersonation, IMAP master user).",
+    )
+    verify_tls = models.BooleanField(default=True)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True)
+    last_check_message = models.TextField(blank=True)
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.endpoint or '(autodiscover)'}"
+
+    def endpoint_config(self) -> Endpoint:
+        """The plain connector settings, secrets included (in memory only)."""
+        return Endpoint(
+            kind=self.kind,
+            host=self.endpoint,
+            port=self.port,
+            security=self.security,
+            auth_method=self.auth_method,
+            username=self.username,
+            secret=self.secret,
+            oauth_tenant_id=self.oauth_tenant_id,
+            oauth_client_id=self.oauth_client_id,
+            impersonation=self.impersonation,
+            verify_tls=self.verify_tls,
+        )
+
+    def record_check(self, ok: bool, message: str) -> None:
+        self.last_check_at = timezone.now()
+        self.last_check_ok = ok
+        self.last_check_message = message
+        self.save(update_fields=["last_check_at", "last_check_ok", "last_check_message"])
+
+    @property
+    def project(self):
+        return Project.objects.filter(Q(source=self) | Q(target=self)).first()
+
+
+class ProjectQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(members=user)
+
+
+class Project(models.Model):
+    class State(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        PRESTAGE = "prestage", "Pre-stage"
+        CUTOVER = "cutover", "Cutover"
+        CLOSED = "closed", "Closed"
+
+    client_name = models.CharField(max_length=200)
+    source = models.OneToOneField(Tenant, models.PROTECT, related_name="source_of")
+    target = models.OneToOneField(Tenant, models.PROTECT, related_name="target_of")
+    planned_cutover = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNING)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects")
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["client_name", "id"]
+
+    def __str__(self):
+        return self.client_name
+
+    def get_absolute_url(self):
+        return reverse("project_detail", args=[self.pk])
+
+    def is_visible_to(self, user) -> bool:
+        return user.is_staff or self.members.filter(pk=user.pk).exists()
+
+
+class Domain(models.Model):
+    """A mail domain that moves with the project on cutover day."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="domains")
+    name = models.CharField(max_length=253)
+    # Split DNS and tests: ask these "host:port" servers instead of the zone's NS records.
+    nameservers = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_domain_per_project")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CutoverStep(models.Model):
+    """One line of the cutover-day checklist."""
+
+    class Kind(models.TextChoices):
+        MANUAL = "manual", "Ticked by a person"
+        DNS = "dns", "Ticks when the DNS check passes"
+        COPY = "copy", "Ticks when every mailbox's pass is done"
+        DELTA = "delta", "Starts the delta pass"
+        PER_USER = "per_user", "Done per mailbox"
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="cutover_steps")
+    position = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
+    warning = models.TextField(blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None
