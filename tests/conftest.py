@@ -3,7 +3,7 @@
 import pytest
 
 # Server fixtures, one module per real server the tests start on loopback.
-pytest_plugins = []
+pytest_plugins = ["tests.servers.dovecot"]
 
 
 @pytest.fixture

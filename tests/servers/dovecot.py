@@ -1,0 +1,361 @@
+"""Two real Dovecot IMAP servers on loopback, for the connector, copy-engine and browser tests.
+
+Usable without pytest too (the copy benchmark does)::
+
+    server = start_dovecot(Path(tempfile.mkdtemp()), separator=".")
+    server.add_user("ann", "pw")
+    server.load("ann", "pw", "INBOX", [RawMessage(data, {"\\Seen"}, when)])
+    ...
+    server.stop()
+
+Each server runs ``dovecot -F -c CONFIG`` with its own config (never the system one), base_dir,
+log and passwd files. Choices (the copy-engine and maildir tests rely on them):
+
+- Separator and layout differ between the pair. "a" uses the IMAP separator ``/`` over the
+  Maildir++ layout (``.Sent``, ``.a.b`` on disk: what Courier/Debian setups carry); "b" uses ``.``
+  over ``LAYOUT=fs`` (nested directories). The listescape plugin lets each store the other
+  server's separator in a name (``v1.2`` on "a", ``a/b`` on "b") as ``\\2e``/``\\2f`` on disk, so
+  only the IMAP separator itself is forbidden in a name, as on most real servers.
+- ``mail_save_crlf = yes``: files on disk hold the CRLF bytes that were appended.
+- Each server has its own time zone (``TZ``): maildir keeps INTERNALDATE as the file's mtime,
+  so Dovecot answers INTERNALDATE in its own zone whatever offset the APPEND gave. Only the
+  instant survives a copy, never the offset.
+- The quota plugin's ``quota_max_mail_size`` gives the APPEND size limit a test can hit.
+- A master user (``passdb { master = yes }``) so an admin acts for any mailbox, either
+  ``AUTHENTICATE PLAIN`` with authzid=mailbox or ``LOGIN mailbox*admin``.
+- Users live in one passwd-file each (``users/NAME``): adding a user never races Dovecot reading
+  a half-written shared file, and no auth cache is configured.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mailboxes.connectors.base import Endpoint
+
+from . import free_port, require_binary, wait_for_port
+
+MASTER_USER = "admin"
+MASTER_PASSWORD = "master-secret"
+SPECIAL_USE = {"Sent": "\\Sent", "Trash": "\\Trash", "Drafts": "\\Drafts", "Junk": "\\Junk"}
+SPECIAL_USE["Archive"] = "\\Archive"
+
+CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+instance_name = mailferry-{name}
+protocols = imap
+listen = 127.0.0.1
+shutdown_clients = yes
+import_environment = TZ
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_master_user_separator = *
+mail_location = maildir:~/Maildir{layout}
+mail_save_crlf = yes
+mail_plugins = quota listescape
+mail_max_userip_connections = 200
+namespace inbox {{
+  inbox = yes
+  separator = {separator}
+{mailboxes}
+}}
+plugin {{
+  quota = count:User quota
+  quota_rule = *:storage=0
+  quota_vsizes = yes
+  quota_max_mail_size = {max_message_size}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {root}/master.passwd
+  master = yes
+  pass = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {root}/users/%u
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message to load as a client would: bytes as sent, flags, INTERNALDATE."""
+
+    data: bytes
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None
+
+
+@dataclass
+class DovecotServer:
+    name: str
+    root: Path
+    separator: str
+    port: int
+    tls_port: int
+    max_message_size: int
+    process: subprocess.Popen
+    host: str = "127.0.0.1"
+    master_user: str = MASTER_USER
+    master_password: str = field(default=MASTER_PASSWORD, repr=False)
+
+    def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
+        """Create a mailbox (a fresh unique name unless given); returns (name, password)."""
+        name = name or f"u{uuid.uuid4().hex[:12]}"
+        password = password or uuid.uuid4().hex
+        if ":" in name or ":" in password or "\n" in name + password:
+            raise ValueError("passwd-file users and passwords cannot contain ':' or newlines")
+        (self.root / "users" / name).write_text(f"{name}:{password}::::::\n")
+        return name, password
+
+    def maildir(self, user: str) -> Path:
+        return self.root / "home" / user / "Maildir"
+
+    def endpoint(self, username: str = "", password: str = "", **changes) -> Endpoint:
+        """An Endpoint for this server: plain by default, ``security="tls"`` uses the TLS port."""
+        security = changes.pop("security", "plain")
+        port = self.tls_port if security == "tls" else self.port
+        values = dict(kind="imap", host=self.host, port=port, security=security)
+        values.update(username=username, secret=password, verify_tls=False)
+        values.update(changes)
+        return Endpoint(**values)
+
+    def master_endpoint(self, **changes) -> Endpoint:
+        changes.setdefault("password", self.master_password)
+        return self.endpoint(impersonation=self.master_user, **changes)
+
+    def client(self, user: str, password: str) -> imaplib.IMAP4:
+        client = imaplib.IMAP4(self.host, self.port)
+        client.login(user, password)
+        return client
+
+    def load(self, user: str, password: str, mailbox: str, messages) -> list[int]:
+        """APPEND raw messages with a plain imaplib client (not our connector); returns UIDs.
+
+        ``mailbox`` is the wire name (modified UTF-7, server separator); it is created if missing.
+        """
+        client = self.client(user, password)
+        try:
+            client.create(_quote(mailbox))
+            return [_append(client, mailbox, message) for message in messages]
+        finally:
+            client.logout()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _append(client: imaplib.IMAP4, mailbox: str, message: RawMessage) -> int:
+    # imaplib.append() rewrites every bare CR and LF to CRLF; the fixture must send the bytes
+    # untouched, so it hands the literal to imaplib's command machinery directly.
+    flags = "(" + " ".join(sorted(message.flags)) + ")"
+    date = imaplib.Time2Internaldate(message.internaldate) if message.internaldate else None
+    args = [_quote(mailbox), flags] + ([date] if date else [])
+    client.literal = message.data
+    typ, data = client._simple_command("APPEND", *args)
+    if typ != "OK":
+        raise RuntimeError(f"APPEND refused: {data!r}")
+    code = client.untagged_responses.pop("APPENDUID", [b""])[-1].split()
+    return int(code[1])
+
+
+def _service_users() -> tuple[str, str, int, int]:
+    """(internal user, login user, mail uid, mail gid): Dovecot's own users when run as root,
+    since it refuses to serve mail as root; the current user otherwise."""
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        return me, me, os.geteuid(), os.getegid()
+    nobody = pwd.getpwnam("nobody")
+    return "dovecot", "dovenull", nobody.pw_uid, nobody.pw_gid
+
+
+def _make_certificate(root: Path) -> None:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        + ["-subj", "/CN=127.0.0.1", "-keyout", str(root / "key.pem")]
+        + ["-out", str(root / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_dovecot(
+    root: Path,
+    name: str = "a",
+    separator: str = "/",
+    layout: str = "maildir++",
+    tz: str = "UTC",
+    max_message_size: int = 1024 * 1024,
+    binary: str = "/usr/sbin/dovecot",
+) -> DovecotServer:
+    """Start one Dovecot in ``root`` (created if needed) and wait until it accepts IMAP."""
+    internal_user, login_user, uid, gid = _service_users()
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("run", "state", "users", "home"):
+        (root / sub).mkdir(exist_ok=True)
+    # The mail processes run unprivileged and must reach their homes: root's parents must be
+    # traversable too (tempfile.mkdtemp() under /tmp is; pytest's tmp_path is not).
+    root.chmod(root.stat().st_mode | 0o711)
+    if os.geteuid() == 0:
+        os.chown(root / "home", uid, gid)
+    _make_certificate(root)
+    (root / "master.passwd").write_text(f"{MASTER_USER}:{MASTER_PASSWORD}::::::\n")
+    port, tls_port = free_port(), free_port()
+    mailboxes = "\n".join(
+        f"  mailbox {box} {{\n    special_use = {use}\n    auto = subscribe\n  }}"
+        for box, use in SPECIAL_USE.items()
+    )
+    config = CONFIG.format(
+        root=root,
+        name=name,
+        internal_user=internal_user,
+        login_user=login_user,
+        uid=uid,
+        gid=gid,
+        layout=":LAYOUT=fs" if layout == "fs" else "",
+        separator=separator,
+        mailboxes=mailboxes,
+        max_message_size=max_message_size,
+        port=port,
+        tls_port=tls_port,
+    )
+    (root / "dovecot.conf").write_text(config)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": tz}
+    process = subprocess.Popen(
+        [binary, "-F", "-c", str(root / "dovecot.conf")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "stderr.log", "wb"),  # noqa: SIM115 - the child owns it
+    )
+    server = DovecotServer(name, root, separator, port, tls_port, max_message_size, process)
+    try:
+        wait_for_port(port, proc=process)
+        wait_for_port(tls_port, proc=process)
+    except RuntimeError as exc:
+        server.stop()
+        stderr = (root / "stderr.log").read_text(errors="replace")
+        details = f"{stderr}\n{server.log()}"
+        raise RuntimeError(f"dovecot {name} did not start: {exc}\n{details}") from exc
+    return server
+
+
+def start_pair(root: Path, binary: str = "/usr/sbin/dovecot"):
+    """The standard pair: "a" (``/``, Maildir++, UTC) and "b" (``.``, fs layout, UTC+05:30)."""
+    root.chmod(root.stat().st_mode | 0o711)
+    a = start_dovecot(root / "a", "a", "/", "maildir++", "UTC", binary=binary)
+    try:
+        b = start_dovecot(root / "b", "b", ".", "fs", "IST-5:30", binary=binary)
+    except Exception:
+        a.stop()
+        raise
+    return a, b
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9]+")
+
+
+@pytest.fixture(scope="session")
+def dovecot_pair():
+    binary = require_binary("dovecot", "dovecot-imapd")
+    root = Path(tempfile.mkdtemp(prefix="mailferry-dovecot-"))
+    a, b = start_pair(root, binary)
+    yield a, b
+    a.stop()
+    b.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot_a(dovecot_pair) -> DovecotServer:
+    return dovecot_pair[0]
+
+
+@pytest.fixture(scope="session")
+def dovecot_b(dovecot_pair) -> DovecotServer:
+    return dovecot_pair[1]
+
+
+@dataclass(frozen=True)
+class DovecotUser:
+    server: DovecotServer
+    name: str
+    password: str = field(repr=False)
+
+    def endpoint(self, **changes) -> Endpoint:
+        return self.server.endpoint(self.name, self.password, **changes)
+
+    def load(self, mailbox: str, messages) -> list[int]:
+        return self.server.load(self.name, self.password, mailbox, messages)
+
+    @property
+    def maildir(self) -> Path:
+        return self.server.maildir(self.name)
+
+
+@pytest.fixture
+def dovecot_user(request):
+    """A factory: ``dovecot_user(server)`` makes a fresh mailbox named after the test."""
+
+    def make(server: DovecotServer) -> DovecotUser:
+        stem = _SAFE_NAME.sub("", request.node.name)[:20].lower()
+        name, password = server.add_user(f"{stem}{uuid.uuid4().hex[:8]}")
+        return DovecotUser(server, name, password)
+
+    return make
