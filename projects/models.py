@@ -49,6 +49,7 @@ class Tenant(models.Model):
         help_text="Admin account that acts for each mailbox (EWS impersonation, IMAP master user).",
     )
     verify_tls = models.BooleanField(default=True)
+    check_requested_at = models.DateTimeField(null=True, blank=True)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True)
     last_check_message = models.TextField(blank=True)
@@ -72,6 +73,16 @@ class Tenant(models.Model):
             verify_tls=self.verify_tls,
         )
 
+    @property
+    def check_pending(self) -> bool:
+        return self.check_requested_at is not None and (
+            self.last_check_at is None or self.last_check_at < self.check_requested_at
+        )
+
+    def request_check(self) -> None:
+        self.check_requested_at = timezone.now()
+        self.save(update_fields=["check_requested_at"])
+
     def record_check(self, ok: bool, message: str) -> None:
         self.last_check_at = timezone.now()
         self.last_check_ok = ok
@@ -81,6 +92,10 @@ class Tenant(models.Model):
     @property
     def project(self):
         return Project.objects.filter(Q(source=self) | Q(target=self)).first()
+
+    @property
+    def side(self) -> str:
+        return "source" if Project.objects.filter(source=self).exists() else "target"
 
 
 class ProjectQuerySet(models.QuerySet):

@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
                 ('oauth_client_id', models.CharField(blank=True, max_length=100, verbose_name='OAuth2 client id')),
                 ('impersonation', models.CharField(blank=True, help_text='Admin account that acts for each mailbox (EWS impersonation, IMAP master user).', max_length=254)),
                 ('verify_tls', models.BooleanField(default=True)),
+                ('check_requested_at', models.DateTimeField(blank=True, null=True)),
                 ('last_check_at', models.DateTimeField(blank=True, null=True)),
                 ('last_check_ok', models.BooleanField(null=True)),
                 ('last_check_message', models.TextField(blank=True)),

@@ -1,0 +1,104 @@
+"""Setting a project up: the project and its tenants, connection tests, the mailbox list."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.text import slugify
+from django_htmx.http import HttpResponseStopPolling
+
+from mailboxes.csvio import CsvImportError, export_mailboxes, import_mailboxes
+
+from ..access import get_project_for_user
+from ..forms import MailboxImportForm, ProjectForm, TenantForm
+from ..models import Domain, Project
+from ..tasks import check_tenant
+
+
+def _save_project(form, source_form, target_form, user) -> Project:
+    with transaction.atomic():
+        project = form.save(commit=False)
+        project.source = source_form.save()
+        project.target = target_form.save()
+        project.save()
+        project.members.set({*form.cleaned_data["members"], user})
+        names = form.cleaned_data["domains"]
+        project.domains.exclude(name__in=names).delete()
+        for name in names:
+            Domain.objects.get_or_create(project=project, name=name)
+    return project
+
+
+def _project_form_page(request, project=None):
+    data = request.POST if request.method == "POST" else None
+    form = ProjectForm(data, instance=project)
+    source_form = TenantForm(data, prefix="source", instance=project and project.source)
+    target_form = TenantForm(data, prefix="target", instance=project and project.target)
+    if data is not None and all(f.is_valid() for f in (form, source_form, target_form)):
+        project = _save_project(form, source_form, target_form, request.user)
+        messages.success(request, f"Project {project} saved.")
+        return redirect(project)
+    ctx = {"form": form, "source_form": source_form, "target_form": target_form, "project": project}
+    return render(request, "projects/project_form.html", ctx)
+
+
+@login_required
+def project_create(request):
+    return _project_form_page(request)
+
+
+@login_required
+def project_edit(request, project_id):
+    return _project_form_page(request, get_project_for_user(request, project_id))
+
+
+def _tenant(project, side):
+    if side not in ("source", "target"):
+        raise Http404
+    return getattr(project, side)
+
+
+@login_required
+def tenant_check(request, project_id, side):
+    """POST starts a connection test in the worker; GET polls its outcome (HTMX partial)."""
+    project = get_project_for_user(request, project_id)
+    tenant = _tenant(project, side)
+    if request.method == "POST":
+        tenant.request_check()
+        transaction.on_commit(lambda: check_tenant.delay(tenant.pk))
+        if not request.htmx:
+            messages.info(request, f"Testing the {side} connection…")
+            return redirect(project)
+    context = {"project": project, "tenant": tenant, "side": side}
+    response = render(request, "projects/tenant_check.html", context)
+    if request.htmx and request.method == "GET" and not tenant.check_pending:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@login_required
+def mailbox_import(request, project_id):
+    project = get_project_for_user(request, project_id)
+    form = MailboxImportForm(request.POST or None, request.FILES or None)
+    problems = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = import_mailboxes(project, form.cleaned_data["file"].read())
+        except CsvImportError as exc:
+            problems = exc.problems
+        else:
+            messages.success(request, f"Mailboxes imported: {result}.")
+            return redirect(project)
+    context = {"project": project, "form": form, "problems": problems}
+    return render(request, "projects/mailbox_import.html", context, status=400 if problems else 200)
+
+
+@login_required
+def mailbox_export(request, project_id):
+    project = get_project_for_user(request, project_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{slugify(project.client_name) or 'project'}-mailboxes.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    export_mailboxes(project, response)
+    return response
