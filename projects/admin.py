@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from .forms import TenantForm
+from .models import CutoverStep, Domain, Project, Tenant
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
+    list_display = ["id", "kind", "endpoint", "auth_method", "username", "last_check_ok"]
+    list_filter = ["kind", "auth_method", "last_check_ok"]
+    search_fields = ["endpoint", "username", "impersonation"]
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["client_name", "state", "planned_cutover", "created"]
+    list_filter = ["state"]
+    search_fields = ["client_name", "domains__name"]
+    filter_horizontal = ["members"]
+    raw_id_fields = ["source", "target"]
+    inlines = [DomainInline]
+
+
+@admin.register(Domain)
+class DomainAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "nameservers"]
+    search_fields = ["name", "project__client_name"]
+
+
+@admin.register(CutoverStep)
+class CutoverStepAdmin(admin.ModelAdmin):
+    list_display = ["title", "project", "position", "kind", "done_at", "done_by"]
+    list_filter = ["kind", "project"]
+    search_fields = ["title", "project__client_name"]
