@@ -169,5 +169,9 @@ class Connector(ABC):
     def store(self, folder: Folder, items: list[Item]) -> list[StoreResult]: ...
 
     @abstractmethod
-    def fingerprints(self, folder: Folder) -> dict[str, str]:
-        """fingerprint -> target id of what the folder holds (for crash/UIDVALIDITY recovery)."""
+    def fingerprints(self, folder: Folder) -> dict[str, list[str]]:
+        """fingerprint -> target ids of what the folder holds (for crash/UIDVALIDITY recovery).
+
+        A list, not one id: byte-identical duplicates are distinct messages, and recovery must
+        match each source copy to its own target copy, never two to one.
+        """
