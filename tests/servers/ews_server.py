@@ -1,0 +1,794 @@
+"""A protocol-level EWS server for the tests: SOAP over HTTP on 127.0.0.1, mailboxes in memory.
+
+No open-source EWS server can run here (see /work/shared/notes/ews-protocol.md §1), so this one
+speaks the subset of EWS that exchangelib sends for a migration, with the shapes Exchange uses
+(MS-OXWSCORE, MS-OXWSFOLD, MS-OXWSSYNC, MS-OXWSBTRF). The real exchangelib talks to it.
+
+What it does not pretend: ExportItems ``Data`` is not a FastTransfer stream (MS-OXCFXICS) but
+base64(JSON) that only this server reads back; the connector treats it as opaque either way.
+
+Use it from pytest through the ``ews_server`` fixture, or outside pytest with
+``start_ews_server()`` (the benchmark does).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import pytest
+from lxml import etree
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
+E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+NSMAP = {"s": SOAP, "m": M, "t": T}
+EWS_PATH = "/EWS/Exchange.asmx"
+
+# id -> (display name, folder class), as an English Exchange 2016 mailbox has them
+DISTINGUISHED = {
+    "inbox": ("Inbox", "IPF.Note"),
+    "sentitems": ("Sent Items", "IPF.Note"),
+    "deleteditems": ("Deleted Items", "IPF.Note"),
+    "drafts": ("Drafts", "IPF.Note"),
+    "junkemail": ("Junk Email", "IPF.Note"),
+    "calendar": ("Calendar", "IPF.Appointment"),
+    "contacts": ("Contacts", "IPF.Contact"),
+    "tasks": ("Tasks", "IPF.Task"),
+    "notes": ("Notes", "IPF.StickyNote"),
+}
+FOLDER_TAGS = {
+    "IPF.Appointment": "CalendarFolder",
+    "IPF.Contact": "ContactsFolder",
+    "IPF.Task": "TasksFolder",
+}
+ITEM_TAGS = {"IPM.Appointment": "CalendarItem", "IPM.Contact": "Contact", "IPM.Task": "Task"}
+ITEM_CLASS_OF_TAG = {
+    "CalendarItem": "IPM.Appointment",
+    "Contact": "IPM.Contact",
+    "Task": "IPM.Task",
+}
+MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
+PR_MESSAGE_FLAGS, PR_MESSAGE_DELIVERY_TIME = "tag:3591", "tag:3590"  # 0x0E07, 0x0E06
+
+
+class EwsFault(Exception):
+    """Answered as a SOAP fault (HTTP 500), the way Exchange reports request-level errors."""
+
+    def __init__(self, code: str, message: str, back_off_ms: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.back_off_ms = code, message, back_off_ms
+
+
+class ItemError(Exception):
+    """Answered as one ResponseClass="Error" message; the other items of the request go on."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class StoredFolder:
+    id: str
+    mailbox: str
+    parent_id: str | None
+    name: str
+    folder_class: str
+    distinguished: str | None = None
+
+
+@dataclass
+class StoredItem:
+    id: str
+    folder_id: str
+    item_class: str
+    mime: bytes
+    is_read: bool = False
+    received: datetime = field(default_factory=lambda: datetime.now(UTC))
+    is_draft: bool = False
+    extended: dict[str, str] = field(default_factory=dict)
+    seq: int = 0  # position in the mailbox's change log, what sync states point into
+    changekey: str = "CK1"
+
+    @property
+    def size(self) -> int:
+        return len(self.mime)
+
+
+def _new_id(prefix: str) -> str:
+    return base64.b64encode(f"{prefix}:{uuid.uuid4().hex}".encode()).decode()
+
+
+def _ext_key(uri: etree._Element) -> str:
+    """One spelling for an ExtendedFieldURI, whichever way the client addressed the property."""
+    if uri.get("PropertyTag"):
+        return f"tag:{int(uri.get('PropertyTag'), 0)}"
+    propset = uri.get("PropertySetId") or uri.get("DistinguishedPropertySetId")
+    return f"name:{propset.lower()}:{uri.get('PropertyName') or uri.get('PropertyId')}"
+
+
+def _t(parent, tag: str, text=None, **attrs):
+    prefix, local = tag.split(":")
+    node = etree.SubElement(
+        parent, f"{{{NSMAP[prefix]}}}{local}", {k: str(v) for k, v in attrs.items()}
+    )
+    if text is not None:
+        node.text = str(text)
+    return node
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EwsState:
+    """Everything the server holds: accounts, mailboxes, counters and the faults to inject."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.passwords: dict[str, str] = {}
+        self.impersonators: set[str] = set()
+        self.tokens: dict[str, str] = {}  # bearer token -> OAuth client id
+        self.clients: dict[str, str] = {}  # OAuth client id -> secret
+        self.folders: dict[str, StoredFolder] = {}
+        self.items: dict[str, StoredItem] = {}
+        self.seq = itertools.count(1)
+        self.sync_epoch = 1
+        self.requests: Counter[str] = Counter()
+        self.faults: list[dict] = []
+        self.rejected_markers: dict[bytes, str] = {}
+        self.corrupt_ids: set[str] = set()
+        self.ews_blocked = False
+
+    # --- set-up helpers for tests -------------------------------------------------------------
+
+    def add_user(self, address: str, password: str = "secret", impersonation: bool = False):
+        with self.lock:
+            self.passwords[address] = password
+            if impersonation:
+                self.impersonators.add(address)
+        self.mailbox_root(address)
+
+    def add_client(self, client_id: str, secret: str):
+        self.clients[client_id] = secret
+
+    def mailbox_root(self, address: str) -> StoredFolder:
+        with self.lock:
+            for folder in self.folders.values():
+                if folder.mailbox == address and folder.distinguished == "msgfolderroot":
+                    return folder
+            root = self._folder(address, None, "Top of Information Store", "IPF.Note", "root")
+            top = self._folder(
+                address, root.id, "Top of Information Store", "IPF.Note", "msgfolderroot"
+            )
+            for distinguished, (name, folder_class) in DISTINGUISHED.items():
+                self._folder(address, top.id, name, folder_class, distinguished)
+            return top
+
+    def _folder(self, mailbox, parent_id, name, folder_class, distinguished=None) -> StoredFolder:
+        folder = StoredFolder(_new_id("F"), mailbox, parent_id, name, folder_class, distinguished)
+        self.folders[folder.id] = folder
+        return folder
+
+    def folder(self, address: str, path: str) -> StoredFolder:
+        """A folder by display path under msgfolderroot ("Inbox/Projects"), created as mail."""
+        with self.lock:
+            node = self.mailbox_root(address)
+            for name in path.split("/"):
+                child = next((f for f in self.children(node.id) if f.name == name), None)
+                node = child or self._folder(address, node.id, name, node.folder_class)
+            return node
+
+    def add_folder(self, address: str, parent_path: str, name: str, folder_class: str):
+        with self.lock:
+            parent = (
+                self.folder(address, parent_path) if parent_path else self.mailbox_root(address)
+            )
+            return self._folder(address, parent.id, name, folder_class)
+
+    def add_item(
+        self, folder: StoredFolder, mime: bytes, item_class="IPM.Note", **fields
+    ) -> StoredItem:
+        with self.lock:
+            item = StoredItem(
+                _new_id("I"), folder.id, item_class, mime, seq=next(self.seq), **fields
+            )
+            self.items[item.id] = item
+            return item
+
+    def items_in(self, folder: StoredFolder) -> list[StoredItem]:
+        with self.lock:
+            return sorted(
+                (i for i in self.items.values() if i.folder_id == folder.id), key=lambda i: i.seq
+            )
+
+    def children(self, folder_id: str) -> list[StoredFolder]:
+        return [f for f in self.folders.values() if f.parent_id == folder_id]
+
+    def inject(self, operation: str, kind: str, times: int = 1, **options):
+        """Fail the next ``times`` calls of ``operation`` ("*" for any): kind "busy"
+        (ErrorServerBusy, ``back_off_ms``), "http503" (``retry_after``)."""
+        self.faults.append(dict(operation=operation, kind=kind, times=times, **options))
+
+    def reject_items_containing(self, marker: bytes, code: str):
+        """CreateItem/UploadItems refuse items whose content contains ``marker`` with ``code``."""
+        self.rejected_markers[marker] = code
+
+    def invalidate_sync_states(self):
+        """Every sync state handed out so far becomes invalid (ErrorInvalidSyncStateData)."""
+        self.sync_epoch += 1
+
+    def take_fault(self, operation: str) -> dict | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault["operation"] in (operation, "*") and fault["times"] > 0:
+                    fault["times"] -= 1
+                    return fault
+        return None
+
+
+class EwsRequest:
+    """One parsed SOAP request: who is calling, for which mailbox, which operation."""
+
+    def __init__(self, state: EwsState, body: bytes, login: str):
+        self.state = state
+        self.envelope = etree.fromstring(body)
+        self.operation_element = self.envelope.find(f"{{{SOAP}}}Body")[0]
+        self.operation = etree.QName(self.operation_element).localname
+        self.login = login
+        header = self.envelope.find(f"{{{SOAP}}}Header")
+        sid = header.find(f".//{{{T}}}ConnectingSID") if header is not None else None
+        self.impersonated = sid[0].text if sid is not None else None
+        self.server_version = "Exchange2016"
+
+    @property
+    def mailbox(self) -> str:
+        return self.impersonated or self.login
+
+    def resolve_folder(self, node: etree._Element) -> StoredFolder:
+        local = etree.QName(node).localname
+        if local == "DistinguishedFolderId":
+            address = node.findtext(f".//{{{T}}}EmailAddress") or self.mailbox
+            for folder in self.state.folders.values():
+                if folder.mailbox == address and folder.distinguished == node.get("Id"):
+                    return folder
+            raise ItemError(
+                "ErrorFolderNotFound", "The specified folder could not be found in the store."
+            )
+        folder = self.state.folders.get(node.get("Id"))
+        if folder is None:
+            raise ItemError(
+                "ErrorFolderNotFound", "The specified folder could not be found in the store."
+            )
+        return folder
+
+    def folder_ids(self, container: str) -> list[etree._Element]:
+        parent = self.operation_element.find(f"{{{M}}}{container}")
+        return list(parent) if parent is not None else []
+
+    def requested_extended(self) -> list[etree._Element]:
+        return self.operation_element.findall(
+            f".//{{{T}}}AdditionalProperties/{{{T}}}ExtendedFieldURI"
+        )
+
+    def wants_mime(self) -> bool:
+        shape = self.operation_element.find(f"{{{M}}}ItemShape")
+        if shape is None:
+            return False
+        fields = {f.get("FieldURI") for f in shape.iter(f"{{{T}}}FieldURI")}
+        return (
+            "item:MimeContent" in fields or shape.findtext(f"{{{T}}}IncludeMimeContent") == "true"
+        )
+
+
+class EwsResponder:
+    """Builds response envelopes: one response message per requested object, in order."""
+
+    def __init__(self, request: EwsRequest):
+        self.request = request
+        self.envelope = etree.Element(f"{{{SOAP}}}Envelope", nsmap=NSMAP)
+        header = _t(self.envelope, "s:Header")
+        _t(
+            header,
+            "t:ServerVersionInfo",
+            MajorVersion=15,
+            MinorVersion=1,
+            MajorBuildNumber=2507,
+            MinorBuildNumber=6,
+            Version="V2017_07_11",
+        )
+        body = _t(self.envelope, "s:Body")
+        response = _t(body, f"m:{request.operation}Response")
+        self.messages = _t(response, "m:ResponseMessages")
+
+    def message(self, error: ItemError | None = None) -> etree._Element:
+        klass = "Error" if error else "Success"
+        node = _t(self.messages, f"m:{self.request.operation}ResponseMessage", ResponseClass=klass)
+        if error:
+            _t(node, "m:MessageText", error.message)
+            _t(node, "m:ResponseCode", error.code)
+            _t(node, "m:DescriptiveLinkKey", 0)
+        else:
+            _t(node, "m:ResponseCode", "NoError")
+        return node
+
+    def each(self, things, handle):
+        """One response message per thing; an ItemError answers that one thing only."""
+        for thing in things:
+            message = self.message()
+            try:
+                handle(message, thing)
+            except ItemError as error:
+                self.messages.remove(message)
+                self.message(error)
+
+    def folder(self, parent, folder: StoredFolder):
+        state = self.request.state
+        node = _t(parent, f"t:{FOLDER_TAGS.get(folder.folder_class, 'Folder')}")
+        _t(node, "t:FolderId", Id=folder.id, ChangeKey="FCK")
+        if folder.parent_id:
+            _t(node, "t:ParentFolderId", Id=folder.parent_id, ChangeKey="FCK")
+        _t(node, "t:FolderClass", folder.folder_class)
+        _t(node, "t:DisplayName", folder.name)
+        items = state.items_in(folder)
+        _t(node, "t:TotalCount", len(items))
+        _t(node, "t:ChildFolderCount", len(state.children(folder.id)))
+        if folder.distinguished:
+            _t(node, "t:DistinguishedFolderId", folder.distinguished)
+        _t(node, "t:UnreadCount", sum(not i.is_read for i in items))
+        return node
+
+    def item(self, parent, item: StoredItem, mime: bool = False):
+        tag = ITEM_TAGS.get(item.item_class, "Message")
+        node = _t(parent, f"t:{tag}")
+        if mime:
+            _t(node, "t:MimeContent", base64.b64encode(item.mime).decode(), CharacterSet="UTF-8")
+        _t(node, "t:ItemId", Id=item.id, ChangeKey=item.changekey)
+        _t(node, "t:ItemClass", item.item_class)
+        _t(node, "t:Size", item.size)
+        _t(node, "t:DateTimeReceived", _iso(item.received))
+        for uri in self.request.requested_extended():
+            value = item.extended.get(_ext_key(uri))
+            if value is not None:
+                prop = _t(node, "t:ExtendedProperty")
+                prop.append(_copy(uri))
+                _t(prop, "t:Value", value)
+        if tag == "Message":
+            _t(node, "t:IsRead", "true" if item.is_read else "false")
+            _t(node, "t:IsDraft", "true" if item.is_draft else "false")
+        return node
+
+
+def _copy(node):
+    return etree.fromstring(etree.tostring(node))
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+def get_folder(req: EwsRequest, out: EwsResponder):
+    def answer(message, ref):
+        out.folder(_t(message, "m:Folders"), req.resolve_folder(ref))
+
+    out.each(req.folder_ids("FolderIds"), answer)
+
+
+def find_folder(req: EwsRequest, out: EwsResponder):
+    deep = req.operation_element.get("Traversal") == "Deep"
+
+    def below(folder_id):
+        for child in req.state.children(folder_id):
+            yield child
+            if deep:
+                yield from below(child.id)
+
+    def answer(message, ref):
+        found = list(below(req.resolve_folder(ref).id))
+        page, offset, last = _page(req, "IndexedPageFolderView", found)
+        root = _t(
+            message,
+            "m:RootFolder",
+            IndexedPagingOffset=offset,
+            TotalItemsInView=len(found),
+            IncludesLastItemInRange=str(last).lower(),
+        )
+        folders = _t(root, "t:Folders")
+        for folder in page:
+            out.folder(folders, folder)
+
+    out.each(req.folder_ids("ParentFolderIds"), answer)
+
+
+def _page(req: EwsRequest, view_tag: str, things: list):
+    view = req.operation_element.find(f"{{{M}}}{view_tag}")
+    start = int(view.get("Offset", 0)) if view is not None else 0
+    size = (
+        int(view.get("MaxEntriesReturned", len(things) or 1)) if view is not None else len(things)
+    )
+    page = things[start : start + size]
+    end = start + len(page)
+    return page, end, end >= len(things)
+
+
+def create_folder(req: EwsRequest, out: EwsResponder):
+    parent = req.resolve_folder(req.operation_element.find(f"{{{M}}}ParentFolderId")[0])
+
+    def answer(message, spec):
+        name = spec.findtext(f"{{{T}}}DisplayName")
+        if any(f.name.lower() == name.lower() for f in req.state.children(parent.id)):
+            raise ItemError("ErrorFolderExists", "A folder with the specified name already exists.")
+        folder_class = spec.findtext(f"{{{T}}}FolderClass") or "IPF.Note"
+        with req.state.lock:
+            created = req.state._folder(parent.mailbox, parent.id, name, folder_class)
+        folder_node = _t(_t(message, "m:Folders"), f"t:{etree.QName(spec).localname}")
+        _t(folder_node, "t:FolderId", Id=created.id, ChangeKey="FCK")
+
+    out.each(req.folder_ids("Folders"), answer)
+
+
+def sync_folder_hierarchy(req: EwsRequest, out: EwsResponder):
+    message = out.message()
+    root = req.state.mailbox_root(req.mailbox)
+    _t(message, "m:SyncState", "hierarchy-1")
+    _t(message, "m:IncludesLastFolderInRange", "true")
+    changes = _t(message, "m:Changes")
+    todo = list(req.state.children(root.id))
+    while todo:
+        folder = todo.pop(0)
+        out.folder(_t(changes, "t:Create"), folder)
+        todo.extend(req.state.children(folder.id))
+
+
+def find_item(req: EwsRequest, out: EwsResponder):
+    def answer(message, ref):
+        items = req.state.items_in(req.resolve_folder(ref))
+        page, offset, last = _page(req, "IndexedPageItemView", items)
+        root = _t(
+            message,
+            "m:RootFolder",
+            IndexedPagingOffset=offset,
+            TotalItemsInView=len(items),
+            IncludesLastItemInRange=str(last).lower(),
+        )
+        container = _t(root, "t:Items")
+        for item in page:
+            out.item(container, item)
+
+    out.each(req.folder_ids("ParentFolderIds"), answer)
+
+
+def _stored_item(req: EwsRequest, ref: etree._Element) -> StoredItem:
+    item = req.state.items.get(ref.get("Id"))
+    if item is None:
+        raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
+    if item.id in req.state.corrupt_ids:
+        raise ItemError("ErrorItemCorrupt", "The item is corrupt.")
+    return item
+
+
+def get_item(req: EwsRequest, out: EwsResponder):
+    mime = req.wants_mime()
+
+    def answer(message, ref):
+        out.item(_t(message, "m:Items"), _stored_item(req, ref), mime=mime)
+
+    out.each(req.folder_ids("ItemIds"), answer)
+
+
+def export_items(req: EwsRequest, out: EwsResponder):
+    def answer(message, ref):
+        item = _stored_item(req, ref)
+        _t(message, "m:ItemId", Id=item.id, ChangeKey=item.changekey)
+        _t(message, "m:Data", _export_blob(item))
+
+    out.each(req.folder_ids("ItemIds"), answer)
+
+
+def _export_blob(item: StoredItem) -> str:
+    record = dict(
+        item_class=item.item_class,
+        mime=base64.b64encode(item.mime).decode(),
+        is_read=item.is_read,
+        received=_iso(item.received),
+        extended={k: v for k, v in item.extended.items() if k.startswith("tag:")},
+    )
+    return base64.b64encode(json.dumps(record).encode()).decode()
+
+
+def _check_acceptable(req: EwsRequest, content: bytes):
+    for marker, code in req.state.rejected_markers.items():
+        if marker in content:
+            raise ItemError(code, f"The item was refused by the server ({code}).")
+
+
+def upload_items(req: EwsRequest, out: EwsResponder):
+    def answer(message, spec):
+        folder = req.resolve_folder(spec.find(f"{{{T}}}ParentFolderId"))
+        record = json.loads(base64.b64decode(spec.findtext(f"{{{T}}}Data")))
+        mime = base64.b64decode(record["mime"])
+        _check_acceptable(req, mime)
+        item = req.state.add_item(
+            folder,
+            mime,
+            record["item_class"],
+            is_read=record["is_read"],
+            received=datetime.fromisoformat(record["received"]),
+            extended=record["extended"],
+        )
+        _t(message, "m:ItemId", Id=item.id, ChangeKey=item.changekey)
+
+    out.each(req.folder_ids("Items"), answer)
+
+
+def create_item(req: EwsRequest, out: EwsResponder):
+    folder = req.resolve_folder(req.operation_element.find(f"{{{M}}}SavedItemFolderId")[0])
+
+    def answer(message, spec):
+        mime = base64.b64decode(spec.findtext(f"{{{T}}}MimeContent") or "")
+        _check_acceptable(req, mime)
+        extended = {
+            _ext_key(p.find(f"{{{T}}}ExtendedFieldURI")): p.findtext(f"{{{T}}}Value")
+            for p in spec.findall(f"{{{T}}}ExtendedProperty")
+        }
+        flags = int(extended[PR_MESSAGE_FLAGS]) if PR_MESSAGE_FLAGS in extended else None
+        # Exchange marks a MIME import as an unsent draft unless PR_MESSAGE_FLAGS says otherwise.
+        is_draft = flags is None or bool(flags & MSGFLAG_UNSENT)
+        is_read = spec.findtext(f"{{{T}}}IsRead") in ("1", "true") or bool(
+            (flags or 0) & MSGFLAG_READ
+        )
+        delivered = extended.get(PR_MESSAGE_DELIVERY_TIME)
+        received = datetime.fromisoformat(delivered) if delivered else datetime.now(UTC)
+        item_class = ITEM_CLASS_OF_TAG.get(etree.QName(spec).localname, "IPM.Note")
+        item = req.state.add_item(
+            folder,
+            mime,
+            item_class,
+            is_read=is_read,
+            is_draft=is_draft,
+            extended=extended,
+            received=received,
+        )
+        items = _t(message, "m:Items")
+        _t(
+            _t(items, f"t:{etree.QName(spec).localname}"),
+            "t:ItemId",
+            Id=item.id,
+            ChangeKey=item.changekey,
+        )
+
+    out.each(req.folder_ids("Items"), answer)
+
+
+def update_item(req: EwsRequest, out: EwsResponder):
+    def answer(message, change):
+        item = _stored_item(req, change.find(f"{{{T}}}ItemId"))
+        for prop in change.iter(f"{{{T}}}ExtendedProperty"):
+            item.extended[_ext_key(prop.find(f"{{{T}}}ExtendedFieldURI"))] = prop.findtext(
+                f"{{{T}}}Value"
+            )
+        item.changekey = f"CK{next(req.state.seq)}"
+        tag = ITEM_TAGS.get(item.item_class, "Message")
+        _t(_t(_t(message, "m:Items"), f"t:{tag}"), "t:ItemId", Id=item.id, ChangeKey=item.changekey)
+        _t(message, "m:ConflictResults").append(
+            etree.fromstring(f'<t:Count xmlns:t="{T}">0</t:Count>')
+        )
+
+    out.each(req.folder_ids("ItemChanges"), answer)
+
+
+def sync_folder_items(req: EwsRequest, out: EwsResponder):
+    folder = req.resolve_folder(req.operation_element.find(f"{{{M}}}SyncFolderId")[0])
+    since = _read_sync_state(req, folder)
+    limit = int(req.operation_element.findtext(f"{{{M}}}MaxChangesReturned") or 100)
+    pending = [i for i in req.state.items_in(folder) if i.seq > since]
+    batch = pending[:limit]
+    watermark = batch[-1].seq if batch else since
+    message = out.message()
+    state = json.dumps({"folder": folder.id, "seq": watermark, "epoch": req.state.sync_epoch})
+    _t(message, "m:SyncState", base64.b64encode(state.encode()).decode())
+    _t(message, "m:IncludesLastItemInRange", str(len(batch) == len(pending)).lower())
+    changes = _t(message, "m:Changes")
+    for item in batch:
+        out.item(_t(changes, "t:Create"), item)
+
+
+def _read_sync_state(req: EwsRequest, folder: StoredFolder) -> int:
+    text = req.operation_element.findtext(f"{{{M}}}SyncState")
+    if not text:
+        return 0
+    try:
+        state = json.loads(base64.b64decode(text))
+        valid = state["folder"] == folder.id and state["epoch"] == req.state.sync_epoch
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise EwsFault(
+            "ErrorInvalidSyncStateData",
+            "Synchronization state data is corrupt or otherwise invalid.",
+        )
+    return state["seq"]
+
+
+def convert_id(req: EwsRequest, out: EwsResponder):
+    # exchangelib's version probe: any answer with a ServerVersionInfo header will do.
+    out.message(ItemError("ErrorInvalidIdMalformed", "Id is malformed."))
+
+
+OPERATIONS = {
+    "GetFolder": get_folder,
+    "FindFolder": find_folder,
+    "SyncFolderHierarchy": sync_folder_hierarchy,
+    "CreateFolder": create_folder,
+    "FindItem": find_item,
+    "GetItem": get_item,
+    "CreateItem": create_item,
+    "UpdateItem": update_item,
+    "ExportItems": export_items,
+    "UploadItems": upload_items,
+    "SyncFolderItems": sync_folder_items,
+    "ConvertId": convert_id,
+}
+
+
+def _fault_envelope(fault: EwsFault) -> bytes:
+    envelope = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
+    node = _t(_t(envelope, "s:Body"), "s:Fault")
+    code = etree.SubElement(node, "faultcode", nsmap={"a": T})
+    code.text = f"a:{fault.code}"
+    etree.SubElement(node, "faultstring").text = fault.message
+    detail = etree.SubElement(node, "detail")
+    etree.SubElement(detail, f"{{{E}}}ResponseCode", nsmap={"e": E}).text = fault.code
+    etree.SubElement(detail, f"{{{E}}}Message", nsmap={"e": E}).text = fault.message
+    if fault.back_off_ms is not None:
+        xml = etree.SubElement(detail, f"{{{T}}}MessageXml", nsmap={"t": T})
+        _t(xml, "t:Value", fault.back_off_ms, Name="BackOffMilliseconds")
+    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+class EwsHandler(BaseHTTPRequestHandler):
+    protocol_version = (
+        "HTTP/1.1"  # keep-alive: exchangelib treats "Connection: close" as throttling
+    )
+    state: EwsState  # set on the subclass made per server
+
+    def log_message(self, *args):  # silence the per-request stderr lines
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/oauth2/v2.0/token"):
+            return self._token(body)
+        if self.path != EWS_PATH:
+            return self._send(404, b"")
+        login = self._authenticate()
+        if login is None:
+            return None
+        try:
+            request = EwsRequest(self.state, body, login)
+        except (etree.XMLSyntaxError, IndexError, TypeError):
+            return self._send(400, b"Bad request")
+        with self.state.lock:
+            self.state.requests[request.operation] += 1
+        if self.state.ews_blocked:
+            return self._ews_blocked()
+        fault = self.state.take_fault(request.operation)
+        if fault and fault["kind"] == "http503":
+            return self._send(
+                503, b"Service Unavailable", {"Retry-After": str(fault.get("retry_after", 1))}
+            )
+        try:
+            if fault and fault["kind"] == "busy":
+                raise EwsFault(
+                    "ErrorServerBusy",
+                    "The server cannot service this request right now. Try again later.",
+                    fault.get("back_off_ms", 1000),
+                )
+            self._check_impersonation(request)
+            responder = EwsResponder(request)
+            OPERATIONS[request.operation](request, responder)
+        except EwsFault as error:
+            return self._send(
+                500, _fault_envelope(error), {"Content-Type": "text/xml; charset=utf-8"}
+            )
+        payload = etree.tostring(responder.envelope, xml_declaration=True, encoding="utf-8")
+        return self._send(200, payload, {"Content-Type": "text/xml; charset=utf-8"})
+
+    def _check_impersonation(self, request: EwsRequest):
+        if request.impersonated and request.login not in self.state.impersonators:
+            raise EwsFault(
+                "ErrorImpersonateUserDenied",
+                "The account does not have permission to impersonate the requested user.",
+            )
+        if request.impersonated and request.impersonated not in self.state.passwords:
+            raise EwsFault(
+                "ErrorNonExistentMailbox",
+                f"The SMTP address has no mailbox associated with it: {request.impersonated}",
+            )
+
+    def _authenticate(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme == "Basic":
+            user, _, password = base64.b64decode(value).decode().partition(":")
+            if self.state.passwords.get(user) == password and password:
+                return user
+        if scheme == "Bearer" and value in self.state.tokens:
+            return self.state.tokens[value]
+        self._send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
+        return None
+
+    def _token(self, body: bytes):
+        form = dict(parse_qsl(body.decode()))
+        client_id = form.get("client_id")
+        if not client_id or self.state.clients.get(client_id) != form.get("client_secret"):
+            answer = {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret.",
+            }
+            return self._send(
+                401, json.dumps(answer).encode(), {"Content-Type": "application/json"}
+            )
+        token = uuid.uuid4().hex
+        self.state.tokens[token] = f"app:{client_id}"
+        self.state.impersonators.add(f"app:{client_id}")
+        answer = {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
+        return self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+
+    def _ews_blocked(self):
+        # Exchange Online with EWS turned off for the tenant/mailbox, or the app not on
+        # EWSAllowedAppIDs, refuses at the HTTP layer with 403 before any SOAP processing
+        # (reported for EwsEnabled=$false; MC1227454 blocks the same way from 1 Oct 2026).
+        return self._send(403, b"", {"X-MS-Diagnostics": '2000008;reason="EWS access blocked"'})
+
+    def _send(self, status: int, payload: bytes, headers: dict | None = None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class EwsServer:
+    """A running server: ``url`` is the EWS endpoint, ``state`` what it holds."""
+
+    def __init__(self):
+        self.state = EwsState()
+        handler = type("BoundEwsHandler", (EwsHandler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = self.base_url + EWS_PATH
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __getattr__(self, name):
+        return getattr(self.state, name)
+
+    def start(self) -> EwsServer:
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_ews_server() -> EwsServer:
+    return EwsServer().start()
+
+
+@pytest.fixture
+def ews_server():
+    server = start_ews_server()
+    yield server
+    server.stop()
