@@ -3,7 +3,7 @@
 import pytest
 
 # Server fixtures, one module per real server the tests start on loopback.
-pytest_plugins = ["tests.servers.dovecot"]
+pytest_plugins = ["tests.servers.worker", "tests.servers.dovecot"]
 
 
 @pytest.fixture
@@ -19,3 +19,29 @@ def bob(django_user_model):
 @pytest.fixture
 def charlie(django_user_model):
     return django_user_model.objects.create_user("charlie", "charlie@example.org", "password-ch")
+
+
+def make_project(members=(), client_name="Contoso", **fields):
+    from projects.models import Project, Tenant
+
+    project = Project.objects.create(
+        client_name=client_name,
+        source=Tenant.objects.create(kind="imap", endpoint="imap.old.example", username="admin"),
+        target=Tenant.objects.create(kind="maildir", endpoint="/tmp/nowhere"),
+        **fields,
+    )
+    project.members.set(members)
+    return project
+
+
+@pytest.fixture
+def project(alice, bob):
+    """Contoso's migration: alice and bob are members, charlie is not."""
+    return make_project(members=[alice, bob])
+
+
+@pytest.fixture
+def mailbox(project):
+    return project.mailboxes.create(
+        source_address="ann@contoso.example", target_address="ann@contoso.onmicrosoft.example"
+    )

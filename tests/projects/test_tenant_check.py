@@ -1,0 +1,93 @@
+import pytest
+from django.urls import reverse
+
+from projects.models import Tenant
+from projects.tasks import check_tenant
+from tests.servers.worker import Worker, wait_until
+
+
+def url(project, side="source"):
+    return reverse("tenant_check", args=[project.pk, side])
+
+
+@pytest.mark.django_db
+class TestTenantCheckView:
+    def test_post_queues_the_test_on_commit(
+        self, client, bob, project, django_capture_on_commit_callbacks
+    ):
+        client.force_login(bob)
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = client.post(url(project), headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        assert b"Testing the connection" in response.content
+        assert b'hx-trigger="every 1s"' in response.content
+        assert len(callbacks) == 1
+        project.source.refresh_from_db()
+        assert project.source.check_pending
+
+    def test_poll_stops_once_the_worker_answered(self, client, bob, project):
+        project.source.request_check()
+        project.source.record_check(False, "Connection refused by imap.old.example:993")
+        client.force_login(bob)
+        response = client.get(url(project), headers={"HX-Request": "true"})
+        assert response.status_code == 286  # htmx: stop polling
+        assert b"Connection refused by imap.old.example:993" in response.content
+
+    def test_unknown_side_is_404(self, client, bob, project):
+        client.force_login(bob)
+        assert client.get(url(project, "sideways")).status_code == 404
+
+    def test_without_htmx_redirects_back(self, client, bob, project):
+        client.force_login(bob)
+        response = client.post(url(project))
+        assert response.status_code == 302 and response["Location"] == project.get_absolute_url()
+
+
+@pytest.mark.django_db
+class TestCheckTenantTask:
+    def test_kind_without_connector_says_so(self, project):
+        project.source.kind = "gopher"
+        project.source.save()
+        check_tenant(project.source.pk)
+        project.source.refresh_from_db()
+        assert project.source.last_check_ok is False
+        assert "no connector for tenant kind 'gopher'" in project.source.last_check_message
+
+    def test_maildir_folder_that_does_not_exist(self, project, tmp_path):
+        target = project.target
+        target.endpoint = str(tmp_path / "missing")
+        target.save()
+        check_tenant(target.pk)
+        target.refresh_from_db()
+        assert target.last_check_ok is False
+        assert str(tmp_path / "missing") in target.last_check_message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["embedded", "redis"])
+def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path, broker, request):
+    """The web process only queues; a separate worker process runs the test and records it."""
+    broker_url = request.getfixturevalue("redis_url") if broker == "redis" else ""
+    if broker_url:
+        from migrator.celery import app
+
+        app.conf.broker_url = broker_url
+        app.pool.force_close_all()
+        request.addfinalizer(
+            lambda: (setattr(app.conf, "broker_url", None), app.pool.force_close_all())
+        )
+    worker = Worker(tmp_path / "worker", broker_url=broker_url).start()
+    request.addfinalizer(worker.stop)
+    project.source.kind = Tenant.Kind.MAILDIR
+    project.source.endpoint = str(tmp_path / "not-there")
+    project.source.save()
+    client.force_login(bob)
+    client.post(url(project), headers={"HX-Request": "true"})
+    tenant = wait_until(
+        lambda: Tenant.objects.filter(pk=project.source.pk, last_check_at__isnull=False).first(),
+        message="the worker never recorded the connection test:\n" + worker.log(),
+    )
+    assert tenant.last_check_ok is False
+    assert "not-there" in tenant.last_check_message
+    assert "projects.tasks.check_tenant" in worker.log()
