@@ -3,7 +3,11 @@
 import pytest
 
 # Server fixtures, one module per real server the tests start on loopback.
-pytest_plugins = ["tests.servers.worker", "tests.servers.dovecot"]
+pytest_plugins = [
+    "tests.servers.worker",
+    "tests.servers.dovecot",
+    "tests.servers.redis",
+]
 
 
 @pytest.fixture
