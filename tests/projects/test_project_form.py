@@ -1,0 +1,88 @@
+import pytest
+from django.urls import reverse
+
+from projects.models import Project
+
+
+def form_data(**overrides):
+    data = {
+        "client_name": "Fabrikam",
+        "state": "planning",
+        "planned_cutover": "2026-12-12T18:00",
+        "domains": "fabrikam.example\nFabrikam.example.\nmail.fabrikam.example",
+        "source-kind": "imap",
+        "source-endpoint": "imap.old.example",
+        "source-port": "993",
+        "source-security": "tls",
+        "source-auth_method": "basic",
+        "source-username": "admin@fabrikam.example",
+        "source-secret": "Winter2026!",
+        "target-kind": "ews",
+        "target-endpoint": "https://outlook.example/EWS/Exchange.asmx",
+        "target-security": "tls",
+        "target-auth_method": "oauth2",
+        "target-oauth_tenant_id": "tid",
+        "target-oauth_client_id": "cid",
+        "target-secret": "client-secret",
+        "target-impersonation": "svc@fabrikam.example",
+        "target-verify_tls": "on",
+        "source-verify_tls": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.django_db
+class TestProjectCreate:
+    def test_creates_project_tenants_domains_and_membership(self, client, alice):
+        client.force_login(alice)
+        response = client.post(reverse("project_create"), form_data())
+        project = Project.objects.get(client_name="Fabrikam")
+        assert response.status_code == 302 and response["Location"] == project.get_absolute_url()
+        assert list(project.members.all()) == [alice]
+        assert [d.name for d in project.domains.all()] == [
+            "fabrikam.example",
+            "mail.fabrikam.example",
+        ]
+        assert project.source.secret == "Winter2026!" and project.target.kind == "ews"
+
+    def test_bad_input_saves_nothing(self, client, alice):
+        client.force_login(alice)
+        data = form_data(**{"domains": "not a domain", "target-oauth_client_id": ""})
+        response = client.post(reverse("project_create"), data)
+        assert response.status_code == 200
+        assert b"not a valid domain name" in response.content
+        assert b"Required for OAuth2 client credentials" in response.content
+        assert not Project.objects.exists()
+
+    def test_imap_needs_a_host(self, client, alice):
+        client.force_login(alice)
+        response = client.post(reverse("project_create"), form_data(**{"source-endpoint": ""}))
+        assert b"Give the IMAP host." in response.content
+
+
+@pytest.mark.django_db
+class TestProjectEdit:
+    def test_empty_secret_keeps_the_stored_one(self, client, bob, project):
+        project.source.secret = "Old-secret"
+        project.source.save()
+        client.force_login(bob)
+        data = form_data(**{"source-secret": "", "domains": "contoso.example"})
+        response = client.post(reverse("project_edit", args=[project.pk]), data)
+        assert response.status_code == 302
+        project.refresh_from_db()
+        assert project.source.secret == "Old-secret"
+        assert [d.name for d in project.domains.all()] == ["contoso.example"]
+
+    def test_editor_stays_a_member(self, client, bob, alice, project):
+        client.force_login(bob)
+        data = form_data(members=[alice.pk])
+        client.post(reverse("project_edit", args=[project.pk]), data)
+        assert set(project.members.all()) == {alice, bob}
+
+    def test_outsider_cannot_edit(self, client, charlie, project):
+        client.force_login(charlie)
+        response = client.post(reverse("project_edit", args=[project.pk]), form_data())
+        assert response.status_code == 404
+        project.refresh_from_db()
+        assert project.client_name == "Contoso"
