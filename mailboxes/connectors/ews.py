@@ -9,7 +9,7 @@ Design decisions (the engine relies on them):
   item kinds cannot, and asking for it raises ConnectorError.
 - **Fingerprints.** ``Item.fingerprint`` is sha256 of ``Item.data`` (the decoded FTS blob, or
   the RFC 822 bytes). ``store`` writes it into a named extended property on the target item
-  (``SOURCE_FINGERPRINT``), so ``fingerprints()`` reads it back with one FindItem per page and
+  (``SourceFingerprint``), so ``fingerprints()`` reads it back with one FindItem per page and
   never refetches content; it compares like with like whichever format travelled. Items the
   target held before the migration have no such property and are not reported.
 - **Throttling.** exchangelib's FaultTolerance waits in-process for short ErrorServerBusy
@@ -396,13 +396,17 @@ class EwsConnector(Connector):
                 )
         return refs, ews_folder.item_sync_state
 
-    def fingerprints(self, folder: Folder) -> dict[str, str]:
+    def fingerprints(self, folder: Folder) -> dict[str, list[str]]:
         return self._guarded(self._fingerprints, folder)
 
-    def _fingerprints(self, folder) -> dict[str, str]:
+    def _fingerprints(self, folder) -> dict[str, list[str]]:
         query = self._ews_folder(folder).all().only("mailferry_fingerprint")
         query.page_size = 1000
-        return {i.mailferry_fingerprint: i.id for i in query if i.mailferry_fingerprint}
+        found: dict[str, list[str]] = {}
+        for item in query:
+            if item.mailferry_fingerprint:
+                found.setdefault(item.mailferry_fingerprint, []).append(item.id)
+        return found
 
     # --- fetch ------------------------------------------------------------------------------
 

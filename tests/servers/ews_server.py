@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import socket
 import threading
 import uuid
 from collections import Counter
@@ -94,7 +95,7 @@ class StoredItem:
     item_class: str
     mime: bytes
     is_read: bool = False
-    received: datetime = field(default_factory=lambda: datetime.now(UTC))
+    received: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     is_draft: bool = False
     extended: dict[str, str] = field(default_factory=dict)
     seq: int = 0  # position in the mailbox's change log, what sync states point into
@@ -500,7 +501,7 @@ def _export_blob(item: StoredItem) -> str:
         mime=base64.b64encode(item.mime).decode(),
         is_read=item.is_read,
         received=_iso(item.received),
-        extended={k: v for k, v in item.extended.items() if k.startswith("tag:")},
+        extended=item.extended,
     )
     return base64.b64encode(json.dumps(record).encode()).decode()
 
@@ -547,7 +548,11 @@ def create_item(req: EwsRequest, out: EwsResponder):
             (flags or 0) & MSGFLAG_READ
         )
         delivered = extended.get(PR_MESSAGE_DELIVERY_TIME)
-        received = datetime.fromisoformat(delivered) if delivered else datetime.now(UTC)
+        received = (
+            datetime.fromisoformat(delivered)
+            if delivered
+            else datetime.now(UTC).replace(microsecond=0)
+        )
         item_class = ITEM_CLASS_OF_TAG.get(etree.QName(spec).localname, "IPM.Note")
         item = req.state.add_item(
             folder,
@@ -661,6 +666,11 @@ class EwsHandler(BaseHTTPRequestHandler):
     )
     state: EwsState  # set on the subclass made per server
 
+    def setup(self):
+        super().setup()
+        # Headers and body leave in two writes; without NODELAY, Nagle holds the body ~40 ms.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, *args):  # silence the per-request stderr lines
         pass
 
@@ -769,7 +779,7 @@ class EwsServer:
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.url = self.base_url + EWS_PATH
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def __getattr__(self, name):
         return getattr(self.state, name)
