@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.servers.worker",
     "tests.servers.dovecot",
     "tests.servers.redis",
+    "tests.servers.ews_server",
 ]
 
 
