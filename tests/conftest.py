@@ -8,7 +8,18 @@ pytest_plugins = [
     "tests.servers.dovecot",
     "tests.servers.redis",
     "tests.servers.ews_server",
+    "tests.servers.nsd",
+    "tests.servers.graph_server",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    """Tests render pages without running collectstatic first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ def test_check_deploy_is_clean_with_production_variables(tmp_path):
 def test_debug_is_off_by_default(tmp_path):
     result = run_manage(
         "shell",
+        "-v",
+        "0",
         "-c",
         "from django.conf import settings; print(settings.DEBUG)",
         MAILFERRY_VAR_DIR=str(tmp_path),
@@ -54,6 +56,6 @@ def test_embedded_default_needs_no_server(tmp_path):
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER)"
     )
     env = {"MAILFERRY_VAR_DIR": str(tmp_path)}
-    result = run_manage("shell", "-c", code, **env)
+    result = run_manage("shell", "-v", "0", "-c", code, **env)
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "False"]
     assert (tmp_path / "secret_key").exists() and (tmp_path / "field_key").exists()
