@@ -300,7 +300,7 @@ class ImapClient:
     def check(self, reply: Reply, what: str) -> Reply:
         if reply.ok:
             return reply
-        if reply.code in ("UNAVAILABLE", "INUSE", "SERVERBUG", "LIMIT") and reply.status == "NO":
+        if reply.code in ("UNAVAILABLE", "INUSE", "SERVERBUG") and reply.status == "NO":
             raise TransientError(f"{what} on {self.where} failed for now: {reply.text}")
         raise ConnectorError(f"{what} on {self.where} failed: {reply.status} {reply.text}")
 
