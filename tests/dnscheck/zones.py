@@ -1,0 +1,39 @@
+"""The zones the DNS tests serve: contoso.test at the old provider and at Microsoft 365."""
+
+DOMAIN = "contoso.test"
+
+NEW = [
+    "@ 300 IN MX 0 contoso-test.mail.protection.outlook.com.",
+    '@ 300 IN TXT "MS=ms12345678"',
+    '@ 300 IN TXT "v=spf1 include:spf.protection.outlook.com -all"',
+    "autodiscover 300 IN CNAME autodiscover.outlook.com.",
+    "selector1._domainkey 300 IN CNAME selector1-contoso-test._domainkey.contoso.onmicrosoft.com.",
+    "selector2._domainkey 300 IN CNAME selector2-contoso-test._domainkey.contoso.onmicrosoft.com.",
+    '_dmarc 300 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@contoso.test"',
+]
+
+# The old provider's records, as BPOS had them (seed: MX, a verification CNAME, autodiscover).
+OLD = [
+    "@ 3600 IN MX 10 mail.global.frontbridge.com.",
+    '@ 3600 IN TXT "v=spf1 ip4:192.0.2.1 -all"',
+    "autodiscover 3600 IN CNAME autodiscover.outlook.com.old.",
+    "ms00112233 3600 IN CNAME ps.microsoftonline.com.",
+]
+
+# What must be gone after cutover (the consultant records these as "old").
+GONE = [
+    ("@", "MX", "mail.global.frontbridge.com."),
+    ("autodiscover", "CNAME", "autodiscover.outlook.com.old."),
+    ("ms00112233", "CNAME", "ps.microsoftonline.com."),
+]
+
+# Served next to the domain so SPF includes resolve on loopback.
+OUTLOOK = ["@ IN NS ns1.contoso.test.", 'spf IN TXT "v=spf1 ip4:40.92.0.0/15 -all"']
+
+
+def zone(records):
+    return ["@ IN NS ns1", "ns1 IN A 127.0.0.1", "www IN A 192.0.2.10", *records]
+
+
+def new_zones(records=NEW):
+    return {DOMAIN: zone(records), "protection.outlook.com": OUTLOOK}

@@ -1,0 +1,158 @@
+"""Real authoritative DNS servers (Debian ``nsd``) on loopback, for the DNS check tests.
+
+Each server runs ``nsd -d -c CONFIG`` as a plain process with its own config, zone files and
+pidfile in a temp dir; remote control is off (no keys to set up) and it stays root
+(``username: ""``) so it can read the files the test writes. A test writes zones, then calls
+``reload()`` mid-test to simulate the records changing at cutover::
+
+    new = nsd_factory({"example.test": ["@ 300 IN MX 0 example-test.mail.protection.outlook.com."]})
+    new.address            # "127.0.0.1:PORT"
+    new.set_zone("example.test", [...]); new.reload()
+
+``silent_dns_server`` is a UDP (and TCP) socket that never answers: a server that times out.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import pytest
+
+from . import free_port, require_binary, wait_for_port
+
+CONFIG = """\
+server:
+  ip-address: 127.0.0.1@{port}
+  port: {port}
+  username: ""
+  chroot: ""
+  zonesdir: "{root}"
+  pidfile: "{root}/nsd.pid"
+  database: ""
+  zonelistfile: "{root}/zone.list"
+  xfrdfile: "{root}/xfrd.state"
+  xfrdir: "{root}"
+  logfile: "{root}/nsd.log"
+  server-count: 1
+  verbosity: 1
+remote-control:
+  control-enable: no
+{zones}"""
+
+ZONE_HEADER = """\
+$ORIGIN {zone}.
+$TTL 300
+@ 3600 IN SOA ns1.{zone}. hostmaster.{zone}. {serial} 3600 600 86400 60
+"""
+
+
+class NsdServer:
+    def __init__(self, root: Path, zones: dict[str, list[str]]):
+        self.root = root
+        self.port = free_port()
+        self.serial = 1
+        self.zones = dict(zones)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def set_zone(self, zone: str, records: list[str]) -> None:
+        self.zones[zone] = records
+
+    def _write(self) -> None:
+        self.serial += 1
+        for zone, records in self.zones.items():
+            header = ZONE_HEADER.format(zone=zone, serial=self.serial)
+            (self.root / f"{zone}.zone").write_text(header + "\n".join(records) + "\n")
+        zones = "".join(
+            f'zone:\n  name: "{z}"\n  zonefile: "{z}.zone"\n' for z in sorted(self.zones)
+        )
+        (self.root / "nsd.conf").write_text(
+            CONFIG.format(port=self.port, root=self.root, zones=zones)
+        )
+
+    def start(self, binary: str) -> None:
+        self._write()
+        self.proc = subprocess.Popen(
+            [binary, "-d", "-c", str(self.root / "nsd.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)
+        for zone in self.zones:
+            self.wait_for_serial(zone)
+
+    def reload(self) -> None:
+        """Re-read the zone files (SIGHUP); returns once every zone serves the new serial."""
+        self._write()
+        self.proc.send_signal(signal.SIGHUP)
+        for zone in self.zones:
+            self.wait_for_serial(zone)
+
+    def wait_for_serial(self, zone: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = dns.query.udp(
+                    dns.message.make_query(zone, "SOA"), "127.0.0.1", timeout=0.5, port=self.port
+                )
+                if reply.answer and reply.answer[0][0].serial == self.serial:
+                    return
+            except (dns.exception.Timeout, OSError):
+                pass
+            time.sleep(0.05)
+        log = (self.root / "nsd.log").read_text() if (self.root / "nsd.log").exists() else ""
+        raise RuntimeError(f"nsd did not serve {zone} serial {self.serial}:\n{log}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def nsd_factory(tmp_path):
+    """Start NSD servers for the zones given ({zone: [record lines]}); stopped after the test."""
+    binary = require_binary("nsd", "nsd")
+    servers: list[NsdServer] = []
+
+    def start(zones: dict[str, list[str]]) -> NsdServer:
+        root = tmp_path / f"nsd{len(servers)}"
+        root.mkdir()
+        server = NsdServer(root, zones)
+        servers.append(server)
+        server.start(binary)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def silent_dns_server():
+    """host:port of a server that receives queries and never answers (UDP and TCP)."""
+    port = free_port()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        udp.bind(("127.0.0.1", port))
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(16)
+        yield f"127.0.0.1:{port}"
+    finally:
+        udp.close()
+        tcp.close()
