@@ -1,0 +1,714 @@
+"""Exchange Online through Microsoft Graph's mailbox import/export API (EWS is retired there:
+Microsoft notice MC1227454, blocking from 1 October 2026, removal 1 April 2027).
+
+Endpoints (learn.microsoft.com, "mailbox import and export APIs"; all on v1.0 and beta):
+- ``GET /users/{id}/settings/exchange`` -> ``primaryMailboxId``;
+- ``GET /admin/exchange/mailboxes/{id}/folders/delta`` (the whole tree, flat, with
+  ``parentFolderId``), ``POST …/folders`` and ``…/folders/{id}/childFolders`` (displayName, type);
+- ``GET …/folders/{id}/items/delta`` (deltaLink kept in the folder state);
+- ``POST …/exportItems`` (at most 20 ids a request) -> base64 FastTransfer stream (FTS);
+- ``POST …/createImportSession`` -> ``importUrl``; POST ``{FolderId, Mode: create, Data}`` to it,
+  one item a request, without an Authorization header (the URL is pre-authenticated);
+- ``POST /users/{id}/mailFolders/{id}/importMime`` (beta) creates a non-draft message from MIME;
+- ``POST /$batch`` (at most 20 requests) groups importMime and PATCH calls.
+
+HTTP client: plain ``httpx.Client`` (one pooled keep-alive connection set per connector, thread
+safe, explicit timeouts); concurrency comes from a small thread pool bounded per tenant.
+Tokens: msal's ConfidentialClientApplication (client credentials), one per tenant and client in
+this process, so its token cache is shared and msal refreshes tokens before they expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import httpx
+import msal
+import requests
+
+from .base import (
+    MAIL,
+    RFC822,
+    AuthError,
+    Changes,
+    Connector,
+    ConnectorError,
+    Folder,
+    Item,
+    ItemRef,
+    StoreResult,
+    TransientError,
+)
+from .roles import (
+    COMMON_FOLDER_NAMES,
+    EWS_DISTINGUISHED,
+    KIND_FOLDER_CLASSES,
+    kind_for_folder_class,
+)
+
+GRAPH_FTS = "graph-fts"
+# EWS ExportItems/UploadItems carry the same FastTransfer stream as Graph's exportItems/importItem:
+# Microsoft's examples of both (UploadItems "Data" and importItem "Data") start with the same
+# header bytes. The import accepts either; Graph never produces the EWS name.
+EWS_FTS = "ews-fts"
+FTS_FORMATS = frozenset({GRAPH_FTS, EWS_FTS})
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_LOGIN = "https://login.microsoftonline.com"
+EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings"
+BATCH_LIMIT = 20  # JSON batching: at most 20 requests in one $batch
+DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
+# Our own named property on every item we import: the source fingerprint, for recovery.
+FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
+
+# Application permissions (roles claim), what each is for.
+SOURCE_ROLES = {
+    "User.Read.All": "find the mailbox",
+    "MailboxFolder.Read.All": "list folders",
+    "MailboxItem.Read.All": "list items",
+    "MailboxItem.ImportExport.All": "export and import items",
+}
+TARGET_ROLES = {
+    "MailboxFolder.ReadWrite.All": "create folders",
+    "Mail-Advanced.ReadWrite.All": "import MIME messages from IMAP/maildir",
+    "Mail.ReadWrite": "set read state, flags and dates on MIME imports",
+}
+IMPLIED_ROLES = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All"}
+
+_apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+_tenant_slots: dict[tuple, threading.BoundedSemaphore] = {}
+_registry_lock = threading.Lock()
+# httpx logs every URL at INFO; an importUrl carries its pre-authenticated token in the query.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class _LoginSession(requests.Session):
+    """msal's HTTP client when a CA file is configured: requests would otherwise let
+    REQUESTS_CA_BUNDLE from the environment override the session's own CA file."""
+
+    def __init__(self, ca_file: str):
+        super().__init__()
+        self.verify, self.trust_env = ca_file, False
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return super().request(*args, **kwargs)
+
+
+def _verify(endpoint):
+    """TLS trust for httpx: a CA file from options (tests, TLS-inspecting proxies) or the
+    system's; verification off only when the tenant says so."""
+    ca_file = endpoint.options.get("ca_file")
+    if not endpoint.verify_tls:
+        return False
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+def _login_http(endpoint) -> dict:
+    ca_file = endpoint.options.get("ca_file")
+    if ca_file and endpoint.verify_tls:
+        return {"http_client": _LoginSession(ca_file)}
+    return {"verify": endpoint.verify_tls, "timeout": 30}
+
+
+def _credential(endpoint):
+    """Client secret, or a certificate (``options``: certificate_pem + certificate_thumbprint)."""
+    pem = endpoint.options.get("certificate_pem")
+    if pem:
+        return {"private_key": pem, "thumbprint": endpoint.options["certificate_thumbprint"]}
+    if not endpoint.secret:
+        raise AuthError("No client secret or certificate is configured for this tenant.")
+    return endpoint.secret
+
+
+def token_app(endpoint) -> msal.ConfidentialClientApplication:
+    """The process-wide msal app (and so token cache) for this tenant and client."""
+    credential = _credential(endpoint)
+    authority = endpoint.oauth_authority or f"{DEFAULT_LOGIN}/{endpoint.oauth_tenant_id}"
+    secret_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
+    key = (authority, endpoint.oauth_client_id, secret_id)
+    with _registry_lock:
+        if key not in _apps:
+            try:
+                # An overridden authority (tests, sovereign clouds) is not in Microsoft's
+                # instance list: skip instance discovery; tenant discovery still runs.
+                _apps[key] = msal.ConfidentialClientApplication(
+                    endpoint.oauth_client_id,
+                    client_credential=credential,
+                    authority=authority,
+                    validate_authority=not endpoint.oauth_authority,
+                    instance_discovery=False if endpoint.oauth_authority else None,
+                    **_login_http(endpoint),
+                )
+            except ValueError as exc:
+                raise AuthError(f"Unknown tenant or login authority {authority}: {exc}") from exc
+            except requests.RequestException as exc:
+                raise TransientError(f"Cannot reach the login service: {exc}") from exc
+        return _apps[key]
+
+
+def _tenant_slot(endpoint, concurrency: int) -> threading.BoundedSemaphore:
+    """Requests in flight to one tenant from this process, whatever the mailbox."""
+    key = (endpoint.oauth_tenant_id, endpoint.oauth_client_id)
+    with _registry_lock:
+        return _tenant_slots.setdefault(key, threading.BoundedSemaphore(concurrency))
+
+
+def token_roles(access_token: str) -> set[str]:
+    """Application permissions granted to the app: the access token's ``roles`` claim."""
+    try:
+        payload = access_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return set()
+    roles = set(claims.get("roles") or ())
+    return roles | {IMPLIED_ROLES[r] for r in roles if r in IMPLIED_ROLES}
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return 10.0  # Graph's throttling guidance when no hint is given
+
+
+def _graph_error(status: int, body) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return error.get("code", ""), error.get("message", "")
+    return "", str(body)[:200]
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _chunks(seq, size):
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
+
+
+class GraphConnector(Connector):
+    kind = "exchange_online"
+    native_format = GRAPH_FTS
+    accepted_formats = FTS_FORMATS | {RFC822}
+
+    def __init__(self, endpoint, mailbox):
+        super().__init__(endpoint, mailbox)
+        options = endpoint.options
+        self.base_url = (endpoint.host or DEFAULT_GRAPH_URL).rstrip("/")
+        self.concurrency = int(options.get("concurrency", 4))
+        # Throttling: waits up to this long happen inline; longer ones go back to the engine
+        # as TransientError(retry_after) so a worker is not held asleep.
+        self.max_inline_wait = float(options.get("max_inline_wait", 5))
+        self.max_attempts = int(options.get("max_attempts", 4))
+        self.page_size = int(options.get("page_size", 250))
+        self._http: httpx.Client | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots = _tenant_slot(endpoint, self.concurrency)
+        self._mailbox_id = ""
+        self._folders: list[dict] | None = None
+        self._session: tuple[str, datetime] | None = None
+        self._session_lock = threading.Lock()
+        self._created: dict[str, datetime | None] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def open(self) -> None:
+        verify = _verify(self.endpoint)
+        limits = httpx.Limits(max_connections=self.concurrency + 2)
+        timeout = httpx.Timeout(60, connect=15)
+        self._http = httpx.Client(verify=verify, timeout=timeout, limits=limits)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="graph")
+        self._app = token_app(self.endpoint)
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown()
+        if self._http:
+            self._http.close()
+
+    def _token(self) -> str:
+        try:
+            result = self._app.acquire_token_for_client(
+                scopes=[self.endpoint.options.get("scope", "https://graph.microsoft.com/.default")]
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"Cannot reach the login service: {exc}") from exc
+        if "access_token" not in result:
+            description = (result.get("error_description") or "").splitlines()[0:1]
+            raise AuthError(
+                f"Entra ID refused the app's credentials ({result.get('error')}): "
+                f"{' '.join(description)}"
+            )
+        return result["access_token"]
+
+    def _send(self, method, url, *, auth=True, **kwargs) -> httpx.Response:
+        """One HTTP exchange, retrying throttled answers whose Retry-After is short."""
+        if not url.startswith("https://") and not url.startswith("http://"):
+            url = self.base_url + url
+        headers = kwargs.pop("headers", {})
+        for attempt in range(1, self.max_attempts + 1):
+            if auth:
+                headers["Authorization"] = f"Bearer {self._token()}"
+            try:
+                with self._slots:
+                    response = self._http.request(method, url, headers=headers, **kwargs)
+            except httpx.HTTPError as exc:
+                raise TransientError(f"Microsoft Graph is unreachable: {exc}") from exc
+            if response.status_code not in (429, 503, 504):
+                return response
+            wait = _retry_after(response)
+            if wait > self.max_inline_wait or attempt == self.max_attempts:
+                raise TransientError(
+                    f"Microsoft Graph is throttling this tenant (HTTP {response.status_code}); "
+                    f"retry in {wait:.0f}s.",
+                    retry_after=wait,
+                )
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _call(self, method, url, what: str, permission: str = "", **kwargs) -> dict:
+        response = self._send(method, url, **kwargs)
+        body = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise self._error(response.status_code, body, what, permission)
+        return body
+
+    def _error(self, status: int, body, what: str, permission: str) -> ConnectorError:
+        code, message = _graph_error(status, body)
+        if status == 401:
+            return AuthError(f"Graph refused the app's token while trying to {what}: {message}")
+        if status == 403:
+            needed = f" The app needs the {permission} application permission" if permission else ""
+            return AuthError(
+                f"Access denied while trying to {what} ({code}).{needed} with admin consent."
+            )
+        if status >= 500:
+            return TransientError(f"Graph failed to {what}: HTTP {status} {code}: {message}")
+        return ConnectorError(f"Could not {what}: HTTP {status} {code}: {message}")
+
+    def _pages(self, url, what, permission, **kwargs):
+        """Follow @odata.nextLink; yields each page's body (the last one holds the deltaLink)."""
+        while url:
+            body = self._call("GET", url, what, permission, **kwargs)
+            yield body
+            url = body.get("@odata.nextLink")
+
+    def _batch(self, requests_: list[dict], what: str, permission: str) -> list[tuple[int, dict]]:
+        """(status, body) for each request, in order; $batch of 20, batches run concurrently."""
+        results: list = [None] * len(requests_)
+
+        def run(indices):
+            pending = list(indices)
+            for attempt in range(1, self.max_attempts + 1):
+                batch = {
+                    "requests": [dict(requests_[i], id=str(i)) for i in pending],
+                }
+                body = self._call("POST", "/$batch", what, permission, json=batch)
+                throttled, waits = [], [0.0]
+                for response in body.get("responses", []):
+                    index, status = int(response["id"]), response["status"]
+                    if status in (429, 503, 504):
+                        throttled.append(index)
+                        headers = response.get("headers") or {}
+                        waits.append(_retry_after(httpx.Response(status, headers=headers)))
+                    else:
+                        results[index] = (status, response.get("body") or {})
+                if not throttled:
+                    return
+                wait = max(waits)
+                if wait > self.max_inline_wait or attempt == self.max_attempts:
+                    raise TransientError(
+                        f"Microsoft Graph is throttling this tenant; retry in {wait:.0f}s.",
+                        retry_after=wait,
+                    )
+                time.sleep(wait)
+                pending = throttled
+
+        list(self._pool.map(run, _chunks(range(len(requests_)), BATCH_LIMIT)))
+        return results
+
+    @property
+    def mailbox_id(self) -> str:
+        if not self._mailbox_id:
+            body = self._call(
+                "GET",
+                f"/users/{quote(self.mailbox)}/settings/exchange",
+                f"find the mailbox of {self.mailbox}",
+                "User.Read.All",
+            )
+            self._mailbox_id = body.get("primaryMailboxId") or ""
+            if not self._mailbox_id:
+                raise ConnectorError(f"{self.mailbox} has no Exchange Online mailbox.")
+        return self._mailbox_id
+
+    @property
+    def _mbx(self) -> str:
+        return f"/admin/exchange/mailboxes/{quote(self.mailbox_id)}"
+
+    # -- the interface -------------------------------------------------------------------------
+    def check(self) -> str:
+        roles = token_roles(self._token())
+        if not roles:
+            raise AuthError(
+                "The app has no application permissions with admin consent. Grant consent for: "
+                + ", ".join(SOURCE_ROLES)
+                + "."
+            )
+        missing = [role for role in SOURCE_ROLES if role not in roles]
+        if missing:
+            raise AuthError(
+                "The app lacks these application permissions (grant them with admin consent): "
+                + "; ".join(f"{role} (to {SOURCE_ROLES[role]})" for role in missing)
+                + "."
+            )
+        folders = self.folders()
+        message = f"Connected: {len(folders)} folders in {self.mailbox}."
+        target_missing = [role for role in TARGET_ROLES if role not in roles]
+        if target_missing:
+            message += " As a migration target it also needs: " + "; ".join(
+                f"{role} (to {TARGET_ROLES[role]})" for role in target_missing
+            )
+            message += "."
+        return message
+
+    def _folder_resources(self, refresh=False) -> list[dict]:
+        if self._folders is None or refresh:
+            url = f"{self._mbx}/folders/delta"
+            self._folders = [
+                folder
+                for page in self._pages(url, "list folders", "MailboxFolder.Read.All")
+                for folder in page.get("value", [])
+                if "@removed" not in folder
+            ]
+        return self._folders
+
+    def folders(self) -> list[Folder]:
+        resources = self._folder_resources(refresh=True)
+        by_id = {f["id"]: f for f in resources}
+        folders = []
+        for resource in resources:
+            kind = kind_for_folder_class(resource.get("type"))
+            if kind is None:
+                continue
+            folders.append(
+                Folder(
+                    path=self._path(resource, by_id),
+                    kind=kind,
+                    role=EWS_DISTINGUISHED.get(resource.get("wellKnownName") or ""),
+                    count=resource.get("totalItemCount") or 0,
+                    native_id=resource["id"],
+                )
+            )
+        return sorted(folders, key=lambda f: f.path)
+
+    @staticmethod
+    def _path(resource, by_id) -> tuple[str, ...]:
+        path = [resource["displayName"]]
+        parent = by_id.get(resource.get("parentFolderId"))
+        while parent is not None:  # the root is not listed: its children are top level
+            path.append(parent["displayName"])
+            parent = by_id.get(parent.get("parentFolderId"))
+        return tuple(reversed(path))
+
+    def ensure_folder(self, path, kind, role) -> Folder:
+        if not path:
+            raise ConnectorError("A folder path cannot be empty.")
+        if role is None and len(path) == 1:
+            role = COMMON_FOLDER_NAMES.get(path[0].lower())
+        if role is not None:
+            found = self._by_role(role)
+            if found:
+                return found
+        parent_id, resource = None, None
+        for depth, name in enumerate(path):
+            # A source "Sent/Project" lives under the target's Sent Items, whatever its name.
+            found = self._by_role(COMMON_FOLDER_NAMES.get(name.lower())) if depth == 0 else None
+            if found:
+                parent_id, resource = found.native_id, {"id": found.native_id}
+                continue
+            resource = self._child(parent_id, name) or self._create_folder(parent_id, name, kind)
+            parent_id = resource["id"]
+        return next(f for f in self.folders() if f.native_id == resource["id"])
+
+    def _by_role(self, role) -> Folder | None:
+        if role is None:
+            return None
+        return next((f for f in self.folders() if f.role == role), None)
+
+    def _child(self, parent_id, name) -> dict | None:
+        resources = self._folder_resources()
+        known = {f["id"] for f in resources}
+        for folder in resources:
+            is_child = (
+                folder.get("parentFolderId") == parent_id
+                if parent_id
+                else folder.get("parentFolderId") not in known
+            )
+            if is_child and folder["displayName"].lower() == name.lower():
+                return folder
+        return None
+
+    def _create_folder(self, parent_id, name, kind) -> dict:
+        url = (
+            f"{self._mbx}/folders/{quote(parent_id)}/childFolders"
+            if parent_id
+            else (f"{self._mbx}/folders")
+        )
+        body = {"displayName": name, "type": KIND_FOLDER_CLASSES.get(kind, "IPF.Note")}
+        response = self._send("POST", url, json=body)
+        if response.status_code == 409:  # created meanwhile by another worker
+            self._folder_resources(refresh=True)
+            existing = self._child(parent_id, name)
+            if existing:
+                return existing
+        if response.status_code >= 400:
+            raise self._error(
+                response.status_code,
+                response.json(),
+                f"create folder {name!r}",
+                "MailboxFolder.ReadWrite.All",
+            )
+        self._folders = None
+        return response.json()
+
+    def changes(self, folder, state, before=None) -> Changes:
+        """New items since the stored deltaLink. With ``before`` (pre-stage), younger items are
+        kept in ``state["pending"]`` so the next pass returns them: the deltaLink moves on."""
+        initial = (
+            f"{self._mbx}/folders/{quote(folder.native_id)}/items/delta"
+            "?$select=id,type,size,createdDateTime"
+        )
+        link = state.get("deltaLink") or initial
+        headers = {"Prefer": f"odata.maxpagesize={self.page_size}"}
+        reset = False
+        try:
+            resources, link = self._delta(link, headers)
+        except _DeltaExpired:
+            resources, link = self._delta(initial, headers)
+            reset = True
+        refs = [
+            ItemRef(r["id"], r.get("size") or 0, _parse_time(r.get("createdDateTime")))
+            for r in resources
+        ]
+        refs += [ItemRef(i, s, _parse_time(c)) for i, s, c in state.get("pending", [])]
+        ready, later = [], []
+        for ref in refs:
+            is_young = before is not None and ref.received is not None and ref.received >= before
+            (later if is_young else ready).append(ref)
+        for ref in refs:
+            self._created[ref.source_id] = ref.received
+        pending = [[r.source_id, r.size, r.received and r.received.isoformat()] for r in later]
+        return Changes(ready, {"deltaLink": link, "pending": pending}, reset=reset)
+
+    def _delta(self, url, headers) -> tuple[list[dict], str]:
+        resources = []
+        while True:
+            response = self._send("GET", url, headers=dict(headers))
+            body = response.json() if response.content else {}
+            if response.status_code == 410:  # sync state lost or expired: start over
+                raise _DeltaExpired()
+            if response.status_code >= 400:
+                raise self._error(response.status_code, body, "list items", "MailboxItem.Read.All")
+            resources += [r for r in body.get("value", []) if "@removed" not in r]
+            if "@odata.deltaLink" in body:
+                return resources, body["@odata.deltaLink"]
+            url = body["@odata.nextLink"]
+
+    def fetch(self, folder, ids, format=GRAPH_FTS) -> list[Item]:
+        if format != GRAPH_FTS:
+            raise ConnectorError(
+                f"Exchange Online items are exported in Graph's full-fidelity format only, "
+                f"not {format!r}."
+            )
+
+        def export(chunk):
+            return self._call(
+                "POST",
+                f"{self._mbx}/exportItems",
+                "export items",
+                "MailboxItem.ImportExport.All",
+                json={"itemIds": chunk},
+            ).get("value", [])
+
+        items = []
+        for exported in self._pool.map(export, _chunks(list(ids), EXPORT_LIMIT)):
+            for entry in exported:
+                if entry.get("error") or not entry.get("data"):
+                    continue  # deleted since listed: the engine sees it missing
+                items.append(
+                    Item(
+                        source_id=entry["itemId"],
+                        data=base64.b64decode(entry["data"]),
+                        format=GRAPH_FTS,
+                        received=self._created.get(entry["itemId"]),
+                        kind=folder.kind,
+                    )
+                )
+        return items
+
+    def store(self, folder, items) -> list[StoreResult]:
+        results: dict[str, StoreResult] = {}
+        fts = [i for i in items if i.format in FTS_FORMATS]
+        mime = [i for i in items if i.format == RFC822 and folder.kind == MAIL]
+        for item in items:
+            if item not in fts and item not in mime:
+                results[item.source_id] = StoreResult(
+                    item.source_id,
+                    error=f"Exchange Online cannot import {item.format!r} items into a "
+                    f"{folder.kind} folder.",
+                    error_code="unsupported_format",
+                )
+        if fts:
+            results.update(self._import_fts(folder, fts))
+        if mime:
+            results.update(self._import_mime(folder, mime))
+        return [results[item.source_id] for item in items]
+
+    def _import_url(self, renew=False) -> str:
+        with self._session_lock:
+            return self._import_session(renew)
+
+    def _import_session(self, renew) -> str:
+        if renew or self._session is None or self._session[1] < datetime.now(UTC):
+            body = self._call(
+                "POST",
+                f"{self._mbx}/createImportSession",
+                "start an import session",
+                "MailboxItem.ImportExport.All",
+            )
+            expires = _parse_time(body.get("expirationDateTime")) or datetime.now(UTC)
+            self._session = (body["importUrl"], expires - timedelta(minutes=5))
+        return self._session[0]
+
+    def _import_fts(self, folder, items) -> dict[str, StoreResult]:
+        def upload(item):
+            body = {
+                "FolderId": folder.native_id,
+                "Mode": "create",
+                "Data": base64.b64encode(item.data).decode(),
+            }
+            response = self._send("POST", self._import_url(), auth=False, json=body)
+            if response.status_code == 401:  # the session's embedded token expired
+                response = self._send("POST", self._import_url(renew=True), auth=False, json=body)
+            if response.status_code >= 500:
+                raise self._error(response.status_code, response.json(), "import an item", "")
+            if response.status_code >= 400:
+                code, message = _graph_error(response.status_code, response.json())
+                return StoreResult(item.source_id, error=message, error_code=code)
+            return StoreResult(item.source_id, target_id=response.json()["itemId"])
+
+        stored = list(self._pool.map(upload, items))
+        stamps = [
+            {
+                "method": "PATCH",
+                "url": f"{self._mbx}/folders/{quote(folder.native_id)}/items/"
+                f"{quote(result.target_id)}",
+                "headers": {"Content-Type": "application/json"},
+                "body": {"singleValueExtendedProperties": [_fingerprint_property(item)]},
+            }
+            for item, result in zip(items, stored, strict=True)
+            if result.target_id
+        ]
+        imported = [r for r in stored if r.target_id]
+        self._apply_stamps(stamps, imported, "MailboxItem.ImportExport.All")
+        return {r.source_id: r for r in stored}
+
+    def _import_mime(self, folder, items) -> dict[str, StoreResult]:
+        user = quote(self.mailbox)
+        imports = [
+            {
+                "method": "POST",
+                "url": f"/users/{user}/mailFolders/{quote(folder.native_id)}/importMime",
+                "headers": {"Content-Type": "text/plain"},
+                "body": base64.b64encode(item.data).decode(),
+            }
+            for item in items
+        ]
+        stored = []
+        for item, (status, body) in zip(
+            items,
+            self._batch(imports, "import MIME messages", "Mail-Advanced.ReadWrite.All"),
+            strict=True,
+        ):
+            if status >= 400:
+                code, message = _graph_error(status, body)
+                if status == 403:
+                    message += " (the app needs Mail-Advanced.ReadWrite.All)"
+                stored.append(StoreResult(item.source_id, error=message, error_code=code))
+            else:
+                stored.append(StoreResult(item.source_id, target_id=body["id"]))
+        # importMime takes only the MIME bytes: read state, flag and received date follow.
+        patches = [
+            {
+                "method": "PATCH",
+                "url": f"/users/{user}/messages/{quote(result.target_id)}",
+                "headers": {"Content-Type": "application/json"},
+                "body": _message_patch(item),
+            }
+            for item, result in zip(items, stored, strict=True)
+            if result.target_id
+        ]
+        self._apply_stamps(patches, [r for r in stored if r.target_id], "Mail.ReadWrite")
+        return {r.source_id: r for r in stored}
+
+    def _apply_stamps(self, requests_, results, permission) -> None:
+        """PATCH after import; a failure keeps the item but says what is missing on it."""
+        if not requests_:
+            return
+        answers = self._batch(requests_, "update imported items", permission)
+        for result, (status, body) in zip(results, answers, strict=True):
+            if status >= 400:
+                code, message = _graph_error(status, body)
+                result.error = f"Imported, but its properties were not set: {message}"
+                result.error_code = code or "partial"
+
+    def fingerprints(self, folder) -> dict[str, str]:
+        """Fingerprint stamped at import (the source bytes' SHA-256) -> target item id. Items
+        that we did not import carry no stamp and are left out."""
+        url = (
+            f"{self._mbx}/folders/{quote(folder.native_id)}/items?$select=id"
+            f"&$expand=singleValueExtendedProperties($filter=id eq '{FINGERPRINT}')"
+        )
+        found = {}
+        for page in self._pages(url, "list items", "MailboxItem.Read.All"):
+            for resource in page.get("value", []):
+                for prop in resource.get("singleValueExtendedProperties") or []:
+                    if prop.get("id") == FINGERPRINT:
+                        found[prop["value"]] = resource["id"]
+        return found
+
+
+class _DeltaExpired(Exception):
+    pass
+
+
+def _fingerprint_property(item: Item) -> dict:
+    return {"id": FINGERPRINT, "value": item.fingerprint}
+
+
+def _message_patch(item: Item) -> dict:
+    properties = [_fingerprint_property(item)]
+    if item.received is not None:
+        received = item.received.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        properties.append({"id": DELIVERY_TIME, "value": received})
+    patch = {"isRead": "\\Seen" in item.flags, "singleValueExtendedProperties": properties}
+    if "\\Flagged" in item.flags:
+        patch["flag"] = {"flagStatus": "flagged"}
+    return patch

@@ -1,0 +1,161 @@
+"""Copies into Exchange Online through the Graph connector, checked on the server's side."""
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailboxes.connectors.base import CALENDAR, CONTACTS, MAIL, NOTES, RFC822, TASKS, Item
+from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS, GRAPH_FTS
+from tests.servers.graph_server import read_fts
+
+CORPUS = Path("/work/shared/corpus")
+
+# (folder, message class, items): every kind, a nested user folder, a folder over 20 items.
+SEED = [
+    ("inbox", "IPM.Note", 45),
+    ("sentitems", "IPM.Note", 3),
+    ("calendar", "IPM.Appointment", 4),
+    ("contacts", "IPM.Contact", 3),
+    ("tasks", "IPM.Task", 2),
+    ("notes", "IPM.StickyNote", 2),
+]
+
+
+def seed(mailbox):
+    for name, message_class, count in SEED:
+        for n in range(count):
+            mailbox.add_item(name, message_class, f"{message_class} #{n}".encode(), n % 2 == 0)
+    projects = mailbox.add_folder("Projects")
+    nested = mailbox.add_folder("2024", "IPF.Note", parent=projects.id)
+    mailbox.add_item(nested, "IPM.Note", b"nested", True)
+    return {"Projects/2024": nested}
+
+
+def copy_mailbox(source, target):
+    """The engine's calls, folder by folder: folders, ensure_folder, changes, fetch, store."""
+    fetch_calls = 0
+    for folder in source.folders():
+        if not folder.count:
+            continue
+        destination = target.ensure_folder(folder.path, folder.kind, folder.role)
+        changes = source.changes(folder, {})
+        ids = [ref.source_id for ref in changes.items]
+        items = source.fetch(folder, ids, GRAPH_FTS)
+        fetch_calls += math.ceil(len(ids) / 20)
+        results = target.store(destination, items)
+        assert all(r.target_id and not r.error for r in results), results
+    return fetch_calls
+
+
+def test_graph_to_graph_copies_every_kind_in_full_fidelity(graph_server, connect):
+    source_box = graph_server.add_user("ann@source.example")
+    target_box = graph_server.add_user("ann@target.example")
+    seed(source_box)
+    source, target = connect("ann@source.example"), connect("ann@target.example")
+
+    expected_exports = copy_mailbox(source, target)
+
+    total = sum(len(f.items) for f in source_box.folders.values())
+    assert total == 60
+    for name, message_class, count in SEED:
+        copied = target_box.folder(name).items.values()
+        original = source_box.folder(name).items.values()
+        assert sorted(i.data for i in copied) == sorted(i.data for i in original)
+        assert {i.type for i in copied} == {message_class}
+        assert sum(read_fts(i.data)["isRead"] for i in copied) == math.ceil(count / 2)
+    nested = [f for f in target.folders() if f.path == ("Projects", "2024")]
+    assert len(nested) == 1 and nested[0].count == 1
+    kinds = {f.role: f.kind for f in target.folders() if f.role}
+    assert kinds["calendar"] == CALENDAR and kinds["contacts"] == CONTACTS
+    assert kinds["tasks"] == TASKS and kinds["notes"] == NOTES and kinds["inbox"] == MAIL
+    # Batching: 20 ids per exportItems; one import POST per item (the API takes one); the
+    # fingerprint stamps travel 20 to a $batch.
+    assert graph_server.counts["exportItems"] == expected_exports == 3 + 1 + 1 + 1 + 1 + 1 + 1
+    assert graph_server.counts["importItem"] == total
+    assert graph_server.counts["items.patch"] == total
+    assert graph_server.counts["createImportSession"] == 1
+    assert graph_server.counts["batch"] == expected_exports
+
+
+def test_fingerprints_find_what_was_imported(graph_server, connect):
+    source_box = graph_server.add_user("bo@source.example")
+    graph_server.add_user("bo@target.example")
+    for n in range(25):
+        source_box.add_item("inbox", "IPM.Note", f"message {n}".encode())
+    source, target = connect("bo@source.example"), connect("bo@target.example")
+    inbox = next(f for f in source.folders() if f.role == "inbox")
+    items = source.fetch(inbox, [r.source_id for r in source.changes(inbox, {}).items])
+    target_inbox = target.ensure_folder(inbox.path, inbox.kind, inbox.role)
+    results = target.store(target_inbox, items)
+
+    found = target.fingerprints(target_inbox)
+
+    assert found == {item.fingerprint: r.target_id for item, r in zip(items, results, strict=True)}
+
+
+def corpus_items():
+    paths = [p for p in sorted((CORPUS / "mimekit-messages").iterdir()) if "LICENSE" not in p.name]
+    paths = paths[:12]
+    paths += sorted((CORPUS / "cpython-test_email").glob("msg_*.txt"))[:13]
+    items = []
+    for n, path in enumerate(paths):
+        flags = frozenset({"\\Seen"} if n % 3 else set()) | ({"\\Flagged"} if n % 5 == 0 else set())
+        received = datetime(2019, 1 + n % 12, 1 + n, 8, n, tzinfo=UTC)
+        items.append(Item(f"1:{n + 1}", path.read_bytes(), RFC822, flags, received))
+    return items
+
+
+def test_imap_messages_import_as_mime_with_read_state_and_dates(graph_server, connect):
+    box = graph_server.add_user("cy@target.example")
+    target = connect("cy@target.example")
+    items = corpus_items()
+    assert len(items) == 25
+    archive = target.ensure_folder(("Old", "2019"), MAIL, None)
+
+    results = target.store(archive, items)
+
+    assert all(r.target_id and not r.error for r in results), results
+    stored = box.folder(archive.native_id).items
+    for item, result in zip(items, results, strict=True):
+        landed = stored[result.target_id]
+        assert landed.mime == item.data
+        assert landed.is_read == ("\\Seen" in item.flags)
+        assert landed.flagged == ("\\Flagged" in item.flags)
+        assert landed.properties[DELIVERY_TIME] == item.received.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert graph_server.counts["importMime"] == 25
+    assert graph_server.counts["messages.patch"] == 25
+    assert graph_server.counts["batch"] == 2 * math.ceil(25 / 20)
+
+
+def test_sent_items_of_imap_land_in_the_targets_sent_items(graph_server, connect):
+    graph_server.add_user("dee@target.example")
+    target = connect("dee@target.example")
+
+    sent = target.ensure_folder(("Sent",), MAIL, None)
+    sub = target.ensure_folder(("Sent", "Customers"), MAIL, None)
+
+    assert sent.role == "sent" and sent.path == ("Sent Items",)
+    assert sub.path == ("Sent Items", "Customers")
+
+
+def test_ews_export_streams_import_unchanged(graph_server, connect):
+    """EWS ExportItems data is the same FastTransfer stream: it is imported as it is."""
+    box = graph_server.add_user("eve@target.example")
+    target = connect("eve@target.example")
+    calendar = target.ensure_folder(("Calendar",), CALENDAR, "calendar")
+    blob = b"\x01\x00\x00\x00\x08\x00\x00\x00opaque EWS export stream"
+
+    [result] = target.store(calendar, [Item("ews-1", blob, EWS_FTS, kind=CALENDAR)])
+
+    assert box.folder("calendar").items[result.target_id].data == blob
+
+
+def test_mime_is_refused_for_non_mail_folders(graph_server, connect):
+    graph_server.add_user("fay@target.example")
+    target = connect("fay@target.example")
+    contacts = target.ensure_folder(("Contacts",), CONTACTS, "contacts")
+
+    [result] = target.store(contacts, [Item("1:1", b"Subject: x\r\n\r\nx", RFC822)])
+
+    assert result.target_id is None and "contacts" in result.error
+    assert graph_server.counts["importMime"] == 0
