@@ -9,7 +9,6 @@ pytest_plugins = [
     "tests.servers.redis",
     "tests.servers.ews_server",
     "tests.servers.nsd",
-    "tests.servers.nsd",
     "tests.servers.graph_server",
 ]
 
