@@ -78,6 +78,11 @@ MAX_ITEMS_PER_REQUEST = 50
 MAX_BYTES_PER_REQUEST = 12 * 1024 * 1024
 SYNC_PAGE = 512  # the largest MaxChangesReturned EWS accepts
 MSGFLAG_READ = 0x1
+TRANSIENT_ERRORS = (
+    ews_errors.ErrorTimeoutExpired,
+    ews_errors.ErrorInternalServerTransientError,
+    requests.ConnectionError,
+)
 GRAPH_HINT = (
     "Exchange Online refused EWS. Microsoft is retiring EWS in Exchange Online (message center "
     "MC1227454): blocking began on 1 October 2026 and EWS is removed on 1 April 2027; until then "
@@ -384,6 +389,9 @@ class EwsConnector(Connector):
         )
 
     def _sync(self, ews_folder: EwsFolder, sync_state: str | None):
+        # sync_items() falls back to the folder's last state when given None: a full listing
+        # must clear it first.
+        ews_folder.item_sync_state = sync_state
         refs = []
         for change, item in ews_folder.sync_items(
             sync_state=sync_state,
@@ -583,16 +591,14 @@ class EwsConnector(Connector):
             return ConnectorError(
                 f"TLS: the certificate of {self._url_hint()} was refused ({text[:200]})."
             )
-        if isinstance(
-            error,
-            ews_errors.TransportError
-            | ews_errors.ErrorTimeoutExpired
-            | ews_errors.ErrorInternalServerTransientError
-            | requests.ConnectionError,
-        ):
+        if isinstance(error, TRANSIENT_ERRORS):
             return TransientError(f"EWS connection failed: {text[:300]}")
+        if isinstance(error, ews_errors.ResponseMessageError):
+            return ConnectorError(f"EWS refused the request ({type(error).__name__}): {text[:300]}")
         if isinstance(error, ews_errors.AutoDiscoverFailed):
             return ConnectorError(f"Autodiscover found no EWS endpoint for {self.mailbox}.")
+        if isinstance(error, ews_errors.TransportError):
+            return TransientError(f"EWS connection failed: {text[:300]}")
         return ConnectorError(f"EWS error: {type(error).__name__}: {text[:300]}")
 
     def _is_exchange_online(self) -> bool:

@@ -734,6 +734,8 @@ class EwsHandler(BaseHTTPRequestHandler):
                 return user
         if scheme == "Bearer" and value in self.state.tokens:
             return self.state.tokens[value]
+        with self.state.lock:
+            self.state.requests["(refused login)"] += 1
         self._send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
         return None
 

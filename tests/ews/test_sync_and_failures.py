@@ -1,0 +1,201 @@
+"""Delta sync, throttling, refused items and refused logins, as the server says them on the wire."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mailboxes.connectors.base import AuthError, ConnectorError, Endpoint, Item, TransientError
+from mailboxes.connectors.ews import EWS_FTS, EwsConnector
+from tests.ews.conftest import ALICE, corpus_messages, endpoint
+
+
+def inbox_of(connector):
+    return next(f for f in connector.folders() if f.role == "inbox")
+
+
+def test_delta_returns_only_new_items(source, source_connector):
+    inbox = inbox_of(source_connector)
+    first = source_connector.changes(inbox, {})
+    new = [
+        source.state.add_item(source.state.folder(ALICE, "Inbox"), m)
+        for m in corpus_messages(9)[7:]
+    ]
+
+    delta = source_connector.changes(inbox, first.state)
+    quiet = source_connector.changes(inbox, delta.state)
+
+    assert len(first.items) == 6 and not first.reset
+    assert [r.source_id for r in delta.items] == [i.id for i in new]
+    assert quiet.items == [] and not quiet.reset
+
+
+def test_lost_sync_state_lists_everything_with_reset(source, source_connector):
+    inbox = inbox_of(source_connector)
+    first = source_connector.changes(inbox, {})
+    source.state.invalidate_sync_states()
+
+    again = source_connector.changes(inbox, first.state)
+
+    assert again.reset
+    assert {r.source_id for r in again.items} == {r.source_id for r in first.items}
+    assert source_connector.changes(inbox, again.state).items == []
+
+
+def test_prestage_lists_old_items_and_keeps_the_watermark(source, source_connector):
+    inbox = inbox_of(source_connector)
+    fresh = source.state.add_item(
+        source.state.folder(ALICE, "Inbox"), b"Subject: today\r\n\r\nhi\r\n"
+    )
+
+    prestage = source_connector.changes(inbox, {}, before=datetime(2021, 1, 1, tzinfo=UTC))
+    delta = source_connector.changes(inbox, prestage.state)
+
+    assert len(prestage.items) == 6 and fresh.id not in {r.source_id for r in prestage.items}
+    assert fresh.id in {r.source_id for r in delta.items}
+
+
+def test_short_server_busy_back_off_is_waited_out(source, source_connector):
+    inbox = inbox_of(source_connector)
+    source.state.inject("SyncFolderItems", "busy", back_off_ms=300)
+
+    started = datetime.now(UTC)
+    listed = source_connector.changes(inbox, {})
+
+    assert len(listed.items) == 6
+    assert source.requests["SyncFolderItems"] == 2
+    assert (datetime.now(UTC) - started).total_seconds() >= 0.3
+
+
+def test_long_server_busy_back_off_is_handed_to_the_task(source):
+    connector = EwsConnector(endpoint(source, ALICE, options={"max_wait": 5}), ALICE)
+    inbox = inbox_of(connector)
+    source.state.inject("SyncFolderItems", "busy", back_off_ms=120_000)
+
+    with pytest.raises(TransientError) as caught:
+        connector.changes(inbox, {})
+
+    assert caught.value.retry_after == 120
+    assert source.requests["SyncFolderItems"] == 1
+
+
+def test_http_503_is_transient(source):
+    connector = EwsConnector(endpoint(source, ALICE, options={"max_wait": 1}), ALICE)
+    source.state.inject("*", "http503", retry_after=30)
+
+    with pytest.raises(TransientError) as caught:
+        connector.folders()
+
+    assert caught.value.retry_after == 30
+
+
+@pytest.mark.parametrize("code", ["ErrorItemCorrupt", "ErrorMessageSizeExceeded"])
+@pytest.mark.parametrize("format", [EWS_FTS, "rfc822"])
+def test_refused_item_is_reported_and_the_rest_stored(
+    source_connector, target, target_connector, code, format
+):
+    inbox = inbox_of(source_connector)
+    ids = [r.source_id for r in source_connector.changes(inbox, {}).items]
+    items = source_connector.fetch(inbox, ids, format=format)
+    poisoned = corpus_messages(6)[2]
+    target.state.reject_items_containing(poisoned, code)
+
+    results = target_connector.store(
+        target_connector.ensure_folder(("Inbox",), "mail", "inbox"), items
+    )
+
+    refused = [r for r in results if r.error]
+    assert [r.source_id for r in refused] == [ids[2]]
+    assert refused[0].error_code == code and refused[0].target_id is None
+    assert all(r.target_id for r in results if r not in refused)
+    assert len(target.state.items) == 5
+
+
+def test_unreadable_source_item_is_left_out_of_the_batch(source, source_connector):
+    inbox = inbox_of(source_connector)
+    ids = [r.source_id for r in source_connector.changes(inbox, {}).items]
+    source.state.corrupt_ids.add(ids[0])
+
+    items = source_connector.fetch(inbox, ids, format=EWS_FTS)
+
+    assert [i.source_id for i in items] == ids[1:]
+
+
+def test_wrong_password_is_an_auth_error_without_retries(source):
+    connector = EwsConnector(endpoint(source, ALICE, password="wrong"), ALICE)
+
+    with pytest.raises(AuthError, match="login refused"):
+        connector.check()
+
+    assert source.requests["(refused login)"] == 1  # a 401 is final, never read as throttling
+
+
+def test_missing_impersonation_rights_are_named(source):
+    source.state.add_user("admin@src.test", "admin-pw")
+    connector = EwsConnector(
+        endpoint(source, "admin@src.test", "admin-pw", impersonation="admin@src.test"), ALICE
+    )
+
+    with pytest.raises(AuthError, match="may not impersonate alice@src.test"):
+        connector.check()
+
+
+def test_impersonation_with_rights_reads_the_mailbox(source):
+    source.state.add_user("admin@src.test", "admin-pw", impersonation=True)
+    connector = EwsConnector(
+        endpoint(source, "admin@src.test", "admin-pw", impersonation="admin@src.test"), ALICE
+    )
+
+    assert "impersonating alice@src.test" in connector.check()
+    assert inbox_of(connector).count == 6
+
+
+def test_oauth2_client_credentials_impersonate_the_mailbox(source, monkeypatch):
+    # oauthlib refuses plain-http token endpoints; the test server speaks http on loopback only.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    source.state.add_client("app-id", "app-secret")
+    oauth = dict(
+        auth_method="oauth2",
+        oauth_client_id="app-id",
+        oauth_tenant_id="tenant-1",
+        oauth_authority=source.base_url,
+        kind="exchange_online",
+    )
+
+    good = EwsConnector(endpoint(source, "", "app-secret", **oauth), ALICE)
+    bad = EwsConnector(endpoint(source, "", "wrong-secret", **oauth), ALICE)
+
+    assert inbox_of(good).count == 6
+    with pytest.raises(AuthError, match="client secret"):
+        bad.check()
+
+
+def test_exchange_online_blocking_ews_points_to_graph(source):
+    source.state.ews_blocked = True
+    connector = EwsConnector(endpoint(source, ALICE, kind="exchange_online"), ALICE)
+
+    with pytest.raises(AuthError) as caught:
+        connector.check()
+
+    message = str(caught.value)
+    assert "MC1227454" in message and "1 April 2027" in message
+    assert "Graph connector" in message and "exchange_online" in message
+
+
+def test_unknown_host_is_reported_as_dns():
+    unknown = Endpoint(
+        kind="ews",
+        host="https://ews.mailferry.invalid/EWS/Exchange.asmx",
+        username=ALICE,
+        secret="secret",
+    )
+
+    with pytest.raises(ConnectorError, match="^DNS"):
+        EwsConnector(unknown, ALICE).check()
+
+
+def test_store_refuses_unknown_formats(target_connector):
+    inbox = target_connector.ensure_folder(("Inbox",), "mail", "inbox")
+
+    results = target_connector.store(inbox, [Item("x", b"data", format="graph-fts")])
+
+    assert results[0].error and results[0].target_id is None
