@@ -1,9 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import setup
+from .views import dashboard, setup
 
 urlpatterns = [
+    path("", dashboard.home, name="home"),
+    path("projects/<int:project_id>/", dashboard.project_detail, name="project_detail"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/new/", setup.project_create, name="project_create"),

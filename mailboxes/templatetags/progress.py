@@ -1,0 +1,43 @@
+from datetime import timedelta
+
+from django import template
+from django.template.defaultfilters import filesizeformat
+
+register = template.Library()
+
+
+@register.filter
+def per_second(bytes_per_second) -> str:
+    return f"{filesizeformat(bytes_per_second or 0)}/s"
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A rough human duration for an ETA: precision beyond two units would be false."""
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0 s"
+
+
+@register.filter
+def percent_of(part, whole) -> int:
+    if not whole:
+        return 0
+    return min(100, int(100 * (part or 0) / whole))
+
+
+@register.inclusion_tag("mailboxes/_chart.html")
+def throughput_chart(chart, title):
+    return {"chart": chart, "title": title}
+
+
+@register.inclusion_tag("mailboxes/_progress.html")
+def progress_bar(counters, label):
+    """A labelled <progress> for anything with the ``Counters`` fields (a row or an aggregate)."""
+    return {"counters": counters, "label": label}

@@ -1,0 +1,159 @@
+"""One mailbox: the consultant's page, bulk actions from the project page, the end-user page."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.utils import timezone
+
+from projects.access import get_mailbox_for_user, get_project_for_user
+
+from .charts import current_rate, throughput_chart
+from .filters import MailboxFilterForm
+from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
+from .live import render_live
+from .models import ItemError, Mailbox, PassKind
+from .rollup import ACTIVE_STATES
+
+ERRORS_SHOWN = 100
+PASSES_SHOWN = 20
+
+
+def _progress_context(mailbox: Mailbox) -> dict:
+    samples = mailbox.progress_samples.all()
+    rate = current_rate(samples)
+    return {
+        "mailbox": mailbox,
+        "rate": rate,
+        "eta": rate.eta(
+            mailbox.bytes_total - mailbox.bytes_copied, mailbox.items_total - mailbox.items_done
+        ),
+        "chart": throughput_chart(samples),
+    }
+
+
+class LinkForm(forms.Form):
+    link_days = forms.IntegerField(
+        label="Link valid for (days, empty: until revoked)",
+        required=False,
+        min_value=1,
+        max_value=365,
+    )
+
+    def url(self, request, mailbox) -> str:
+        """The link to hand out; none while the form shows an error."""
+        if self.is_bound and not self.is_valid():
+            return ""
+        days = self.cleaned_data.get("link_days") if self.is_bound else None
+        expires_at = timezone.now() + timedelta(days=days) if days else None
+        return request.build_absolute_uri(enduser_url(mailbox, expires_at))
+
+
+@login_required
+def mailbox_detail(request, project_id, mailbox_id):
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    passes = list(mailbox.passes.all()[:PASSES_SHOWN])
+    current = passes[0] if passes else None
+    errors = ItemError.objects.filter(folder_job__mailbox=mailbox).select_related("folder_job")
+    link_form = LinkForm(request.GET or None)
+    context = {
+        **_progress_context(mailbox),
+        "project": mailbox.project,
+        "passes": passes,
+        "current_pass": current,
+        "folder_jobs": current.folder_jobs.all() if current else [],
+        "item_errors": errors.order_by("-created", "-id")[:ERRORS_SHOWN],
+        "error_total": errors.count(),
+        "link_form": link_form,
+        "enduser_link": link_form.url(request, mailbox),
+    }
+    live = mailbox.state in ACTIVE_STATES
+    return render_live(request, "mailboxes/detail.html", "progress", context, live)
+
+
+@login_required
+def mailbox_link_revoke(request, project_id, mailbox_id):
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    revoke_links(mailbox)
+    messages.success(request, f"Every end-user link of {mailbox} so far no longer works.")
+    return redirect(mailbox)
+
+
+def enduser_progress(request, token):
+    """Login-free, read-only: exactly one mailbox, found only through its signed token."""
+    try:
+        mailbox = mailbox_for_token(token, Mailbox.objects.select_related("project"))
+    except LinkInvalid as exc:
+        raise Http404("No such page.") from exc
+    except LinkGone:
+        return render_live(request, "mailboxes/enduser_gone.html", "gone", {}, False, status=410)
+    context = _progress_context(mailbox)
+    response = render_live(
+        request, "mailboxes/enduser.html", "progress", context, mailbox.state in ACTIVE_STATES
+    )
+    # The token is the only key: keep it out of search engines and other sites' referrer logs.
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+class BulkActionForm(forms.Form):
+    ACTIONS = {
+        "prestage": "Pre-stage started",
+        "delta": "Delta pass started",
+        "retry": "Retry started",
+        "pause": "Paused",
+        "resume": "Resumed",
+    }
+    action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
+    scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
+    older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
+
+    def run(self, mailboxes) -> None:
+        from . import services  # TEMP until mailboxes/services.py lands
+
+        action = self.cleaned_data["action"]
+        if action == "prestage":
+            days = self.cleaned_data["older_than_days"]
+            services.start_passes(mailboxes, PassKind.PRESTAGE, older_than_days=days)
+        elif action == "delta":
+            services.start_passes(mailboxes, PassKind.DELTA)
+        elif action == "retry":
+            services.retry_failed(mailboxes)
+        elif action == "pause":
+            services.pause_mailboxes(mailboxes)
+        else:
+            services.resume_mailboxes(mailboxes)
+
+
+@login_required
+def mailbox_bulk_action(request, project_id):
+    """Start, retry, pause or resume the selected rows, or every row the filter shows."""
+    project = get_project_for_user(request, project_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = BulkActionForm(request.POST)
+    filter_form = MailboxFilterForm(request.POST)
+    back = f"{project.get_absolute_url()}?{filter_form.querystring()}"
+    if not form.is_valid():
+        messages.error(request, "Choose an action and which mailboxes it applies to.")
+        return redirect(back)
+    mailboxes = project.mailboxes.all()
+    if form.cleaned_data["scope"] == "filtered":
+        mailboxes = filter_form.filter(mailboxes)
+    else:
+        ids = [pk for pk in request.POST.getlist("selected") if pk.isdigit()]
+        mailboxes = mailboxes.filter(pk__in=ids)
+    count = mailboxes.count()
+    if not count:
+        messages.error(request, "No mailbox selected: tick some rows or choose all filtered.")
+        return redirect(back)
+    form.run(mailboxes)
+    label = form.ACTIONS[form.cleaned_data["action"]]
+    messages.success(request, f"{label} for {count} mailbox{'es' if count != 1 else ''}.")
+    return redirect(back)
