@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 # URLs anyone may open: the login page, and the end-user page guarded by its signed token.
 PUBLIC = {"login", "enduser_progress"}
 # Views that only answer POST: a GET gets 405 from a member, after the access check.
-POST_ONLY = {"logout"}
+POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke"}
 
 
 def walk(patterns, namespace=""):
