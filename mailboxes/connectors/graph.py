@@ -679,19 +679,20 @@ class GraphConnector(Connector):
                 result.error = f"Imported, but its properties were not set: {message}"
                 result.error_code = code or "partial"
 
-    def fingerprints(self, folder) -> dict[str, str]:
-        """Fingerprint stamped at import (the source bytes' SHA-256) -> target item id. Items
-        that we did not import carry no stamp and are left out."""
+    def fingerprints(self, folder) -> dict[str, list[str]]:
+        """Fingerprint stamped at import (SHA-256 of the source bytes, whatever format
+        travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
+        target's own export would never match; items we did not import carry no stamp."""
         url = (
             f"{self._mbx}/folders/{quote(folder.native_id)}/items?$select=id"
             f"&$expand=singleValueExtendedProperties($filter=id eq '{FINGERPRINT}')"
         )
-        found = {}
+        found: dict[str, list[str]] = {}
         for page in self._pages(url, "list items", "MailboxItem.Read.All"):
             for resource in page.get("value", []):
                 for prop in resource.get("singleValueExtendedProperties") or []:
                     if prop.get("id") == FINGERPRINT:
-                        found[prop["value"]] = resource["id"]
+                        found.setdefault(prop["value"], []).append(resource["id"])
         return found
 
 
@@ -706,7 +707,9 @@ def _fingerprint_property(item: Item) -> dict:
 def _message_patch(item: Item) -> dict:
     properties = [_fingerprint_property(item)]
     if item.received is not None:
-        received = item.received.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Via the timestamp: datetime subclasses (exchangelib's EWSDateTime) refuse astimezone(UTC).
+        received = datetime.fromtimestamp(item.received.timestamp(), UTC)
+        received = received.strftime("%Y-%m-%dT%H:%M:%SZ")
         properties.append({"id": DELIVERY_TIME, "value": received})
     patch = {"isRead": "\\Seen" in item.flags, "singleValueExtendedProperties": properties}
     if "\\Flagged" in item.flags:

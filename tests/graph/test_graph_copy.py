@@ -90,7 +90,9 @@ def test_fingerprints_find_what_was_imported(graph_server, connect):
 
     found = target.fingerprints(target_inbox)
 
-    assert found == {item.fingerprint: r.target_id for item, r in zip(items, results, strict=True)}
+    assert found == {
+        item.fingerprint: [r.target_id] for item, r in zip(items, results, strict=True)
+    }
 
 
 def corpus_items():

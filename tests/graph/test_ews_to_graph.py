@@ -1,0 +1,92 @@
+"""EWS (exchangelib against the fake EWS server) into Exchange Online (Graph, fake Graph server)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mailboxes.connectors.base import RFC822, Endpoint
+from mailboxes.connectors.ews import EwsConnector
+from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS
+from tests.ews.conftest import corpus_messages
+from tests.servers.ews_server import start_ews_server
+
+ALICE = "alice@onprem.test"
+KINDS = [
+    ("Inbox", "IPM.Note", b""),
+    ("Calendar", "IPM.Appointment", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\n"),
+    ("Contacts", "IPM.Contact", b"BEGIN:VCARD\r\nFN:Carol\r\nEND:VCARD\r\n"),
+    ("Tasks", "IPM.Task", b"Task: file the report\r\n"),
+    ("Notes", "IPM.StickyNote", b"Note: buy milk\r\n"),
+]
+
+
+@pytest.fixture
+def ews_source():
+    server = start_ews_server()
+    server.add_user(ALICE)
+    state = server.state
+    received = datetime(2021, 5, 4, 10, 0, tzinfo=UTC)
+    for n, mime in enumerate(corpus_messages(24)):
+        state.add_item(
+            state.folder(ALICE, "Inbox"),
+            mime,
+            is_read=n % 2 == 0,
+            received=received + timedelta(hours=n),
+        )
+    for name, item_class, body in KINDS[1:]:
+        state.add_item(state.folder(ALICE, name), body, item_class)
+    yield server
+    server.stop()
+
+
+def test_every_kind_moves_from_ews_to_graph_in_the_shared_fts_format(
+    ews_source, graph_server, connect
+):
+    box = graph_server.add_user("alice@cloud.example")
+    target = connect("alice@cloud.example")
+    with EwsConnector(
+        Endpoint("ews", ews_source.url, username=ALICE, secret="secret"), ALICE
+    ) as src:
+        for folder in [f for f in src.folders() if f.count]:
+            destination = target.ensure_folder(folder.path, folder.kind, folder.role)
+            ids = [ref.source_id for ref in src.changes(folder, {}).items]
+            items = src.fetch(folder, ids, EWS_FTS)
+            results = target.store(destination, items)
+
+            landed = box.folder(destination.native_id).items
+            assert sorted(landed[r.target_id].data for r in results) == sorted(
+                i.data for i in items
+            )
+            assert destination.kind == folder.kind
+
+    assert {f.role: f.count for f in target.folders() if f.count} == {
+        "inbox": 24,
+        "calendar": 1,
+        "contacts": 1,
+        "tasks": 1,
+        "notes": 1,
+    }
+    assert graph_server.counts["importItem"] == 28
+    assert graph_server.counts["batch"] == 2 + 4  # fingerprint stamps: inbox 24, four others
+
+
+def test_ews_mail_as_mime_keeps_read_state_and_received_date(ews_source, graph_server, connect):
+    box = graph_server.add_user("alice@cloud.example")
+    target = connect("alice@cloud.example")
+    with EwsConnector(
+        Endpoint("ews", ews_source.url, username=ALICE, secret="secret"), ALICE
+    ) as src:
+        inbox = next(f for f in src.folders() if f.role == "inbox")
+        items = src.fetch(inbox, [r.source_id for r in src.changes(inbox, {}).items], RFC822)
+    destination = target.ensure_folder(inbox.path, inbox.kind, inbox.role)
+
+    results = target.store(destination, items)
+
+    stored = box.folder("inbox").items
+    for item, result in zip(items, results, strict=True):
+        landed = stored[result.target_id]
+        assert landed.mime == item.data
+        assert landed.is_read == ("\\Seen" in item.flags)
+        received = datetime.fromtimestamp(item.received.timestamp(), UTC)
+        assert landed.properties[DELIVERY_TIME] == received.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert sum(stored[r.target_id].is_read for r in results) == 12
