@@ -179,6 +179,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # How many connections the workers may hold open to one tenant at once.
 TENANT_CONNECTION_LIMIT = envint("TENANT_CONNECTION_LIMIT", 4)
 
+# DNS checks: resolvers asked besides each zone's own nameservers ("host:port", comma-separated),
+# and the seconds one server may take to answer one question.
+DNSCHECK_RESOLVERS = envlist("DNSCHECK_RESOLVERS", "1.1.1.1:53,8.8.8.8:53,9.9.9.9:53")
+DNSCHECK_TIMEOUT = float(os.environ.get("DNSCHECK_TIMEOUT", "3"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

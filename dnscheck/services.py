@@ -1,0 +1,103 @@
+"""Checks of stored domains: expected records from the target kind, results stored per server."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from projects.models import Domain, Tenant
+
+from . import checker
+from .models import DnsCheck, DnsRecord, DnsResult
+from .records import TARGETS, InvalidDomain, normalize_domain
+
+
+def target_kind(tenant: Tenant) -> str:
+    """Which record defaults apply: Microsoft 365 for Exchange Online targets."""
+    if tenant.kind == Tenant.Kind.EXCHANGE_ONLINE:
+        return "m365"
+    if tenant.kind == Tenant.Kind.EWS and "office365.com" in tenant.endpoint.lower():
+        return "m365"
+    return "none"
+
+
+def ensure_default_records(domain: Domain, sip: bool | None = None) -> None:
+    """Create the target's default records; ``sip`` adds or removes the SIP SRV records."""
+    try:
+        name = normalize_domain(domain.name)
+    except InvalidDomain:
+        return
+    has_sip = domain.dns_records.filter(group=DnsRecord.Group.SIP, is_default=True).exists()
+    sip = has_sip if sip is None else sip
+    if not sip:
+        domain.dns_records.filter(group=DnsRecord.Group.SIP, is_default=True).delete()
+    for expected in TARGETS[target_kind(domain.project.target)](name, sip=sip):
+        DnsRecord.objects.get_or_create(
+            domain=domain,
+            name=expected.name,
+            rtype=expected.rtype,
+            value=expected.value,
+            present=expected.present,
+            defaults={
+                "group": expected.group,
+                "match": expected.match,
+                "changes": expected.changes,
+                "is_default": True,
+            },
+        )
+
+
+def servers_from_setting(text_or_list, role: str) -> list[checker.Server]:
+    items = text_or_list.split(",") if isinstance(text_or_list, str) else text_or_list
+    return [checker.Server.parse(item, role) for item in items if item.strip()]
+
+
+def check_domain(domain: Domain) -> DnsCheck:
+    """Run the check now and store it; a check that cannot run is stored with its reason."""
+    records = {r.pk: r for r in domain.dns_records.all()}
+    try:
+        report = checker.check(
+            domain.name,
+            [r.expected() for r in records.values()],
+            servers=servers_from_setting(domain.nameservers, "authoritative"),
+            resolvers=servers_from_setting(settings.DNSCHECK_RESOLVERS, "resolver"),
+            timeout=settings.DNSCHECK_TIMEOUT,
+            cutover_at=domain.project.planned_cutover,
+        )
+    except (InvalidDomain, checker.CheckError, ValueError) as exc:
+        with transaction.atomic():
+            check = DnsCheck.objects.create(domain=domain, error=str(exc))
+            check.prune()
+        return check
+    with transaction.atomic():
+        check = DnsCheck.objects.create(
+            domain=domain,
+            checked_at=report.checked_at,
+            servers=[s.label for s in report.servers],
+            findings=[f.as_dict() for f in report.findings],
+            ok=report.ok,
+        )
+        DnsResult.objects.bulk_create(
+            DnsResult(
+                dns_check=check,
+                record=records[r.record.key],
+                server=r.server.label,
+                role=r.server.role,
+                verdict=r.verdict,
+                values=r.values,
+                ttl=r.ttl,
+                message=r.message[:300],
+                checked_at=report.checked_at,
+            )
+            for r in report.results
+        )
+        check.prune()
+    return check
+
+
+def check_project(project) -> list[DnsCheck]:
+    checks = []
+    for domain in project.domains.select_related("project__target"):
+        ensure_default_records(domain)
+        checks.append(check_domain(domain))
+    return checks
