@@ -238,8 +238,7 @@ class EwsConnector(Connector):
         # of later Configurations: drop the cached one and register ours (with chunked reads).
         with suppress(KeyError):
             del Protocol[config]
-        protocol_class = EwsProtocol if endpoint.verify_tls else InsecureEwsProtocol
-        protocol_class(config=config)
+        self._protocol_class()(config=config)
         impersonating = bool(endpoint.impersonation) or endpoint.auth_method == "oauth2"
         return Account(
             self.mailbox,
@@ -247,6 +246,9 @@ class EwsConnector(Connector):
             autodiscover=False,
             access_type=IMPERSONATION if impersonating else DELEGATE,
         )
+
+    def _protocol_class(self) -> type[Protocol]:
+        return EwsProtocol if self.endpoint.verify_tls else InsecureEwsProtocol
 
     def _credentials(self):
         endpoint = self.endpoint
