@@ -1,0 +1,247 @@
+"""Delta state, throttling, permissions and credentials of the Graph connector."""
+
+import ssl
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from mailboxes.connectors.base import AuthError, Item, TransientError
+from mailboxes.connectors.graph import GraphConnector
+from tests.graph.conftest import graph_endpoint
+from tests.servers.graph_server import ALL_ROLES
+
+
+@pytest.fixture
+def ann(graph_server):
+    box = graph_server.add_user("ann@example.org")
+    for n in range(7):
+        box.add_item("inbox", "IPM.Note", f"message {n}".encode())
+    return box
+
+
+def inbox_of(connector):
+    return next(f for f in connector.folders() if f.role == "inbox")
+
+
+def test_delta_lists_only_new_items_and_pages_through(graph_server, ann, connect):
+    connector = connect("ann@example.org", page_size=3)
+    inbox = inbox_of(connector)
+    first = connector.changes(inbox, {})
+    assert len(first.items) == 7 and not first.reset
+    assert graph_server.counts["items.delta"] == 3  # pages of 3, 3 and 1
+
+    new = [ann.add_item("inbox", "IPM.Note", b"late arrival") for _ in range(2)]
+    ann.delete_item(ann.folder("inbox"), first.items[0].source_id)
+    second = connector.changes(inbox, first.state)
+
+    assert [ref.source_id for ref in second.items] == [item.id for item in new]
+    assert connector.changes(inbox, second.state).items == []
+
+
+def test_lost_delta_state_falls_back_to_a_full_listing(graph_server, ann, connect):
+    connector = connect("ann@example.org")
+    inbox = inbox_of(connector)
+    state = connector.changes(inbox, {}).state
+    graph_server.expire_delta_tokens()
+
+    again = connector.changes(inbox, state)
+
+    assert again.reset
+    assert len(again.items) == 7
+    assert connector.changes(inbox, again.state).items == []
+
+
+def test_prestage_keeps_younger_items_for_the_next_pass(ann, connect):
+    connector = connect("ann@example.org")
+    inbox = inbox_of(connector)
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    ann.add_item("inbox", "IPM.Note", b"young")
+    young = list(ann.folder("inbox").items.values())[-1]
+    young.created = (cutoff + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    prestage = connector.changes(inbox, {}, before=cutoff)
+    delta = connector.changes(inbox, prestage.state)
+
+    assert young.id not in {ref.source_id for ref in prestage.items}
+    assert len(prestage.items) == 7
+    assert [ref.source_id for ref in delta.items] == [young.id]
+
+
+def test_short_throttling_waits_inline_and_succeeds(graph_server, ann, connect):
+    connector = connect("ann@example.org")
+    inbox = inbox_of(connector)
+    ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+    graph_server.throttle("exportItems", 2, retry_after=0.2)
+
+    started = time.monotonic()
+    items = connector.fetch(inbox, ids)
+
+    assert len(items) == 7
+    assert graph_server.counts["exportItems"] == 3  # two 429s, then the export
+    assert time.monotonic() - started >= 0.4  # Retry-After honoured each time
+
+
+def test_throttled_batch_requests_are_retried_alone(graph_server, connect):
+    graph_server.add_user("bo@example.org")
+    connector = connect("bo@example.org")
+    inbox = inbox_of(connector)
+    graph_server.throttle("importMime", 1, retry_after=0.1)
+    items = [Item(f"1:{n}", f"Subject: {n}\r\n\r\nbody\r\n".encode()) for n in range(3)]
+    results = connector.store(inbox, items)
+
+    assert all(r.target_id for r in results)
+    assert graph_server.counts["importMime"] == 4  # the throttled one once more
+    assert len(graph_server.users["bo@example.org"].folder("inbox").items) == 3
+
+
+def test_long_throttling_goes_back_to_the_engine_with_the_hint(graph_server, ann, connect):
+    connector = connect("ann@example.org")
+    inbox = inbox_of(connector)
+    ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+    graph_server.throttle("exportItems", 1, retry_after=120)
+
+    with pytest.raises(TransientError) as raised:
+        connector.fetch(inbox, ids)
+
+    assert raised.value.retry_after == 120
+    assert graph_server.counts["exportItems"] == 1
+
+
+def test_check_names_each_missing_permission(graph_server, ann):
+    roles = ALL_ROLES - {"MailboxItem.ImportExport.All", "MailboxItem.Read.All"}
+    graph_server.register_app("half-consented", "pw", roles)
+    endpoint = graph_endpoint(graph_server, client_id="half-consented", secret="pw")
+
+    with (
+        GraphConnector(endpoint, "ann@example.org") as connector,
+        pytest.raises(AuthError) as raised,
+    ):
+        connector.check()
+
+    message = str(raised.value)
+    assert "MailboxItem.ImportExport.All" in message and "MailboxItem.Read.All" in message
+    assert "MailboxFolder.Read.All" not in message  # granted through ReadWrite
+
+
+def test_check_without_admin_consent_says_so(graph_server, ann):
+    graph_server.register_app("unconsented", "pw", roles=())
+    endpoint = graph_endpoint(graph_server, client_id="unconsented", secret="pw")
+
+    with (
+        GraphConnector(endpoint, "ann@example.org") as connector,
+        pytest.raises(AuthError, match="no application permissions with admin consent"),
+    ):
+        connector.check()
+
+
+def test_check_tells_a_source_only_app_what_a_target_needs(graph_server, ann):
+    roles = {
+        "User.Read.All",
+        "MailboxFolder.Read.All",
+        "MailboxItem.Read.All",
+        "MailboxItem.ImportExport.All",
+    }
+    graph_server.register_app("source-only", "pw", roles)
+    endpoint = graph_endpoint(graph_server, client_id="source-only", secret="pw")
+
+    with GraphConnector(endpoint, "ann@example.org") as connector:
+        message = connector.check()
+
+    assert message.startswith("Connected: 10 folders in ann@example.org.")
+    assert "MailboxFolder.ReadWrite.All" in message and "Mail-Advanced.ReadWrite.All" in message
+
+
+def test_a_403_from_graph_names_the_permission(graph_server, ann):
+    graph_server.register_app("no-export", "pw", ALL_ROLES - {"MailboxItem.ImportExport.All"})
+    endpoint = graph_endpoint(graph_server, client_id="no-export", secret="pw")
+
+    with GraphConnector(endpoint, "ann@example.org") as connector:
+        inbox = inbox_of(connector)
+        ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+        with pytest.raises(AuthError, match="needs the MailboxItem.ImportExport.All application"):
+            connector.fetch(inbox, ids)
+
+
+def test_wrong_secret_is_an_auth_error_with_entras_reason(graph_server, graph_app, ann):
+    endpoint = graph_endpoint(graph_server, secret="wrong")
+
+    with (
+        GraphConnector(endpoint, "ann@example.org") as connector,
+        pytest.raises(AuthError, match="AADSTS7000215"),
+    ):
+        connector.check()
+
+
+def test_tokens_are_cached_per_tenant_and_client(graph_server, ann, connect):
+    graph_server.add_user("bo@example.org")
+    connect("ann@example.org").check()
+    connect("bo@example.org").check()
+
+    assert graph_server.counts["token"] == 1
+    assert graph_server.counts["openid"] == 1
+
+
+def test_an_expiring_token_is_renewed_before_use(graph_server, ann, connect):
+    graph_server.token_lifetime = 200  # msal treats tokens within 5 minutes of expiry as gone
+    connector = connect("ann@example.org")
+    connector.check()
+    connector.check()
+
+    # Every call found the cached token too close to expiry: the role check, the mailbox
+    # lookup and the folder listing of the first check(), the role check and folder listing
+    # of the second.
+    assert graph_server.counts["token"] == 5
+
+
+def test_certificate_credentials(graph_server, ann, tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailferry")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    graph_server.register_app("cert-app", roles=ALL_ROLES, certificate_pem=cert_pem)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    endpoint = graph_endpoint(
+        graph_server,
+        client_id="cert-app",
+        secret="",
+        certificate_pem=key_pem,
+        certificate_thumbprint=cert.fingerprint(hashes.SHA1()).hex(),
+    )
+
+    with GraphConnector(endpoint, "ann@example.org") as connector:
+        assert connector.check().startswith("Connected: 10 folders")
+
+
+def test_server_refuses_more_than_20_ids_per_export(graph_server, graph_app, ann, connect):
+    connector = connect("ann@example.org")
+    token = connector._token()
+    url = f"{graph_server.graph_url}/admin/exchange/mailboxes/{ann.id}/exportItems"
+    ids = [item.id for item in ann.folder("inbox").items.values()] * 3
+
+    response = httpx.post(
+        url,
+        json={"itemIds": ids[:21]},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ssl.create_default_context(cafile=graph_server.cert_file),
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "ErrorInvalidArgument"
