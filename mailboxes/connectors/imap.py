@@ -97,10 +97,19 @@ class Reply:
 class ImapClient:
     """One IMAP connection. Every socket failure becomes a TransientError."""
 
-    def __init__(self, host: str, port: int, security: str, verify_tls: bool, timeout: float):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        verify_tls: bool,
+        timeout: float,
+        disabled: frozenset[str] = frozenset(),
+    ):
         self.host, self.port = host, port
         self.where = f"{host}:{port}"
-        self.capabilities: set[str] = set()
+        self.disabled = disabled
+        self._capabilities: set[str] = set()
         self.goodbye = ""  # the text of the server's BYE, shown when the connection drops
         self._tags = 0
         self._tls = self._tls_context(verify_tls)
@@ -118,6 +127,15 @@ class ImapClient:
             self.capabilities = greeting
         if not self.capabilities:
             self.refresh_capabilities()
+
+    @property
+    def capabilities(self) -> set[str]:
+        """What the server offers, less what the endpoint told us to do without."""
+        return self._capabilities - self.disabled
+
+    @capabilities.setter
+    def capabilities(self, value: set[str]) -> None:
+        self._capabilities = value
 
     # -- transport -------------------------------------------------------------------------
 
@@ -457,8 +475,6 @@ class ImapConnector(Connector):
         self._other_prefixes: tuple[str, ...] = ()
         self._selected: tuple[str, dict] | None = None  # (native id, response codes)
         self._listing: list[tuple[Folder, set[str]]] | None = None
-        # Servers with broken extensions can be told to do without ("disable": ["MULTIAPPEND"]).
-        self._disabled = {name.upper() for name in endpoint.options.get("disable", ())}
 
     # -- connection ------------------------------------------------------------------------
 
@@ -468,7 +484,11 @@ class ImapConnector(Connector):
         endpoint = self.endpoint
         port = endpoint.port or (993 if endpoint.security == "tls" else 143)
         timeout = float(endpoint.options.get("timeout", DEFAULT_TIMEOUT))
-        client = ImapClient(endpoint.host, port, endpoint.security, endpoint.verify_tls, timeout)
+        # Servers with broken extensions can be told to do without ("disable": ["MULTIAPPEND"]).
+        disabled = frozenset(name.upper() for name in endpoint.options.get("disable", ()))
+        client = ImapClient(
+            endpoint.host, port, endpoint.security, endpoint.verify_tls, timeout, disabled
+        )
         try:
             self._client = client
             self._log_in()
@@ -492,7 +512,7 @@ class ImapConnector(Connector):
         return self._client
 
     def offers(self, capability: str) -> bool:
-        return capability in self.client.capabilities and capability not in self._disabled
+        return capability in self.client.capabilities
 
     def _log_in(self) -> None:
         endpoint = self.endpoint

@@ -191,6 +191,8 @@ def test_odd_folder_names_round_trip(server, dovecot_pair, dovecot_user):
         listed = {f.path: f for f in fresh.folders()}
     for path in ODD_NAMES:
         assert path in listed
+    # Parents that exist only as containers (\Noselect) are not folders; their children are.
+    assert ("[Gmail]",) not in listed and ("Kunden",) not in listed
     # The server's own listing: real hierarchy, modified UTF-7, separator lookalikes.
     client = user.server.client(user.name, user.password)
     names = {re.sub(r'^\(.*?\) ".*?" ', "", line.decode()).strip('"') for line in client.list()[1]}
@@ -395,3 +397,35 @@ def test_tls_and_starttls(security, dovecot_a, dovecot_user):
     with pytest.raises(ConnectorError, match="certificate") as raised:
         untrusted.open()
     assert not isinstance(raised.value, TransientError)
+
+
+BARE_IMAP4 = [
+    "SASL-IR",
+    "AUTH=PLAIN",
+    "LITERAL+",
+    "MULTIAPPEND",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "STATUS=SIZE",
+    "NAMESPACE",
+    "CONDSTORE",
+]
+
+
+def test_a_server_without_extensions_still_works(dovecot_a, dovecot_b, dovecot_user):
+    source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    messages = [RawMessage(b"Subject: %d\r\n\r\n%d\r\n" % (n, n), FLAG_SETS[n]) for n in range(3)]
+    source.load("Sent", messages)
+    bare = {"disable": BARE_IMAP4}
+    with open_imap(source, options=bare) as src, open_imap(target, options=bare) as dst:
+        assert "LITERAL+" not in src.client.capabilities
+        sent = next(f for f in src.folders() if f.role == SENT)
+        assert (sent.native_id, sent.count) == ("Sent", 3)
+        changes = src.changes(sent, {})
+        assert changes.state["highestmodseq"] is None
+        items = src.fetch(sent, [ref.source_id for ref in changes.items])
+        results = dst.store(dst.ensure_folder(("Sent Items",), MAIL, SENT), items)
+        assert src.changes(sent, changes.state).items == []
+    assert all(r.target_id and not r.error for r in results)
+    stored = read_back(target, "Sent")
+    assert [(body, flags) for body, flags, _ in stored] == [(m.data, m.flags) for m in messages]
