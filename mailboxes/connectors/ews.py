@@ -283,32 +283,31 @@ class EwsConnector(Connector):
 
     def _walk(self) -> list[Folder]:
         top = self.account.msg_folder_root
-        distinguished = self._distinguished_ids()
         result = []
         for ews_folder in top.walk():
             kind = roles.kind_for_folder_class(ews_folder.folder_class)
             if kind is None:
                 continue
             self._folders[ews_folder.id] = ews_folder
-            result.append(
-                Folder(
-                    path=self._path(ews_folder, top),
-                    kind=kind,
-                    role=roles.EWS_DISTINGUISHED.get(distinguished.get(ews_folder.id, "")),
-                    count=ews_folder.total_count or 0,
-                    native_id=ews_folder.id,
-                )
-            )
+            result.append(self._folder(ews_folder, kind, self._role(ews_folder)))
         return result
 
-    def _distinguished_ids(self) -> dict[str, str]:
-        """folder id -> distinguished name, for the names roles.py knows."""
-        found = {}
-        for name in roles.EWS_DISTINGUISHED:
-            ews_folder = self._distinguished(name)
-            if ews_folder is not None:
-                found[ews_folder.id] = name
-        return found
+    @staticmethod
+    def _role(ews_folder: EwsFolder) -> str | None:
+        # A user folder called "Inbox" deeper down gets exchangelib's Inbox class too, but only
+        # the real one is distinguished.
+        if not ews_folder.is_distinguished:
+            return None
+        return roles.EWS_DISTINGUISHED.get(type(ews_folder).DISTINGUISHED_FOLDER_ID)
+
+    def _folder(self, ews_folder: EwsFolder, kind: str, role: str | None) -> Folder:
+        return Folder(
+            path=self._path(ews_folder, self.account.msg_folder_root),
+            kind=kind,
+            role=role,
+            count=ews_folder.total_count or 0,
+            native_id=ews_folder.id,
+        )
 
     def _distinguished(self, name: str) -> EwsFolder | None:
         root = self.account.root
@@ -336,13 +335,7 @@ class EwsConnector(Connector):
         if ews_folder is None:
             ews_folder = self._make_path(path, kind)
         self._folders[ews_folder.id] = ews_folder
-        return Folder(
-            path=self._path(ews_folder, self.account.msg_folder_root),
-            kind=kind,
-            role=role,
-            count=ews_folder.total_count or 0,
-            native_id=ews_folder.id,
-        )
+        return self._folder(ews_folder, kind, role)
 
     def _make_path(self, path, kind) -> EwsFolder:
         folder_class = roles.KIND_FOLDER_CLASSES[kind]

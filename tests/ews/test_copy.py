@@ -20,8 +20,9 @@ def copy_folder(source, target, folder, format):
     return items, target.store(destination, items)
 
 
-def test_folder_tree_has_kinds_and_roles(source_connector):
+def test_folder_tree_has_kinds_and_roles(source, source_connector):
     tree = {f.path: (f.kind, f.role, f.count) for f in source_connector.folders()}
+    assert source.requests["GetFolder"] + source.requests["FindFolder"] <= 5  # not one per folder
 
     assert tree[("Inbox",)] == (MAIL, "inbox", 6)
     assert tree[("Inbox", "Projects")] == (MAIL, None, 1)
