@@ -400,7 +400,11 @@ class GraphConnector(Connector):
         return self._folders
 
     def folders(self) -> list[Folder]:
-        resources = self._folder_resources(refresh=True)
+        return self._folder_list(refresh=True)
+
+    def _folder_list(self, refresh=False) -> list[Folder]:
+        """The tree from the last listing; ensure_folder refreshes only after creating."""
+        resources = self._folder_resources(refresh)
         by_id = {f["id"]: f for f in resources}
         folders = []
         for resource in resources:
@@ -445,12 +449,12 @@ class GraphConnector(Connector):
                 continue
             resource = self._child(parent_id, name) or self._create_folder(parent_id, name, kind)
             parent_id = resource["id"]
-        return next(f for f in self.folders() if f.native_id == resource["id"])
+        return next(f for f in self._folder_list() if f.native_id == resource["id"])
 
     def _by_role(self, role) -> Folder | None:
         if role is None:
             return None
-        return next((f for f in self.folders() if f.role == role), None)
+        return next((f for f in self._folder_list() if f.role == role), None)
 
     def _child(self, parent_id, name) -> dict | None:
         resources = self._folder_resources()
