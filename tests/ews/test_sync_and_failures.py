@@ -7,6 +7,7 @@ import pytest
 from mailboxes.connectors.base import AuthError, ConnectorError, Endpoint, Item, TransientError
 from mailboxes.connectors.ews import EWS_FTS, EwsConnector
 from tests.ews.conftest import ALICE, corpus_messages, endpoint
+from tests.servers.ews_server import start_ews_server
 
 
 def inbox_of(connector):
@@ -199,3 +200,16 @@ def test_store_refuses_unknown_formats(target_connector):
     results = target_connector.store(inbox, [Item("x", b"data", format="graph-fts")])
 
     assert results[0].error and results[0].target_id is None
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_untrusted_certificate_is_reported_as_tls(tmp_path):
+    server = start_ews_server(tls_dir=tmp_path)
+    server.state.add_user(ALICE)
+    try:
+        with pytest.raises(ConnectorError, match="^TLS"):
+            EwsConnector(endpoint(server, ALICE), ALICE).check()
+        trusting = EwsConnector(endpoint(server, ALICE, verify_tls=False), ALICE)
+        assert "Connected to https://" in trusting.check()
+    finally:
+        server.stop()

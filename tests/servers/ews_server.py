@@ -17,12 +17,14 @@ import base64
 import itertools
 import json
 import socket
+import ssl
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
@@ -772,14 +774,25 @@ class EwsHandler(BaseHTTPRequestHandler):
 
 
 class EwsServer:
-    """A running server: ``url`` is the EWS endpoint, ``state`` what it holds."""
+    """A running server: ``url`` is the EWS endpoint, ``state`` what it holds. With
+    ``tls_dir`` it speaks HTTPS with a self-signed certificate written there."""
 
-    def __init__(self):
+    def __init__(self, tls_dir: Path | None = None):
         self.state = EwsState()
         handler = type("BoundEwsHandler", (EwsHandler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls_dir is not None:
+            # Imported here: at module level it would load the Graph plugin before pytest can
+            # rewrite its asserts.
+            from tests.servers.graph_server import _tls_files
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_tls_files(tls_dir))
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.url = self.base_url + EWS_PATH
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
@@ -795,8 +808,8 @@ class EwsServer:
         self.httpd.server_close()
 
 
-def start_ews_server() -> EwsServer:
-    return EwsServer().start()
+def start_ews_server(tls_dir: Path | None = None) -> EwsServer:
+    return EwsServer(tls_dir).start()
 
 
 @pytest.fixture
