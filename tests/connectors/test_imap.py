@@ -3,7 +3,10 @@ UTC+05:30). Messages are loaded and checked with plain imaplib clients, never ou
 
 import imaplib
 import re
+import shutil
 import socket
+import tempfile
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,8 +28,8 @@ from mailboxes.connectors.base import (
     fingerprint,
 )
 from mailboxes.connectors.imap import ImapClient, ImapConnector, parse_internaldate
-from tests.servers import free_port
-from tests.servers.dovecot import RawMessage
+from tests.servers import free_port, require_binary
+from tests.servers.dovecot import RawMessage, start_dovecot
 
 CORPUS = Path("/work/shared/corpus")
 FLAG_SETS = [
@@ -254,6 +257,29 @@ def test_special_use_folders_have_roles_and_map_onto_the_targets_own(dovecot_b, 
         assert len(imap.folders()) == 6
 
 
+@pytest.fixture(scope="module")
+def dovecot_without_special_use():
+    require_binary("dovecot", "dovecot-imapd")
+    root = Path(tempfile.mkdtemp(prefix="mailferry-dovecot-plain-"))
+    server = start_dovecot(root, "plain", special_use={})
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_missing_role_folder_is_created_once_under_its_usual_name(
+    dovecot_without_special_use, dovecot_user
+):
+    user = dovecot_user(dovecot_without_special_use)
+    with open_imap(user) as imap:
+        assert [f.path for f in imap.folders()] == [("INBOX",)]
+        created = imap.ensure_folder(("Sent Items",), MAIL, SENT)
+        again = imap.ensure_folder(("Gesendete Objekte",), MAIL, SENT)
+        listed = imap.folders()
+    assert created.native_id == again.native_id == "Sent"
+    assert {(f.native_id, f.role) for f in listed} == {("INBOX", INBOX), ("Sent", SENT)}
+
+
 def test_unchanged_folder_is_answered_without_listing(dovecot_a, dovecot_user, commands):
     user = dovecot_user(dovecot_a)
     user.load("INBOX", [RawMessage(b"Subject: 1\r\n\r\n1\r\n")])
@@ -361,6 +387,26 @@ def test_closed_port_is_transient():
     endpoint = Endpoint(kind="imap", host="127.0.0.1", port=free_port(), security="plain")
     with pytest.raises(TransientError, match="Cannot connect"):
         ImapConnector(endpoint, "someone").open()
+
+
+def test_a_server_hanging_up_is_transient():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def greet_and_hang_up():
+            connection, _ = listener.accept()
+            connection.sendall(b"* OK ready\r\n")
+            connection.close()
+
+        thread = threading.Thread(target=greet_and_hang_up)
+        thread.start()
+        endpoint = Endpoint(
+            kind="imap", host="127.0.0.1", port=listener.getsockname()[1], security="plain"
+        )
+        with pytest.raises(TransientError, match="lost"):
+            ImapConnector(endpoint, "someone").open()
+        thread.join()
 
 
 def test_a_silent_server_times_out_as_transient():
