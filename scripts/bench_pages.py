@@ -1,0 +1,208 @@
+"""Server time and query count of the consultant's pages on a big database.
+
+Fills a throw-away database (a SQLite file in var/, or a ``test_`` database next to the one
+DATABASE_URL names) with 50 projects, 10,000 mailboxes and 200,000 folder jobs, then prints one
+line per page: ``PAGE median_ms=N queries=N``. The query counts are also taken on a tenth of the
+data first: they must not change with the size.
+
+    make bench-pages            # or: .venv/bin/python scripts/bench_pages.py [--runs 30]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
+os.environ.setdefault("STATIC_MANIFEST", "0")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from mailboxes.models import FolderJob, ItemError, Mailbox, MailboxPass, ProgressSample  # noqa: E402
+from projects.models import CutoverStep, Project, Tenant  # noqa: E402
+
+PROJECTS = 50
+MAILBOXES_PER_PROJECT = 200
+FOLDERS_PER_MAILBOX = 20
+STEPS_PER_PROJECT = 10
+SAMPLES_PER_RUNNING_MAILBOX = 12
+BATCH = 5000
+# done, running, failed, paused, not started: a migration in full swing.
+STATE_CYCLE = ["done"] * 8 + ["running"] * 4 + ["failed"] + ["paused"] + ["new"] * 6
+
+
+def fill(user, projects: int) -> None:
+    now = timezone.now()
+    first = Project.objects.count()
+    for p in range(first, first + projects):
+        project = Project.objects.create(
+            client_name=f"Client {p:03}",
+            source=Tenant.objects.create(kind="imap", endpoint=f"imap.client{p}.example"),
+            target=Tenant.objects.create(kind="maildir", endpoint=f"/srv/mail/{p}"),
+            state=Project.State.PRESTAGE,
+            planned_cutover=now + timedelta(days=p % 30),
+        )
+        project.members.add(user)
+        CutoverStep.objects.bulk_create(
+            CutoverStep(
+                project=project, position=n, title=f"Step {n}", done_at=now if n < 3 else None
+            )
+            for n in range(STEPS_PER_PROJECT)
+        )
+        mailboxes = Mailbox.objects.bulk_create(
+            _mailbox(project, n, STATE_CYCLE[n % len(STATE_CYCLE)], now)
+            for n in range(MAILBOXES_PER_PROJECT)
+        )
+        passes = MailboxPass.objects.bulk_create(
+            MailboxPass(mailbox=m, kind="prestage", state=_pass_state(m.state)) for m in mailboxes
+        )
+        jobs = FolderJob.objects.bulk_create(
+            (
+                FolderJob(
+                    mailbox_pass=mailbox_pass,
+                    mailbox=mailbox_pass.mailbox,
+                    source_path=f"Folder {f:02}",
+                    target_path=f"Folder {f:02}",
+                    items_total=50,
+                    items_copied=50 if mailbox_pass.state == "done" else 20,
+                    bytes_total=5_000_000,
+                    state="done" if mailbox_pass.state == "done" else "running",
+                )
+                for mailbox_pass in passes
+                for f in range(FOLDERS_PER_MAILBOX)
+            ),
+            batch_size=BATCH,
+        )
+        ItemError.objects.bulk_create(
+            ItemError(folder_job=job, source_id=f"uid:{job.pk}", reason="Rejected by the target")
+            for job in jobs[:: FOLDERS_PER_MAILBOX * 7]
+        )
+        ProgressSample.objects.bulk_create(
+            (
+                ProgressSample(
+                    mailbox=m,
+                    project=project,
+                    at=now - timedelta(seconds=30 * s),
+                    items=40,
+                    bytes=4_000_000,
+                )
+                for m in mailboxes
+                if m.state == "running"
+                for s in range(SAMPLES_PER_RUNNING_MAILBOX)
+            ),
+            batch_size=BATCH,
+        )
+
+
+def _mailbox(project, n, state, now):
+    total = 1000
+    copied = {"done": 1000, "new": 0}.get(state, 400)
+    return Mailbox(
+        project=project,
+        source_address=f"user{n:04}@client{project.pk}.example",
+        target_address=f"user{n:04}@client{project.pk}.onmicrosoft.example",
+        display_name=f"User {n}",
+        state=state,
+        items_total=total,
+        items_copied=copied,
+        items_failed=3 if state == "failed" else 0,
+        bytes_total=total * 100_000,
+        bytes_copied=copied * 100_000,
+        last_activity=now if copied else None,
+        error="Login refused by the source" if state == "failed" else "",
+    )
+
+
+def _pass_state(mailbox_state):
+    return {"new": "planning", "running": "running"}.get(mailbox_state, mailbox_state)
+
+
+def measure(client, url, runs, **headers):
+    """Median milliseconds of ``runs`` requests after a warm-up, and the queries of one."""
+    client.get(url, headers=headers)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = client.get(url, headers=headers)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code in (200, 286), (url, response.status_code)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url, headers=headers)
+    return statistics.median(times), len(queries)
+
+
+def pages(project, mailbox):
+    detail = reverse("project_detail", args=[project.pk])
+    mailbox_url = reverse("mailbox_detail", args=[project.pk, mailbox.pk])
+    htmx = {"HX-Request": "true"}
+    return [
+        ("dashboard", reverse("home"), {}),
+        ("project_page", detail, {}),
+        ("progress_partial", detail, htmx),
+        ("mailbox_page", mailbox_url, {}),
+        ("mailbox_partial", mailbox_url, htmx),
+    ]
+
+
+def run_all(client, runs):
+    project = Project.objects.order_by("pk").first()
+    mailbox = project.mailboxes.filter(state="running").first()
+    return {name: measure(client, url, runs, **h) for name, url, h in pages(project, mailbox)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        db["TEST"]["NAME"] = str(settings.VAR_DIR / "bench-pages.sqlite3")
+    # No setup_test_environment(): its template instrumentation would add to every render.
+    settings.ALLOWED_HOSTS = ["testserver"]
+    real_name = db["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        user = get_user_model().objects.create_user("consultant", password="x")
+        client = Client()
+        client.force_login(user)
+        fill(user, PROJECTS // 10)
+        small = run_all(client, runs=2)
+        print(
+            f"# filling {PROJECTS} projects, {PROJECTS * MAILBOXES_PER_PROJECT} mailboxes, "
+            f"{PROJECTS * MAILBOXES_PER_PROJECT * FOLDERS_PER_MAILBOX} folder jobs "
+            f"on {connection.vendor}",
+            flush=True,
+        )
+        fill(user, PROJECTS - PROJECTS // 10)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        full = run_all(client, args.runs)
+        for name, (ms, queries) in full.items():
+            print(f"{name} median_ms={ms:.1f} queries={queries}")
+        grew = [name for name in full if full[name][1] != small[name][1]]
+        verdict = f"no: {', '.join(grew)}" if grew else "yes"
+        print(f"# query counts independent of data size: {verdict}")
+        return 1 if grew else 0
+    finally:
+        connection.creation.destroy_test_db(real_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

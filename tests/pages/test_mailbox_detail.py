@@ -1,0 +1,81 @@
+import pytest
+from django.urls import reverse
+
+from mailboxes.models import ItemError, Mailbox
+
+from .conftest import add_mailbox, add_pass, add_samples
+
+
+@pytest.fixture
+def rick(project):
+    mailbox = add_mailbox(project, "rick", Mailbox.State.RUNNING, copied=8, total=20, failed=1)
+    old = add_pass(mailbox, folders=("INBOX",), state="done")
+    current = add_pass(mailbox, folders=("INBOX", "Sent", "Projects/2026"))
+    ItemError.objects.create(
+        folder_job=current.folder_jobs.get(source_path="Sent"),
+        source_id="uid:42",
+        size=80_000_000,
+        code="TooLarge",
+        reason="Message exceeds the target's 35 MB limit",
+    )
+    add_samples(mailbox)
+    mailbox.old_pass = old
+    return mailbox
+
+
+def url(mailbox):
+    return reverse("mailbox_detail", args=[mailbox.project_id, mailbox.pk])
+
+
+@pytest.mark.django_db
+def test_folders_errors_and_pass_history(client, bob, rick, django_assert_max_num_queries):
+    client.force_login(bob)
+    with django_assert_max_num_queries(12):
+        response = client.get(url(rick))
+    html = response.content.decode()
+    assert [job.source_path for job in response.context["folder_jobs"]] == [
+        "INBOX",
+        "Projects/2026",
+        "Sent",
+    ]
+    assert html.count("4 / 10") == 3  # each folder job's counts
+    assert "Message exceeds the target&#x27;s 35 MB limit" in html and "TooLarge" in html
+    assert len(response.context["passes"]) == 2
+    assert "<svg" in html
+
+
+@pytest.mark.django_db
+def test_partial_is_the_progress_region_and_stops_when_done(client, bob, rick):
+    client.force_login(bob)
+    poll = client.get(url(rick), headers={"HX-Request": "true"})
+    body = poll.content.decode()
+    assert poll.status_code == 200 and body.lstrip().startswith('<section id="progress"')
+    assert 'hx-trigger="every 2s"' in body and "Pass history" not in body
+    Mailbox.objects.filter(pk=rick.pk).update(state=Mailbox.State.DONE)
+    done = client.get(url(rick), headers={"HX-Request": "true"})
+    assert done.status_code == 286 and "hx-trigger" not in done.content.decode()
+
+
+@pytest.mark.django_db
+def test_another_projects_mailbox_is_not_found_through_this_project(client, bob, rick):
+    from tests.conftest import make_project
+
+    elsewhere = make_project(members=[bob], client_name="Fabrikam")
+    client.force_login(bob)
+    assert client.get(reverse("mailbox_detail", args=[elsewhere.pk, rick.pk])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_end_user_link_with_expiry_and_revocation(client, bob, rick):
+    client.force_login(bob)
+    link = client.get(url(rick)).context["enduser_link"]
+    assert link.startswith("http://testserver/progress/")
+    assert client.get(link).status_code == 200
+    expiring = client.get(url(rick), {"link_days": "7"}).context["enduser_link"]
+    assert expiring != link
+    assert client.get(url(rick), {"link_days": "0"}).context["enduser_link"] == ""
+    response = client.post(reverse("mailbox_link_revoke", args=[rick.project_id, rick.pk]))
+    assert response.status_code == 302
+    assert client.get(link).status_code == 410
+    assert client.get(expiring).status_code == 410
+    assert client.get(client.get(url(rick)).context["enduser_link"]).status_code == 200
