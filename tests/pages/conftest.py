@@ -43,7 +43,11 @@ def add_samples(mailbox, count=3, items=10, bytes_=10_000, spacing=timedelta(sec
     now = timezone.now()
     ProgressSample.objects.bulk_create(
         ProgressSample(
-            mailbox=mailbox, project=mailbox.project, at=now - i * spacing, items=items, bytes=bytes_
+            mailbox=mailbox,
+            project=mailbox.project,
+            at=now - i * spacing,
+            items=items,
+            bytes=bytes_,
         )
         for i in range(count)
     )

@@ -25,7 +25,9 @@ def test_shows_only_the_members_projects(client, bob, busy_project):
 
 @pytest.mark.django_db
 def test_rolls_up_the_mailboxes(client, bob, busy_project):
-    CutoverStep.objects.create(project=busy_project, title="Lower TTLs", done_at="2026-01-01T00:00Z")
+    CutoverStep.objects.create(
+        project=busy_project, title="Lower TTLs", done_at="2026-01-01T00:00Z"
+    )
     CutoverStep.objects.create(project=busy_project, title="Move MX")
     client.force_login(bob)
     project = client.get(HOME).context["projects"][0]

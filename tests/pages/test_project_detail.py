@@ -80,7 +80,9 @@ def test_partial_polls_with_the_filter_and_keeps_ticked_rows(client, bob, busy_p
     client.force_login(bob)
     rick = busy_project.mailboxes.get(source_address__startswith="rick")
     response = client.get(
-        url(busy_project), {"show": "running", "selected": [rick.pk]}, headers={"HX-Request": "true"}
+        url(busy_project),
+        {"show": "running", "selected": [rick.pk]},
+        headers={"HX-Request": "true"},
     )
     body = response.content.decode()
     assert response.status_code == 200
