@@ -1,4 +1,4 @@
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -114,6 +114,9 @@ class MailboxPass(Counters):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Planning is one task: its lease lets a lost planning message be queued again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    retries = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -149,6 +152,22 @@ class FolderJob(Counters):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The connectors' own handles of the two folders (IMAP mailbox name, maildir directory).
+    source_native_id = models.CharField(max_length=1000, blank=True)
+    target_native_id = models.CharField(max_length=1000, blank=True)
+    # The watermark this job lists from (the previous pass's ``sync_state``; empty: everything).
+    start_state = models.JSONField(default=dict, blank=True)
+    listed_at = models.DateTimeField(null=True, blank=True)
+    # Only the task message carrying this token may work on the job: re-queueing a job whose
+    # worker died makes any older message for it a no-op.
+    queue_token = models.CharField(max_length=32, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)  # "nodename:pid" of the worker
+    # Source ids being stored right now: if the worker dies before recording them, the next run
+    # looks for them on the target by fingerprint instead of storing them again.
+    inflight = models.JSONField(default=list, blank=True)
+    # Source ids changed identity (UIDVALIDITY reset): match every item by fingerprint.
+    verify_target = models.BooleanField(default=False)
+    retries = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["source_path", "id"]
@@ -164,6 +183,40 @@ class FolderJob(Counters):
 
     def __str__(self):
         return f"{self.mailbox} {self.source_path}"
+
+    def add_counters(self, **deltas) -> None:
+        """Add to this job and roll the same deltas up to its pass and mailbox, in the
+        database: the pages read totals there without scanning jobs or items."""
+        increments = Counters.increments(**deltas)
+        if increments:
+            FolderJob.objects.filter(pk=self.pk).update(**increments)
+            MailboxPass.objects.filter(pk=self.mailbox_pass_id).update(**increments)
+        now = timezone.now()
+        Mailbox.objects.filter(pk=self.mailbox_id).update(**increments, last_activity=now)
+
+    def record_batch(self, stored, matched, errors, vanished=0, inflight=()) -> None:
+        """Record one copied batch at once: the ``CopiedItem`` rows of what was stored and of
+        what was found already on the target (``matched``), the ``ItemError`` rows, counters and
+        a progress sample. ``inflight`` is what is still unrecorded on the target after it."""
+        with transaction.atomic():
+            CopiedItem.objects.bulk_create([*stored, *matched])
+            ItemError.objects.bulk_create(errors)
+            copied_bytes = sum(item.size for item in stored)
+            self.add_counters(
+                items_copied=len(stored),
+                items_skipped=len(matched) + vanished,
+                items_failed=len(errors),
+                bytes_copied=copied_bytes,
+            )
+            self.inflight = sorted(inflight)
+            FolderJob.objects.filter(pk=self.pk).update(inflight=self.inflight, retries=0)
+            if stored:
+                ProgressSample.objects.create(
+                    mailbox_id=self.mailbox_id,
+                    project_id=self.mailbox.project_id,
+                    items=len(stored),
+                    bytes=copied_bytes,
+                )
 
 
 class CopiedItem(models.Model):
@@ -236,3 +289,6 @@ class ProgressSample(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["project", "at"]), models.Index(fields=["mailbox", "at"])]
+
+    def __str__(self):
+        return f"{self.mailbox} {self.at:%Y-%m-%d %H:%M:%S}: {self.items} items"

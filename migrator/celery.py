@@ -7,3 +7,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
 app = Celery("migrator")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Resumption does not rely on the broker redelivering a dead worker's messages (the embedded
+# broker drops them): expired folder-job leases in the database are queued again.
+app.conf.beat_schedule = {
+    "requeue-stalled-copy-jobs": {
+        "task": "mailboxes.tasks.requeue_stalled_jobs",
+        "schedule": 60.0,
+    },
+}

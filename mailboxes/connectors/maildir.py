@@ -1,0 +1,261 @@
+"""A local Maildir++ tree, laid out as Dovecot writes it, so it can read a Dovecot maildir.
+
+- ``Endpoint.host`` is a root folder; the mailbox is the root itself when it holds
+  ``cur/new/tmp``, else ``root/<mailbox address>``.
+- Folders are ``.Parent.Child`` directories beside the INBOX's ``cur/new/tmp``; names are IMAP
+  modified UTF-7 on disk, and a ``.`` or ``/`` inside a name is written ``\\2e``/``\\2f`` as
+  Dovecot's listescape plugin does (``\\`` itself is ``\\5c``).
+- Flags are the ``:2,`` info letters (https://cr.yp.to/proto/maildir.html); keywords are the
+  lowercase letters, numbered by the folder's ``dovecot-keywords`` file (Dovecot's own scheme).
+- INTERNALDATE is the file's mtime. Messages are stored byte for byte, written to ``tmp/`` and
+  renamed into ``cur/`` so no reader ever sees half a message.
+- A message's id is the unique part of its file name (before ``:`` and any ``,S=`` extension),
+  which survives the renames that flag changes and new -> cur moves make.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import utf7
+from .base import (
+    INBOX,
+    MAIL,
+    RFC822,
+    Changes,
+    Connector,
+    ConnectorError,
+    Folder,
+    Item,
+    ItemRef,
+    StoreResult,
+    fingerprint,
+)
+from .roles import COMMON_FOLDER_NAMES, DEFAULT_ROLE_NAMES
+
+SYSTEM_FLAGS = {
+    "D": "\\Draft",
+    "F": "\\Flagged",
+    "P": "$Forwarded",  # "passed" in the maildir spec
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "T": "\\Deleted",
+}
+FLAG_LETTERS = {flag: letter for letter, flag in SYSTEM_FLAGS.items() if letter != "P"}
+KEYWORDS_FILE = "dovecot-keywords"
+MAX_KEYWORDS = 26  # one lowercase letter each
+_ESCAPES = {"\\": "\\5c", ".": "\\2e", "/": "\\2f"}
+_ESCAPED = re.compile(r"\\([0-9a-fA-F]{2})")
+_SUBDIRS = ("cur", "new", "tmp")
+_counter = itertools.count()
+
+
+def encode_name(component: str) -> str:
+    return "".join(_ESCAPES.get(char, char) for char in utf7.encode(component))
+
+
+def decode_name(component: str) -> str:
+    return utf7.decode(_ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), component))
+
+
+def folder_dir_name(path: tuple[str, ...]) -> str:
+    """The directory of a folder relative to the mailbox; "" is the INBOX."""
+    if not path or (len(path) == 1 and path[0].upper() == "INBOX"):
+        return ""
+    return "." + ".".join(encode_name(part) for part in path)
+
+
+def unique_part(filename: str) -> str:
+    return filename.split(":", 1)[0].split(",", 1)[0]
+
+
+def new_unique_name() -> str:
+    now = time.time()
+    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{host}"
+
+
+class MaildirConnector(Connector):
+    kind = "maildir"
+    native_format = RFC822
+
+    def __init__(self, endpoint, mailbox):
+        super().__init__(endpoint, mailbox)
+        self.root = Path(endpoint.host).expanduser()
+        self._listings: dict[str, dict[str, Path]] = {}
+
+    @property
+    def base(self) -> Path:
+        if all((self.root / sub).is_dir() for sub in _SUBDIRS):
+            return self.root
+        return self.root / self.mailbox
+
+    def open(self) -> None:
+        if not self.endpoint.host or not self.root.is_dir():
+            raise ConnectorError(f"The maildir root {str(self.root)!r} is not a folder.")
+
+    def check(self) -> str:
+        self.open()
+        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise ConnectorError(f"The maildir root {str(self.root)!r} is not writable.")
+        return f"Connected: maildir root {self.root} is readable and writable."
+
+    def folders(self) -> list[Folder]:
+        base = self.base
+        if not (base / "cur").is_dir():
+            raise ConnectorError(f"There is no maildir for {self.mailbox} under {self.root}.")
+        found = [self._folder(("INBOX",), "", INBOX)]
+        for entry in sorted(os.scandir(base), key=lambda e: e.name):
+            if entry.name.startswith(".") and (Path(entry.path) / "cur").is_dir():
+                path = tuple(decode_name(part) for part in entry.name[1:].split("."))
+                role = COMMON_FOLDER_NAMES.get(path[0].lower()) if len(path) == 1 else None
+                found.append(self._folder(path, entry.name, role))
+        return found
+
+    def _folder(self, path, native_id, role) -> Folder:
+        files = self._scan(native_id)
+        size = sum(p.stat().st_size for p in files.values())
+        return Folder(path, MAIL, role, len(files), size, native_id)
+
+    def ensure_folder(self, path: tuple[str, ...], kind: str, role: str | None) -> Folder:
+        if role:
+            existing = next((f for f in self._existing_folders() if f.role == role), None)
+            if existing:
+                return existing
+            path = (DEFAULT_ROLE_NAMES[role],)
+        native_id = folder_dir_name(path)
+        for directory in {self.base, self.base / native_id}:
+            for sub in _SUBDIRS:
+                (directory / sub).mkdir(parents=True, exist_ok=True)
+        if native_id:
+            # Dovecot marks every Maildir++ subfolder with this empty file.
+            (self.base / native_id / "maildirfolder").touch()
+        role = INBOX if not native_id else role
+        return Folder(("INBOX",) if not native_id else path, MAIL, role, native_id=native_id)
+
+    def _existing_folders(self) -> list[Folder]:
+        return self.folders() if (self.base / "cur").is_dir() else []
+
+    def changes(self, folder: Folder, state: dict, before: datetime | None = None) -> Changes:
+        directory = self.base / folder.native_id
+        # Stat before listing: a message arriving during the scan changes the mtimes again.
+        marks = {sub: (directory / sub).stat().st_mtime_ns for sub in ("cur", "new")}
+        if state and state == marks and before is None:
+            return Changes([], state)
+        refs = []
+        for unique, path in self._scan(folder.native_id).items():
+            stat = path.stat()
+            received = datetime.fromtimestamp(stat.st_mtime, UTC)
+            if before is None or received < before:
+                refs.append((stat.st_mtime_ns, unique, ItemRef(unique, stat.st_size, received)))
+        refs.sort(key=lambda entry: entry[:2])
+        return Changes([ref for *_, ref in refs], marks)
+
+    def _scan(self, native_id: str) -> dict[str, Path]:
+        directory = self.base / native_id
+        files = {}
+        for sub in ("new", "cur"):
+            for entry in os.scandir(directory / sub):
+                if not entry.name.startswith(".") and entry.is_file():
+                    files[unique_part(entry.name)] = Path(entry.path)
+        self._listings[native_id] = files
+        return files
+
+    def fetch(self, folder: Folder, ids: list[str], format: str = RFC822) -> list[Item]:
+        keywords = self._keywords(folder.native_id)
+        items = []
+        for source_id in ids:
+            path = self._locate(folder.native_id, source_id)
+            if path is None:
+                continue  # deleted since it was listed: nothing left to copy
+            data = path.read_bytes()
+            received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            flags = _flags_from_name(path.name, keywords)
+            items.append(Item(source_id, data, RFC822, flags, received))
+        return items
+
+    def _locate(self, native_id: str, unique: str) -> Path | None:
+        path = self._listings.get(native_id, {}).get(unique)
+        if path is None or not path.exists():
+            path = self._scan(native_id).get(unique)
+        return path
+
+    def store(self, folder: Folder, items: list[Item]) -> list[StoreResult]:
+        directory = self.base / folder.native_id
+        keywords = self._keywords(folder.native_id)
+        known = len(keywords)
+        results = []
+        for item in items:
+            try:
+                info = _info_letters(item.flags, keywords)
+            except ValueError as exc:
+                results.append(StoreResult(item.source_id, error=str(exc), error_code="keywords"))
+                continue
+            unique = new_unique_name()
+            temporary = directory / "tmp" / unique
+            temporary.write_bytes(item.data)
+            if item.received:
+                stamp = item.received.timestamp()
+                os.utime(temporary, (stamp, stamp))
+            os.rename(temporary, directory / "cur" / f"{unique}:2,{info}")
+            results.append(StoreResult(item.source_id, unique))
+        if len(keywords) != known:
+            self._write_keywords(folder.native_id, keywords)
+        return results
+
+    def fingerprints(self, folder: Folder) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for unique, path in sorted(self._scan(folder.native_id).items()):
+            found.setdefault(fingerprint(path.read_bytes()), []).append(unique)
+        return found
+
+    def _keywords(self, native_id: str) -> list[str]:
+        path = self.base / native_id / KEYWORDS_FILE
+        if not path.exists():
+            return []
+        keywords: list[str] = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            number, _, name = line.partition(" ")
+            if number.isdigit() and name and int(number) < MAX_KEYWORDS:
+                keywords.extend([""] * (int(number) + 1 - len(keywords)))
+                keywords[int(number)] = name
+        return keywords
+
+    def _write_keywords(self, native_id: str, keywords: list[str]) -> None:
+        path = self.base / native_id / KEYWORDS_FILE
+        temporary = path.with_name(f"{KEYWORDS_FILE}.{new_unique_name()}")
+        temporary.write_text("".join(f"{i} {k}\n" for i, k in enumerate(keywords) if k))
+        os.rename(temporary, path)
+
+
+def _flags_from_name(filename: str, keywords: list[str]) -> frozenset[str]:
+    _, _, info = filename.partition(":2,")
+    flags = set()
+    for letter in info:
+        if letter in SYSTEM_FLAGS:
+            flags.add(SYSTEM_FLAGS[letter])
+        elif "a" <= letter <= "z" and ord(letter) - ord("a") < len(keywords):
+            flags.add(keywords[ord(letter) - ord("a")])
+    flags.discard("")
+    return frozenset(flags)
+
+
+def _info_letters(flags, keywords: list[str]) -> str:
+    """The ``:2,`` letters for ``flags``, numbering unknown keywords in ``keywords`` (in place)."""
+    letters = set()
+    for flag in flags:
+        if flag in FLAG_LETTERS:
+            letters.add(FLAG_LETTERS[flag])
+        elif not flag.startswith("\\"):  # \Recent and unknown system flags cannot be stored
+            if flag not in keywords:
+                if len(keywords) >= MAX_KEYWORDS:
+                    raise ValueError(f"A maildir folder holds at most {MAX_KEYWORDS} keywords.")
+                keywords.append(flag)
+            letters.add(chr(ord("a") + keywords.index(flag)))
+    return "".join(sorted(letters))

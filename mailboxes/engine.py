@@ -1,0 +1,600 @@
+"""The copy engine: plan a pass, copy a folder in bounded batches, recover from dead workers.
+
+Plain functions taking ids, driven by the Celery tasks (``mailboxes.tasks``) and, in-process,
+by ``copy_mailbox --inline`` through the same calls. What to run next is handed to a
+*scheduler* (``plan(pass_id, countdown)``, ``folder_job(job_id, token, countdown)``): Celery's
+queues on commit, the inline one runs the steps in order.
+
+The database, not the broker, is the source of truth: a folder job holds a lease while a worker
+copies it and a queue token naming the one task message allowed to work on it. A worker that
+dies leaves an expired lease; ``requeue_stalled`` queues the job again with a new token, and the
+ids it was storing (``FolderJob.inflight``) are looked for on the target by fingerprint first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from projects.models import Project
+
+from .connectors import AuthError, ConnectorError, Folder, TransientError, open_connector
+from .connectors.base import RFC822
+from .connectors.folders import Override, join_path, place_folders, rebase, split_path
+from .models import CopiedItem, FolderJob, ItemError, Mailbox, MailboxPass, PassKind
+
+log = logging.getLogger(__name__)
+
+ACTIVE_JOB_STATES = (FolderJob.State.PENDING, FolderJob.State.RUNNING)
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def batch_limits() -> tuple[int, int]:
+    return _setting("COPY_BATCH_ITEMS", 200), _setting("COPY_BATCH_BYTES", 16 * 1024 * 1024)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=_setting("COPY_LEASE_SECONDS", 90))
+
+
+# --- connectors ---------------------------------------------------------------------------
+
+
+class _Side:
+    """A connector whose errors say which side (source or target) they came from."""
+
+    def __init__(self, connector, name: str):
+        self._connector = connector
+        self.name = name
+
+    def __getattr__(self, attr):
+        value = getattr(self._connector, attr)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            try:
+                return value(*args, **kwargs)
+            except ConnectorError as exc:
+                exc.side = getattr(exc, "side", self.name)
+                raise
+            except OSError as exc:
+                # A socket or disk error the connector did not translate is still a connection
+                # problem worth retrying, never a crash.
+                error = TransientError(exc.strerror or str(exc) or type(exc).__name__)
+                error.side = self.name
+                raise error from exc
+
+        return call
+
+
+@contextmanager
+def _connectors(mailbox: Mailbox):
+    project = mailbox.project
+    sides = (
+        ("source", project.source, mailbox.source_address),
+        ("target", project.target, mailbox.target_address),
+    )
+    with ExitStack() as stack:
+        opened = []
+        for name, tenant, address in sides:
+            side = _Side(open_connector(tenant.endpoint_config(), address), name)
+            side.open()
+            stack.callback(_close_quietly, side)
+            opened.append(side)
+        yield opened
+
+
+def _close_quietly(side: _Side) -> None:
+    try:
+        side.close()
+    except (ConnectorError, OSError):
+        log.info("closing the %s connection failed; it is dropped", side.name)
+
+
+def describe(exc: ConnectorError) -> str:
+    """The message a consultant sees: which server, and what it said."""
+    side = getattr(exc, "side", "")
+    if isinstance(exc, AuthError):
+        return f"The {side} server refused the credentials: {exc}"
+    return f"{side.capitalize()} server: {exc}" if side else str(exc)
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+
+def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> None:
+    grace = _setting("COPY_QUEUE_GRACE_SECONDS", 600)
+    mailbox_pass.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
+    mailbox_pass.save(update_fields=["lease_expires_at"])
+    scheduler.plan(mailbox_pass.pk, countdown)
+
+
+def _queue_job(job: FolderJob, scheduler, countdown: float = 0) -> None:
+    """Hand the job to a new task message; any older message for it becomes a no-op."""
+    grace = _setting("COPY_QUEUE_GRACE_SECONDS", 600)
+    job.queue_token = uuid.uuid4().hex
+    job.lease_owner = ""
+    job.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
+    job.save(update_fields=["queue_token", "lease_owner", "lease_expires_at"])
+    scheduler.folder_job(job.pk, job.queue_token, countdown)
+
+
+def fill_pass(mailbox_pass: MailboxPass, scheduler) -> None:
+    """Queue pending folders up to the per-mailbox parallelism; close the pass when all ended."""
+    jobs = mailbox_pass.folder_jobs
+    active = jobs.filter(state__in=ACTIVE_JOB_STATES, lease_expires_at__isnull=False).count()
+    slots = _setting("COPY_FOLDERS_IN_PARALLEL", 2) - active
+    if slots > 0:
+        waiting = jobs.filter(state=FolderJob.State.PENDING, lease_expires_at__isnull=True)
+        for job in waiting.order_by("id")[:slots]:
+            _queue_job(job, scheduler)
+    if not jobs.exclude(state__in=(FolderJob.State.DONE, FolderJob.State.FAILED)).exists():
+        _finish_pass(mailbox_pass)
+
+
+def _finish_pass(mailbox_pass: MailboxPass) -> None:
+    failed = mailbox_pass.folder_jobs.filter(state=FolderJob.State.FAILED)
+    first = failed.exclude(error="").first()
+    error = ""
+    if first is not None:
+        error = f"{failed.count()} folder(s) failed; {first.source_path}: {first.error}"
+    state = MailboxPass.State.FAILED if error else MailboxPass.State.DONE
+    now = timezone.now()
+    MailboxPass.objects.filter(pk=mailbox_pass.pk).update(
+        state=state, error=error, finished_at=now, lease_expires_at=None
+    )
+    Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).exclude(state=Mailbox.State.PAUSED).update(
+        state=Mailbox.State.FAILED if error else Mailbox.State.DONE, error=error, last_activity=now
+    )
+
+
+def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
+    """Stop the mailbox: its pass and every unfinished folder fail with ``message``."""
+    with transaction.atomic():
+        unfinished = mailbox_pass.folder_jobs.exclude(state=FolderJob.State.DONE)
+        unfinished.update(
+            state=FolderJob.State.FAILED, error=message, lease_owner="", lease_expires_at=None
+        )
+        MailboxPass.objects.filter(pk=mailbox_pass.pk).update(
+            state=MailboxPass.State.FAILED,
+            error=message,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).update(
+            state=Mailbox.State.FAILED, error=message, last_activity=timezone.now()
+        )
+
+
+def backoff(retries: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter, never shorter than the server's own hint."""
+    base = _setting("COPY_RETRY_BASE_SECONDS", 5.0)
+    delay = min(base * 2 ** (retries - 1), _setting("COPY_RETRY_MAX_SECONDS", 600.0))
+    return max(delay * random.uniform(1.0, 1.25), retry_after or 0)
+
+
+def _max_retries() -> int:
+    return _setting("COPY_MAX_RETRIES", 5)
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def plan_pass(pass_id: int, scheduler) -> None:
+    """Discover the source folders, place them on the target, create the folder jobs."""
+    with transaction.atomic():
+        mailbox_pass = (
+            MailboxPass.objects.select_for_update()
+            .select_related("mailbox__project__source", "mailbox__project__target")
+            .filter(pk=pass_id, state=MailboxPass.State.PLANNING)
+            .first()
+        )
+        if mailbox_pass is None or mailbox_pass.mailbox.state == Mailbox.State.PAUSED:
+            return
+        mailbox_pass.lease_expires_at = timezone.now() + _lease()
+        mailbox_pass.save(update_fields=["lease_expires_at"])
+    try:
+        with _connectors(mailbox_pass.mailbox) as (source, target):
+            jobs = _plan_jobs(mailbox_pass, source, target)
+    except AuthError as exc:
+        fail_mailbox(mailbox_pass, describe(exc))
+        return
+    except TransientError as exc:
+        _retry_plan(mailbox_pass, exc, scheduler)
+        return
+    except ConnectorError as exc:
+        fail_mailbox(mailbox_pass, describe(exc))
+        return
+    with transaction.atomic():
+        current = MailboxPass.objects.select_for_update().get(pk=pass_id)
+        if current.state != MailboxPass.State.PLANNING:
+            return  # another run of this plan got there first
+        FolderJob.objects.bulk_create(jobs)
+        current.state = MailboxPass.State.RUNNING
+        current.lease_expires_at = None
+        current.retries = 0
+        current.save(update_fields=["state", "lease_expires_at", "retries"])
+        Mailbox.objects.filter(pk=current.mailbox_id).exclude(state=Mailbox.State.PAUSED).update(
+            state=Mailbox.State.RUNNING, last_activity=timezone.now()
+        )
+        fill_pass(current, scheduler)
+
+
+def _retry_plan(mailbox_pass: MailboxPass, exc: TransientError, scheduler) -> None:
+    retries = mailbox_pass.retries + 1
+    if retries > _max_retries():
+        fail_mailbox(mailbox_pass, f"{describe(exc)} (gave up after {retries} attempts)")
+        return
+    with transaction.atomic():
+        mailbox_pass.retries = retries
+        mailbox_pass.save(update_fields=["retries"])
+        queue_plan(mailbox_pass, scheduler, backoff(retries, exc.retry_after))
+
+
+def _previous_jobs(mailbox: Mailbox) -> dict[str, FolderJob]:
+    """The last finished job per source folder of a full or delta pass (a pre-stage skipped
+    recent items, so its watermark would hide them from the next delta)."""
+    jobs = FolderJob.objects.filter(
+        mailbox=mailbox,
+        state=FolderJob.State.DONE,
+        mailbox_pass__kind__in=(PassKind.FULL, PassKind.DELTA),
+    ).order_by("finished_at", "id")
+    return {job.source_path: job for job in jobs}
+
+
+def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
+    mailbox = mailbox_pass.mailbox
+    overrides = [
+        Override(split_path(m.source_path), split_path(m.target_path), m.exclude)
+        for m in mailbox.project.folder_mappings.all()
+    ]
+    previous = _previous_jobs(mailbox) if mailbox_pass.kind == PassKind.DELTA else {}
+    moved: dict[tuple, tuple] = {}
+    jobs = []
+    now = timezone.now()
+    for placement in place_folders(source.folders(), overrides):
+        folder = placement.folder
+        job = FolderJob(
+            mailbox_pass=mailbox_pass,
+            mailbox=mailbox,
+            source_path=join_path(folder.path),
+            kind=folder.kind,
+            role=placement.role or "",
+            source_native_id=folder.native_id,
+        )
+        prior = previous.get(job.source_path)
+        if prior is not None:
+            job.start_state = prior.sync_state
+            job.target_path, job.target_native_id = prior.target_path, prior.target_native_id
+            changes = source.changes(folder, prior.sync_state)
+            if not changes.items and not changes.reset:
+                # Nothing new: done without a task or a look at the target.
+                job.state, job.sync_state = FolderJob.State.DONE, changes.state
+                job.listed_at = job.started_at = job.finished_at = now
+        if job.state != FolderJob.State.DONE:
+            path = placement.target
+            if placement.role is None and path == folder.path:
+                path = rebase(path, moved)
+            landed = target.ensure_folder(path, folder.kind, placement.role)
+            job.target_path, job.target_native_id = join_path(landed.path), landed.native_id
+        if placement.role and split_path(job.target_path) != folder.path:
+            moved[folder.path] = split_path(job.target_path)
+        jobs.append(job)
+    return jobs
+
+
+# --- copying ------------------------------------------------------------------------------
+
+
+def run_folder_job(job_id: int, token: str, scheduler, owner: str) -> None:
+    """Copy batches of one folder for a bounded time, then queue the rest (or finish)."""
+    job = _claim(job_id, token, owner, scheduler)
+    if job is None:
+        return
+    try:
+        with _connectors(job.mailbox) as (source, target):
+            state = _copy_for_a_while(job, token, source, target)
+    except AuthError as exc:
+        fail_mailbox(job.mailbox_pass, describe(exc))
+        return
+    except TransientError as exc:
+        _retry_job(job, token, exc, scheduler)
+        return
+    except ConnectorError as exc:
+        _end_job(job, token, scheduler, FolderJob.State.FAILED, error=describe(exc))
+        return
+    except Exception:
+        log.exception("folder job %s crashed", job_id)
+        error = "The copy of this folder failed unexpectedly; see the worker log."
+        _end_job(job, token, scheduler, FolderJob.State.FAILED, error=error)
+        return
+    if state is not None:
+        _end_job(job, token, scheduler, FolderJob.State.DONE, sync_state=state)
+    else:
+        _continue_job(job, token, scheduler)
+
+
+def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
+    with transaction.atomic():
+        job = (
+            FolderJob.objects.select_for_update()
+            .select_related("mailbox_pass", "mailbox__project__source", "mailbox__project__target")
+            .filter(pk=job_id, queue_token=token, state__in=ACTIVE_JOB_STATES)
+            .first()
+        )
+        if job is None or job.mailbox_pass.state != MailboxPass.State.RUNNING:
+            return None
+        # Serialises claims per project so the connection limit below is exact.
+        Project.objects.select_for_update().filter(pk=job.mailbox.project_id).first()
+        now = timezone.now()
+        busy = (
+            FolderJob.objects.filter(mailbox__project_id=job.mailbox.project_id)
+            .filter(lease_owner__gt="", lease_expires_at__gt=now)
+            .exclude(pk=job.pk)
+            .count()
+        )
+        if busy >= settings.TENANT_CONNECTION_LIMIT:
+            _queue_job(job, scheduler, countdown=random.uniform(0.5, 2.0))
+            return None
+        job.lease_owner, job.lease_expires_at = owner, now + _lease()
+        job.state, job.started_at = FolderJob.State.RUNNING, job.started_at or now
+        job.save(update_fields=["lease_owner", "lease_expires_at", "state", "started_at"])
+    return job
+
+
+def _still_ours(job: FolderJob, token: str) -> bool:
+    return FolderJob.objects.filter(
+        pk=job.pk, queue_token=token, state=FolderJob.State.RUNNING, mailbox_pass__state="running"
+    ).exists()
+
+
+def _copy_for_a_while(job: FolderJob, token: str, source, target) -> dict | None:
+    """Copy batches until the folder is done (returns its new watermark) or the time budget
+    is spent or the job was paused or taken away (returns None)."""
+    deadline = time.monotonic() + _setting("COPY_TASK_SECONDS", 20)
+    source_folder = _folder(job, job.source_path, job.source_native_id)
+    target_folder = _folder(job, job.target_path, job.target_native_id)
+    changes = source.changes(source_folder, job.start_state, job.mailbox_pass.before)
+    copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)
+    done = dict(copied.values_list("source_id", "target_id"))
+    pending = [ref for ref in changes.items if ref.source_id not in done]
+    if job.listed_at is None:
+        _record_listing(job, changes, len(changes.items) - len(pending))
+    listed = {ref.source_id for ref in changes.items}
+    claimed = [target_id for source_id, target_id in done.items() if source_id in listed]
+    matcher = _TargetMatcher(target, target_folder, claimed)
+    format = source.native_format if source.native_format == target.native_format else RFC822
+    for batch in _batches(pending):
+        batch_ids = [ref.source_id for ref in batch]
+        items = source.fetch(source_folder, batch_ids, format)
+        suspect = None if job.verify_target else set(job.inflight)
+        matched, to_store = matcher.split(items, suspect)
+        remaining = set(job.inflight) - set(batch_ids)
+        results = []
+        if to_store:
+            # Written before the APPEND: a worker dying now leaves these ids to be matched by
+            # fingerprint on the target next time, instead of stored twice.
+            inflight = sorted(remaining | {item.source_id for item in to_store})
+            FolderJob.objects.filter(pk=job.pk).update(
+                inflight=inflight, lease_expires_at=timezone.now() + _lease()
+            )
+            results = target.store(target_folder, to_store)
+        _record(job, to_store, results, matched, len(batch) - len(items), remaining)
+        if not _still_ours(job, token):
+            return None
+        if time.monotonic() > deadline:
+            return None
+    return changes.state
+
+
+def _folder(job: FolderJob, path: str, native_id: str) -> Folder:
+    return Folder(split_path(path), job.kind, job.role or None, native_id=native_id)
+
+
+def _batches(pending):
+    """Bounded batches: at most N items or B bytes (a single larger item goes alone)."""
+    max_items, max_bytes = batch_limits()
+    batch, size = [], 0
+    for ref in pending:
+        if batch and (len(batch) >= max_items or size + ref.size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(ref)
+        size += ref.size
+    if batch:
+        yield batch
+
+
+class _TargetMatcher:
+    """Recognises items already on the target by fingerprint (crash or UIDVALIDITY recovery).
+
+    The target's fingerprints are read once, and only when some item needs checking; each
+    target copy matches one source item, so byte-identical duplicates each keep their own copy.
+    """
+
+    def __init__(self, target, folder: Folder, claimed):
+        self.target, self.folder, self.claimed = target, folder, set(claimed)
+        self.available: dict[str, list[str]] | None = None
+
+    def split(self, items, suspect: set | None):
+        """(matched CopiedItem-ready pairs, items to store); ``suspect`` None means all."""
+        if suspect is not None and not suspect.intersection(item.source_id for item in items):
+            return [], items
+        if self.available is None:
+            found = self.target.fingerprints(self.folder)
+            self.available = {
+                fp: [t for t in ids if t not in self.claimed] for fp, ids in found.items()
+            }
+        matched, to_store = [], []
+        for item in items:
+            candidates = self.available.get(item.fingerprint, [])
+            if (suspect is None or item.source_id in suspect) and candidates:
+                matched.append((item, candidates.pop(0)))
+            else:
+                to_store.append(item)
+        return matched, to_store
+
+
+def _record_listing(job: FolderJob, changes, already_copied: int) -> None:
+    with transaction.atomic():
+        job.listed_at = timezone.now()
+        job.verify_target = job.verify_target or changes.reset
+        job.save(update_fields=["listed_at", "verify_target"])
+        job.add_counters(
+            items_total=len(changes.items),
+            bytes_total=sum(ref.size for ref in changes.items),
+            items_skipped=already_copied,
+        )
+
+
+def _record(job: FolderJob, to_store, results, matched, vanished: int, inflight) -> None:
+    by_id = {item.source_id: item for item in to_store}
+    stored, errors = [], []
+    for result in results:
+        item = by_id[result.source_id]
+        if result.target_id is not None:  # "" is stored, but the server names no id
+            stored.append(_copied_item(job, item, result.target_id))
+        else:
+            errors.append(
+                ItemError(
+                    folder_job=job,
+                    source_id=item.source_id,
+                    size=len(item.data),
+                    code=result.error_code[:100],
+                    reason=result.error or "The target refused the item without a reason.",
+                )
+            )
+    found = [_copied_item(job, item, target_id) for item, target_id in matched]
+    job.record_batch(stored, found, errors, vanished, inflight)
+
+
+def _copied_item(job: FolderJob, item, target_id: str) -> CopiedItem:
+    return CopiedItem(
+        mailbox_id=job.mailbox_id,
+        source_path=job.source_path,
+        source_id=item.source_id,
+        target_id=target_id,
+        fingerprint=item.fingerprint,
+        size=len(item.data),
+    )
+
+
+def _end_job(job, token, scheduler, state, error: str = "", sync_state=None) -> None:
+    with transaction.atomic():
+        current = FolderJob.objects.select_for_update().filter(pk=job.pk, queue_token=token)
+        current = current.first()
+        if current is None or current.state != FolderJob.State.RUNNING:
+            return
+        current.state, current.error, current.finished_at = state, error, timezone.now()
+        current.lease_owner, current.lease_expires_at = "", None
+        if sync_state is not None:
+            current.sync_state = sync_state
+        current.save()
+        fill_pass(current.mailbox_pass, scheduler)
+
+
+def _continue_job(job: FolderJob, token: str, scheduler) -> None:
+    with transaction.atomic():
+        current = FolderJob.objects.select_for_update().filter(pk=job.pk, queue_token=token)
+        current = current.filter(state=FolderJob.State.RUNNING).first()
+        if current is not None:
+            _queue_job(current, scheduler)
+
+
+def _retry_job(job: FolderJob, token: str, exc: TransientError, scheduler) -> None:
+    retries = FolderJob.objects.get(pk=job.pk).retries + 1
+    if retries > _max_retries():
+        error = f"{describe(exc)} (gave up after {retries} attempts)"
+        _end_job(job, token, scheduler, FolderJob.State.FAILED, error=error)
+        return
+    log.info("folder job %s: %s; retry %s", job.pk, describe(exc), retries)
+    with transaction.atomic():
+        current = FolderJob.objects.select_for_update().filter(pk=job.pk, queue_token=token)
+        current = current.filter(state=FolderJob.State.RUNNING).first()
+        if current is not None:
+            current.retries, current.error = retries, describe(exc)
+            current.save(update_fields=["retries", "error"])
+            _queue_job(current, scheduler, backoff(retries, exc.retry_after))
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def requeue_stalled(scheduler, node: str = "") -> int:
+    """Queue again the work whose worker died or whose message the broker lost.
+
+    Periodically: jobs and plans whose lease expired. With ``node`` (a worker that just
+    started under that name): also what that node held before it died, and what was queued but
+    never claimed, since the embedded broker drops the messages a killed worker had taken.
+    """
+    now = timezone.now()
+    stale = Q(lease_expires_at__lt=now)
+    if node:
+        stale |= Q(lease_owner__startswith=f"{node}:") | Q(
+            lease_owner="", lease_expires_at__isnull=False
+        )
+    jobs = FolderJob.objects.filter(
+        stale, state__in=ACTIVE_JOB_STATES, mailbox_pass__state=MailboxPass.State.RUNNING
+    )
+    count = 0
+    for job_id in jobs.values_list("pk", flat=True):
+        with transaction.atomic():
+            job = FolderJob.objects.select_for_update().filter(stale, pk=job_id).first()
+            if job is not None and job.state in ACTIVE_JOB_STATES:
+                _queue_job(job, scheduler)
+                count += 1
+    plans = MailboxPass.objects.filter(state=MailboxPass.State.PLANNING)
+    plans = plans.exclude(mailbox__state=Mailbox.State.PAUSED)
+    if not node:
+        plans = plans.filter(lease_expires_at__lt=now)
+    for mailbox_pass in plans:
+        with transaction.atomic():
+            queue_plan(mailbox_pass, scheduler)
+            count += 1
+    for mailbox_pass in MailboxPass.objects.filter(state=MailboxPass.State.RUNNING):
+        with transaction.atomic():
+            fill_pass(mailbox_pass, scheduler)
+    return count
+
+
+# --- in-process runs ----------------------------------------------------------------------
+
+
+class InlineScheduler:
+    """Runs the steps in this process, in due order: what ``copy_mailbox --inline`` uses."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self._queue: list = []
+        self._order = itertools.count()
+
+    def plan(self, pass_id: int, countdown: float = 0) -> None:
+        self._push(countdown, plan_pass, pass_id, self)
+
+    def folder_job(self, job_id: int, token: str, countdown: float = 0) -> None:
+        self._push(countdown, run_folder_job, job_id, token, self, self.owner)
+
+    def _push(self, countdown, function, *args) -> None:
+        due = time.monotonic() + countdown
+        heapq.heappush(self._queue, (due, next(self._order), function, args))
+
+    def run(self) -> None:
+        while self._queue:
+            due, _, function, args = heapq.heappop(self._queue)
+            time.sleep(max(0.0, due - time.monotonic()))
+            function(*args)

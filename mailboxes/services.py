@@ -1,0 +1,105 @@
+"""Starting, pausing, resuming and retrying copies: what the pages and commands call.
+
+Each function takes mailboxes (a queryset or a list), changes their state in one transaction
+and queues the work once it commits.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import engine
+from .models import Counters, FolderJob, Mailbox, MailboxPass, PassKind
+
+UNFINISHED_PASS_STATES = (
+    MailboxPass.State.PLANNING,
+    MailboxPass.State.RUNNING,
+    MailboxPass.State.PAUSED,
+)
+
+
+def _scheduler():
+    from .tasks import scheduler
+
+    return scheduler
+
+
+def start_passes(mailboxes, kind: str, older_than_days: int | None = None, scheduler=None):
+    """A new pass per mailbox that has none under way; returns the passes created."""
+    kind = PassKind(kind)
+    scheduler = scheduler or _scheduler()
+    before = None
+    if kind == PassKind.PRESTAGE:
+        before = timezone.now() - timedelta(days=older_than_days or 0)
+    created = []
+    with transaction.atomic():
+        for mailbox in mailboxes:
+            if mailbox.passes.filter(state__in=UNFINISHED_PASS_STATES).exists():
+                continue
+            mailbox_pass = MailboxPass.objects.create(mailbox=mailbox, kind=kind, before=before)
+            # A mailbox's counters show its latest pass.
+            Mailbox.objects.filter(pk=mailbox.pk).update(
+                state=Mailbox.State.QUEUED,
+                error="",
+                last_activity=timezone.now(),
+                **{name: 0 for name in Counters.COUNTER_FIELDS},
+            )
+            engine.queue_plan(mailbox_pass, scheduler)
+            created.append(mailbox_pass)
+    return created
+
+
+def pause_mailboxes(mailboxes) -> None:
+    """Stop taking new batches; the batch in flight finishes and is recorded."""
+    with transaction.atomic():
+        for mailbox in mailboxes:
+            running = mailbox.passes.filter(state=MailboxPass.State.RUNNING)
+            FolderJob.objects.filter(
+                mailbox_pass__in=running, state__in=engine.ACTIVE_JOB_STATES
+            ).update(state=FolderJob.State.PAUSED, lease_owner="", lease_expires_at=None)
+            running.update(state=MailboxPass.State.PAUSED)
+            Mailbox.objects.filter(
+                pk=mailbox.pk, state__in=(Mailbox.State.QUEUED, Mailbox.State.RUNNING)
+            ).update(state=Mailbox.State.PAUSED)
+
+
+def resume_mailboxes(mailboxes, scheduler=None) -> None:
+    scheduler = scheduler or _scheduler()
+    with transaction.atomic():
+        for mailbox in mailboxes:
+            if mailbox.state != Mailbox.State.PAUSED:
+                continue
+            paused = mailbox.passes.filter(state=MailboxPass.State.PAUSED)
+            FolderJob.objects.filter(mailbox_pass__in=paused, state=FolderJob.State.PAUSED).update(
+                state=FolderJob.State.PENDING
+            )
+            paused.update(state=MailboxPass.State.RUNNING)
+            Mailbox.objects.filter(pk=mailbox.pk).update(state=Mailbox.State.RUNNING)
+            _restart_latest(mailbox, scheduler)
+
+
+def retry_failed(mailboxes, scheduler=None) -> None:
+    """Run the failed folders of each failed mailbox's latest pass again (or its planning)."""
+    scheduler = scheduler or _scheduler()
+    with transaction.atomic():
+        for mailbox in mailboxes:
+            latest = mailbox.passes.first()
+            if mailbox.state != Mailbox.State.FAILED or latest is None:
+                continue
+            failed_jobs = latest.folder_jobs.filter(state=FolderJob.State.FAILED)
+            failed_jobs.update(state=FolderJob.State.PENDING, error="", retries=0, finished_at=None)
+            has_jobs = latest.folder_jobs.exists()
+            latest.state = MailboxPass.State.RUNNING if has_jobs else MailboxPass.State.PLANNING
+            latest.error, latest.retries, latest.finished_at = "", 0, None
+            latest.save(update_fields=["state", "error", "retries", "finished_at"])
+            Mailbox.objects.filter(pk=mailbox.pk).update(state=Mailbox.State.QUEUED, error="")
+            _restart_latest(mailbox, scheduler)
+
+
+def _restart_latest(mailbox: Mailbox, scheduler) -> None:
+    latest = mailbox.passes.first()
+    if latest.state == MailboxPass.State.PLANNING:
+        engine.queue_plan(latest, scheduler)
+    elif latest.state == MailboxPass.State.RUNNING:
+        engine.fill_pass(latest, scheduler)

@@ -1,0 +1,56 @@
+"""Celery tasks of the copy engine: thin wrappers that pass ids to ``mailboxes.engine``.
+
+Retries of connection errors are not Celery's ``autoretry_for``: the attempt count and the
+back-off live on the job in the database (the embedded broker forgets messages a killed worker
+held), and ``copy_mailbox --inline`` must retry the same way without Celery.
+"""
+
+import os
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.db import transaction
+
+from . import engine
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+class CeleryScheduler:
+    """Queues the engine's next steps once the transaction that decided them commits."""
+
+    def plan(self, pass_id: int, countdown: float = 0) -> None:
+        transaction.on_commit(
+            lambda: plan_mailbox_pass.apply_async((pass_id,), countdown=countdown or None)
+        )
+
+    def folder_job(self, job_id: int, token: str, countdown: float = 0) -> None:
+        transaction.on_commit(
+            lambda: copy_folder_batch.apply_async((job_id, token), countdown=countdown or None)
+        )
+
+
+scheduler = CeleryScheduler()
+
+
+@shared_task(**TASK_OPTIONS)
+def plan_mailbox_pass(pass_id: int) -> None:
+    engine.plan_pass(pass_id, scheduler)
+
+
+@shared_task(bind=True, **TASK_OPTIONS)
+def copy_folder_batch(self, job_id: int, token: str) -> None:
+    owner = f"{self.request.hostname or 'worker'}:{os.getpid()}"
+    engine.run_folder_job(job_id, token, scheduler, owner)
+
+
+@shared_task(**TASK_OPTIONS)
+def requeue_stalled_jobs(node: str = "") -> int:
+    return engine.requeue_stalled(scheduler, node)
+
+
+@worker_ready.connect
+def _resume_after_restart(sender, **kwargs):
+    # Runs in a pool process, not here: the main process must not open database connections
+    # its children would inherit.
+    requeue_stalled_jobs.delay(sender.hostname)
