@@ -425,30 +425,24 @@ class EwsConnector(Connector):
 
     def _fetch(self, folder, ids, format) -> list[Item]:
         fields = ["size", "datetime_received"] + (["is_read"] if folder.kind == MAIL else [])
-        if format == RFC822:
-            fields.append("mime_content")
-        listed = self._fetch_fields(ids, fields)
-        if format == RFC822:
-            return [
-                self._item(
-                    ref,
-                    base64.b64decode(ref.mime_content)
-                    if isinstance(ref.mime_content, str)
-                    else ref.mime_content,
-                    format,
-                    folder,
-                )
-                for ref in listed
-            ]
+        read = self._export if format == EWS_FTS else self._mime
         items = []
-        for batch in _batches(listed, lambda ref: ref.size or 0):
-            blobs = list(_ExportItems(account=self.account).call(items=batch))
-            for ref, blob in zip(batch, blobs, strict=True):
-                if isinstance(blob, Exception):
-                    log.warning("EWS could not export %s: %s", ref.id, blob)
+        # Sizes first, so that tens-of-MB items travel a few per request.
+        for batch in _batches(self._fetch_fields(ids, fields), lambda ref: ref.size or 0):
+            for ref, data in zip(batch, read(batch), strict=True):
+                if isinstance(data, Exception):
+                    log.warning("EWS could not read %s: %s", ref.id, data)
                     continue
-                items.append(self._item(ref, base64.b64decode(blob), format, folder))
+                items.append(self._item(ref, data, format, folder))
         return items
+
+    def _export(self, batch) -> list:
+        blobs = _ExportItems(account=self.account).call(items=batch)
+        return [b if isinstance(b, Exception) else base64.b64decode(b) for b in blobs]
+
+    def _mime(self, batch) -> list:
+        found = self.account.fetch(ids=batch, only_fields=["mime_content"])
+        return [m if isinstance(m, Exception) else m.mime_content for m in found]
 
     def _fetch_fields(self, ids, fields):
         """Item properties, one GetItem per 100 ids; items the server refuses are left out."""
