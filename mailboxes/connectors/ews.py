@@ -84,10 +84,11 @@ TRANSIENT_ERRORS = (
     requests.ConnectionError,
 )
 GRAPH_HINT = (
-    "Exchange Online refused EWS. Microsoft is retiring EWS in Exchange Online (message center "
-    "MC1227454): blocking began on 1 October 2026 and EWS is removed on 1 April 2027; until then "
-    "only tenants with EWSEnabled=True that allow-list this application keep it. Use the Graph "
-    "connector instead (tenant kind exchange_online)."
+    "Exchange Online refused EWS (HTTP 403). Microsoft is retiring EWS in Exchange Online "
+    "(message center MC1227454): blocking began on 1 October 2026 and EWS is removed on "
+    "1 April 2027; until then only tenants with EWSEnabled=True (organisation and mailbox) that "
+    "allow-list this application (EWSAllowedAppIDs) keep it. Use the Graph connector instead "
+    "(tenant kind exchange_online)."
 )
 
 
@@ -156,12 +157,19 @@ class InsecureEwsProtocol(Protocol):
     HTTP_ADAPTER_CLS = _InsecureChunkedReads
 
 
+class EwsForbidden(ews_errors.TransportError):
+    """HTTP 403 before any SOAP: EWS is turned off for the mailbox or the application."""
+
+
 class _Patience(FaultTolerance):
-    """FaultTolerance, except that a refused login is final instead of read as throttling."""
+    """FaultTolerance, except that a refused login is final instead of read as throttling, and a
+    403 is named (exchangelib reports it as an unknown failure)."""
 
     def raise_response_errors(self, response):
         if response.status_code == 401:
             raise ews_errors.UnauthorizedError(f"Invalid credentials for {response.url}")
+        if response.status_code == 403:
+            raise EwsForbidden(f"HTTP 403 from {response.url}")
         return super().raise_response_errors(response)
 
 
@@ -562,11 +570,12 @@ class EwsConnector(Connector):
             )
         if isinstance(error, ews_errors.ErrorNonExistentMailbox):
             return ConnectorError(f"The server has no mailbox {self.mailbox}.")
-        if "Code: 403" in text:
+        if isinstance(error, EwsForbidden):
             if self._is_exchange_online():
                 return AuthError(GRAPH_HINT)
             return AuthError(
-                "The server refused EWS access (HTTP 403): EWS may be disabled for this mailbox."
+                f"The server refused EWS for {self.mailbox} (HTTP 403): EWS is probably "
+                f"disabled for this mailbox or this application (EWSEnabled, EWS allow/block list)."
             )
         if isinstance(error, ews_errors.RateLimitError):
             return TransientError(

@@ -182,6 +182,15 @@ def test_exchange_online_blocking_ews_points_to_graph(source):
     assert "Graph connector" in message and "exchange_online" in message
 
 
+def test_on_premises_403_names_the_ews_switches(source):
+    source.state.ews_blocked = True
+
+    with pytest.raises(AuthError, match="EWSEnabled") as caught:
+        EwsConnector(endpoint(source, ALICE), ALICE).check()
+
+    assert "Graph" not in str(caught.value)
+
+
 def test_unknown_host_is_reported_as_dns():
     unknown = Endpoint(
         kind="ews",

@@ -759,9 +759,10 @@ class EwsHandler(BaseHTTPRequestHandler):
         return self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
     def _ews_blocked(self):
-        # Exchange Online with EWS turned off for the tenant/mailbox, or the app not on
-        # EWSAllowedAppIDs, refuses at the HTTP layer with 403 before any SOAP processing
-        # (reported for EwsEnabled=$false; MC1227454 blocks the same way from 1 Oct 2026).
+        # Exchange Online with EWS turned off for the tenant or mailbox (EWSEnabled, MC1015893),
+        # or the app not on EWSAllowedAppIDs, answers HTTP 403 Forbidden with no SOAP body; this
+        # is what Microsoft's EWS "scream tests" before the MC1227454 shutdown looked like to
+        # clients (EWS Managed API: "The remote server returned an error: (403) Forbidden").
         return self._send(403, b"", {"X-MS-Diagnostics": '2000008;reason="EWS access blocked"'})
 
     def _send(self, status: int, payload: bytes, headers: dict | None = None):
