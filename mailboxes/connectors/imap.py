@@ -42,8 +42,10 @@ from .roles import DEFAULT_ROLE_NAMES, IMAP_SPECIAL_USE, role_for_imap
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
-# Bytes of message bodies per UID FETCH when reading a whole folder (fingerprints).
+# Bytes of message bodies per UID FETCH when reading a whole folder (fingerprints), and UIDs per
+# command: a scattered UID set must stay far below Dovecot's 64 KB command line limit.
 FETCH_CHUNK_BYTES = 32 * 1024 * 1024
+FETCH_CHUNK_UIDS = 1000
 # Literals bigger than this are handed to the socket as they are instead of being joined into the
 # command buffer, so a large message is never copied.
 _INLINE_LITERAL = 64 * 1024
@@ -106,7 +108,7 @@ class ImapClient:
         timeout: float,
         disabled: frozenset[str] = frozenset(),
     ):
-        self.host, self.port = host, port
+        self.host = host
         self.where = f"{host}:{port}"
         self.disabled = disabled
         self._capabilities: set[str] = set()
@@ -120,13 +122,17 @@ class ImapClient:
             raise TransientError(f"Cannot connect to IMAP server {self.where}: {reason}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._attach(self._wrap(sock) if security == "tls" else sock)
-        greeting = self._guard(self._read_greeting)
-        if security == "starttls":
-            self._starttls()
-        elif greeting:
-            self.capabilities = greeting
-        if not self.capabilities:
-            self.refresh_capabilities()
+        try:
+            greeting = self._guard(self._read_greeting)
+            if security == "starttls":
+                self._starttls()
+            elif greeting:
+                self.capabilities = greeting
+            if not self.capabilities:
+                self.refresh_capabilities()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def capabilities(self) -> set[str]:
@@ -699,6 +705,9 @@ class ImapConnector(Connector):
         return codes
 
     def changes(self, folder: Folder, state: dict, before: datetime | None = None) -> Changes:
+        """New items since the UID watermark in ``state``. With ``before``, the watermark stops
+        below the first item left out, so the next call lists the rest again together with some
+        already reported; the engine skips those it has copied."""
         codes = self._examine(folder, fresh=True)
         uidvalidity = int(codes.get("UIDVALIDITY") or 0)
         uidnext = int(codes.get("UIDNEXT") or 0)
@@ -714,8 +723,7 @@ class ImapConnector(Connector):
         reply = self.client.run(f"UID FETCH {start}:* (UID RFC822.SIZE INTERNALDATE)")
         self.client.check(reply, f"Listing folder {folder.display}")
         items, skipped = [], []
-        for _, values in reply.data("FETCH"):
-            data = _pairs(values)
+        for data in _listed(reply):
             uid = int(data["UID"])
             if uid < start:  # "N:*" always includes the highest UID, even below N
                 continue
@@ -735,6 +743,8 @@ class ImapConnector(Connector):
         uids = []
         for source_id in ids:
             validity, _, uid = source_id.partition(":")
+            if not uid.isdigit():
+                raise ConnectorError(f"{source_id!r} is not an IMAP item id (UIDVALIDITY:UID)")
             if validity != uidvalidity:
                 raise ConnectorError(
                     f"Folder {folder.display} was reset (UIDVALIDITY {uidvalidity}, "
@@ -770,7 +780,7 @@ class ImapConnector(Connector):
             return result
         reply = self.client.run("UID FETCH 1:* (UID RFC822.SIZE)")
         self.client.check(reply, f"Listing folder {folder.display}")
-        sizes = [(int(d["UID"]), int(d["RFC822.SIZE"])) for d in map(_pairs, _values(reply))]
+        sizes = [(int(d["UID"]), int(d["RFC822.SIZE"])) for d in _listed(reply)]
         validity = codes["UIDVALIDITY"]
         for chunk in _chunks(sorted(sizes), FETCH_CHUNK_BYTES):
             reply = self.client.run(f"UID FETCH {uid_set(chunk)} (UID BODY.PEEK[])")
@@ -835,10 +845,15 @@ def _values(reply: Reply):
     return (values for _, values in reply.data("FETCH"))
 
 
+def _listed(reply: Reply):
+    """FETCH data answering a listing, without unsolicited flag updates mixed in (§7.4.2)."""
+    return (data for data in map(_pairs, _values(reply)) if "RFC822.SIZE" in data)
+
+
 def _chunks(sizes: list[tuple[int, int]], limit: int):
     chunk, total = [], 0
     for uid, size in sizes:
-        if chunk and total + size > limit:
+        if chunk and (total + size > limit or len(chunk) >= FETCH_CHUNK_UIDS):
             yield chunk
             chunk, total = [], 0
         chunk.append(uid)

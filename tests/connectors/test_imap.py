@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mailboxes.connectors import imap as imap_module
 from mailboxes.connectors.base import (
     ARCHIVE,
     DRAFTS,
@@ -152,8 +153,10 @@ def test_corpus_round_trips_byte_identical_with_flags_and_dates(dovecot_a, dovec
 
 
 def test_messages_sharing_a_message_id_or_lacking_one_are_all_kept(
-    dovecot_a, dovecot_b, dovecot_user
+    dovecot_a, dovecot_b, dovecot_user, monkeypatch
 ):
+    # One message per UID FETCH when reading the target back: chunking must not lose any.
+    monkeypatch.setattr(imap_module, "FETCH_CHUNK_BYTES", 1)
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     header = b"Message-ID: <same@example.org>\r\nSubject: %d\r\n\r\nbody %d\r\n"
     messages = [RawMessage(header % (n, n)) for n in range(3)]
