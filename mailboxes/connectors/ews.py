@@ -481,18 +481,22 @@ class EwsConnector(Connector):
 
     def _store(self, folder, items) -> list[StoreResult]:
         ews_folder = self._ews_folder(folder)
-        results = []
-        blobs = [i for i in items if i.format == EWS_FTS]
-        mime = [i for i in items if i.format == RFC822]
-        unknown = [i for i in items if i.format not in (EWS_FTS, RFC822)]
-        for batch in _batches(blobs, lambda item: len(item.data)):
-            results += self._upload(ews_folder, batch)
-        for batch in _batches(mime, lambda item: len(item.data)):
-            results += self._create(ews_folder, batch)
-        results += [
-            StoreResult(i.source_id, error=f"unsupported format {i.format!r}") for i in unknown
+        results: list[StoreResult | None] = [None] * len(items)
+        for format, write in ((EWS_FTS, self._upload), (RFC822, self._create)):
+            numbered = [(n, item) for n, item in enumerate(items) if item.format == format]
+            for batch in _batches(numbered, lambda pair: len(pair[1].data)):
+                written = write(ews_folder, [item for _, item in batch])
+                for (n, _), result in zip(batch, written, strict=True):
+                    results[n] = result
+        return [
+            result
+            or StoreResult(
+                item.source_id,
+                error=f"The EWS connector cannot store {item.format!r} items.",
+                error_code="unsupported_format",
+            )
+            for item, result in zip(items, results, strict=True)
         ]
-        return results
 
     def _upload(self, ews_folder, batch: list[Item]) -> list[StoreResult]:
         payload = [(ews_folder, (None, False, base64.b64encode(i.data).decode())) for i in batch]

@@ -203,12 +203,21 @@ def test_unknown_host_is_reported_as_dns():
         EwsConnector(unknown, ALICE).check()
 
 
-def test_store_refuses_unknown_formats(target_connector):
-    inbox = target_connector.ensure_folder(("Inbox",), "mail", "inbox")
+def test_store_answers_in_input_order_and_refuses_unknown_formats(
+    source_connector, target_connector
+):
+    inbox = inbox_of(source_connector)
+    ids = [r.source_id for r in source_connector.changes(inbox, {}).items][:2]
+    blob = source_connector.fetch(inbox, ids[:1], format=EWS_FTS)[0]
+    mime = source_connector.fetch(inbox, ids[1:], format="rfc822")[0]
+    stranger = Item("x", b"data", format="graph-fts")
+    destination = target_connector.ensure_folder(("Inbox",), "mail", "inbox")
 
-    results = target_connector.store(inbox, [Item("x", b"data", format="graph-fts")])
+    results = target_connector.store(destination, [mime, stranger, blob])
 
-    assert results[0].error and results[0].target_id is None
+    assert [r.source_id for r in results] == [ids[1], "x", ids[0]]
+    assert results[0].target_id and results[2].target_id
+    assert results[1].error_code == "unsupported_format" and results[1].target_id is None
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

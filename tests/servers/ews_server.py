@@ -252,7 +252,6 @@ class EwsRequest:
         header = self.envelope.find(f"{{{SOAP}}}Header")
         sid = header.find(f".//{{{T}}}ConnectingSID") if header is not None else None
         self.impersonated = sid[0].text if sid is not None else None
-        self.server_version = "Exchange2016"
 
     @property
     def mailbox(self) -> str:
@@ -706,6 +705,8 @@ class EwsHandler(BaseHTTPRequestHandler):
                     fault.get("back_off_ms", 1000),
                 )
             self._check_impersonation(request)
+            if request.operation not in OPERATIONS:
+                raise EwsFault("ErrorInvalidOperation", f"{request.operation} is not served here.")
             responder = EwsResponder(request)
             OPERATIONS[request.operation](request, responder)
         except EwsFault as error:
