@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from projects.access import get_mailbox_for_user, get_project_for_user
 
+from . import services
 from .charts import current_rate, throughput_chart
 from .filters import MailboxFilterForm
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
@@ -115,8 +116,6 @@ class BulkActionForm(forms.Form):
     older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
 
     def run(self, mailboxes) -> None:
-        from . import services  # TEMP until mailboxes/services.py lands
-
         action = self.cleaned_data["action"]
         if action == "prestage":
             days = self.cleaned_data["older_than_days"]
