@@ -78,12 +78,17 @@ SOURCE_ROLES = {
     "MailboxItem.Read.All": "list items",
     "MailboxItem.ImportExport.All": "export and import items",
 }
-TARGET_ROLES = {
-    "MailboxFolder.ReadWrite.All": "create folders",
-    "Mail-Advanced.ReadWrite.All": "import MIME messages from IMAP/maildir",
-    "Mail.ReadWrite": "set read state, flags and dates on MIME imports",
+# Needed by some migrations only: check() reports them without failing.
+OTHER_ROLES = {
+    "MailboxFolder.ReadWrite.All": "create folders, as a target",
+    "Mail-Advanced.ReadWrite.All": "import MIME messages from IMAP/maildir, as a target",
+    "Mail.ReadWrite": "set read state, flags and dates on MIME imports, as a target",
+    "Mail.Read": "export mail as MIME to IMAP/maildir, as a source",
 }
-IMPLIED_ROLES = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All"}
+IMPLIED_ROLES = {
+    "MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All",
+    "Mail.ReadWrite": "Mail.Read",
+}
 
 _apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 _tenant_slots: dict[tuple, threading.BoundedSemaphore] = {}
@@ -380,10 +385,10 @@ class GraphConnector(Connector):
             )
         folders = self.folders()
         message = f"Connected: {len(folders)} folders in {self.mailbox}."
-        target_missing = [role for role in TARGET_ROLES if role not in roles]
-        if target_missing:
-            message += " As a migration target it also needs: " + "; ".join(
-                f"{role} (to {TARGET_ROLES[role]})" for role in target_missing
+        other_missing = [role for role in OTHER_ROLES if role not in roles]
+        if other_missing:
+            message += " Some migrations also need: " + "; ".join(
+                f"{role} (to {OTHER_ROLES[role]})" for role in other_missing
             )
             message += "."
         return message
@@ -536,12 +541,16 @@ class GraphConnector(Connector):
             url = body["@odata.nextLink"]
 
     def fetch(self, folder, ids, format=GRAPH_FTS) -> list[Item]:
-        if format != GRAPH_FTS:
-            raise ConnectorError(
-                f"Exchange Online items are exported in Graph's full-fidelity format only, "
-                f"not {format!r}."
-            )
+        if format == GRAPH_FTS:
+            return self._export(folder, list(ids))
+        if format == RFC822 and folder.kind == MAIL:
+            return self._fetch_mime(folder, list(ids))
+        raise ConnectorError(
+            f"Exchange Online cannot export {folder.kind} items as {format!r}; only Graph's "
+            "full-fidelity format carries them."
+        )
 
+    def _export(self, folder, ids) -> list[Item]:
         def export(chunk):
             return self._call(
                 "POST",
@@ -552,7 +561,7 @@ class GraphConnector(Connector):
             ).get("value", [])
 
         items = []
-        for exported in self._pool.map(export, _chunks(list(ids), EXPORT_LIMIT)):
+        for exported in self._pool.map(export, _chunks(ids, EXPORT_LIMIT)):
             for entry in exported:
                 if entry.get("error") or not entry.get("data"):
                     continue  # deleted since listed: the engine sees it missing
@@ -565,6 +574,36 @@ class GraphConnector(Connector):
                         kind=folder.kind,
                     )
                 )
+        return items
+
+    def _fetch_mime(self, folder, ids) -> list[Item]:
+        """MIME for IMAP/maildir targets: each message's $value and its read state, flag and
+        received date, two requests an item, 20 to a $batch."""
+        user = quote(self.mailbox)
+        requests_ = []
+        for item_id in ids:
+            url = f"/users/{user}/messages/{quote(item_id)}"
+            requests_.append(
+                {"method": "GET", "url": url + "?$select=isRead,receivedDateTime,flag"}
+            )
+            requests_.append({"method": "GET", "url": url + "/$value"})
+        answers = self._batch(requests_, "read messages", "Mail.Read")
+        items = []
+        for item_id, (meta, mime) in zip(ids, _chunks(answers, 2), strict=True):
+            if meta[0] >= 400 or mime[0] >= 400:
+                continue  # deleted since listed: the engine sees it missing
+            flags = {"\\Seen"} if meta[1].get("isRead") else set()
+            if (meta[1].get("flag") or {}).get("flagStatus") == "flagged":
+                flags.add("\\Flagged")
+            items.append(
+                Item(
+                    source_id=item_id,
+                    # JSON batching returns non-JSON bodies base64-encoded.
+                    data=base64.b64decode(mime[1]),
+                    flags=frozenset(flags),
+                    received=_parse_time(meta[1].get("receivedDateTime")),
+                )
+            )
         return items
 
     def store(self, folder, items) -> list[StoreResult]:
@@ -641,7 +680,10 @@ class GraphConnector(Connector):
                 "method": "POST",
                 "url": f"/users/{user}/mailFolders/{quote(folder.native_id)}/importMime",
                 "headers": {"Content-Type": "text/plain"},
-                "body": base64.b64encode(item.data).decode(),
+                # importMime's raw body is base64 MIME; JSON batching carries a non-JSON body
+                # base64-URL-encoded in turn ("Might be a JSON object or a base64 URL-encoded
+                # value"), so Graph unwraps one layer and importMime the other.
+                "body": base64.urlsafe_b64encode(base64.b64encode(item.data)).decode(),
             }
             for item in items
         ]

@@ -4,7 +4,18 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailboxes.connectors.base import CALENDAR, CONTACTS, MAIL, NOTES, RFC822, TASKS, Item
+import pytest
+
+from mailboxes.connectors.base import (
+    CALENDAR,
+    CONTACTS,
+    MAIL,
+    NOTES,
+    RFC822,
+    TASKS,
+    ConnectorError,
+    Item,
+)
 from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS, GRAPH_FTS
 from tests.servers.graph_server import read_fts
 
@@ -161,3 +172,33 @@ def test_mime_is_refused_for_non_mail_folders(graph_server, connect):
 
     assert result.target_id is None and "contacts" in result.error
     assert graph_server.counts["importMime"] == 0
+
+
+def test_mail_leaves_as_mime_with_its_flags_and_date(graph_server, connect):
+    """Graph to IMAP/maildir: the engine asks for RFC 822, the message's $value."""
+    graph_server.add_user("gil@example.org")
+    connector = connect("gil@example.org")
+    inbox = connector.ensure_folder(("Inbox",), MAIL, "inbox")
+    items = corpus_items()
+    connector.store(inbox, items)
+    ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+
+    fetched = connector.fetch(inbox, ids, RFC822)
+
+    assert [(i.data, i.flags & {"\\Seen", "\\Flagged"}, i.received) for i in fetched] == [
+        (i.data, i.flags, i.received) for i in items
+    ]
+    assert graph_server.counts["messages.value"] == 25
+    assert graph_server.counts["batch"] == 2 + 2 + math.ceil(50 / 20)
+
+
+def test_non_mail_items_do_not_leave_as_mime(graph_server, connect):
+    box = graph_server.add_user("hal@example.org")
+    box.add_item("calendar", "IPM.Appointment", b"BEGIN:VCALENDAR")
+    connector = connect("hal@example.org")
+    calendar = next(f for f in connector.folders() if f.role == "calendar")
+
+    with pytest.raises(ConnectorError, match="cannot export calendar items as 'rfc822'"):
+        connector.fetch(
+            calendar, [r.source_id for r in connector.changes(calendar, {}).items], RFC822
+        )

@@ -155,6 +155,7 @@ def test_check_tells_a_source_only_app_what_a_target_needs(graph_server, ann):
 
     assert message.startswith("Connected: 10 folders in ann@example.org.")
     assert "MailboxFolder.ReadWrite.All" in message and "Mail-Advanced.ReadWrite.All" in message
+    assert "Mail.Read (to export mail as MIME" in message
 
 
 def test_a_403_from_graph_names_the_permission(graph_server, ann):

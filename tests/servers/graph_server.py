@@ -57,7 +57,7 @@ ALL_ROLES = frozenset(
     }
 )
 # A ReadWrite role grants the matching Read role, as Graph's permission reference says.
-IMPLIED = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All"}
+IMPLIED = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All", "Mail.ReadWrite": "Mail.Read"}
 EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings."
 BATCH_LIMIT = 20  # JSON batching: at most 20 requests per $batch
 FTS_MAGIC = b"\x01\x00\x00\x00FAKEFTS\x00"
@@ -638,6 +638,34 @@ class GraphServer:
         _apply_properties(item, json.loads(body))
         return 200, {"id": item.id, "isRead": item.is_read}, {}
 
+    def _message(self, user, message_id) -> FakeItem:
+        try:
+            return self._user(user).find_item(message_id)[1]
+        except KeyError:
+            raise GraphError(404, "ErrorItemNotFound", "The message was not found.") from None
+
+    def _messages_get(self, user, message_id, headers, **_):
+        self.authorize(headers, "Mail.Read")
+        item = self._message(user, message_id)
+        flag = {"flagStatus": "flagged" if item.flagged else "notFlagged"}
+        return (
+            200,
+            {
+                "id": item.id,
+                "isRead": item.is_read,
+                "receivedDateTime": item.received,
+                "flag": flag,
+            },
+            {},
+        )
+
+    def _messages_value(self, user, message_id, headers, **_):
+        self.authorize(headers, "Mail.Read")
+        item = self._message(user, message_id)
+        if item.mime is not None:
+            return 200, item.mime, {}
+        return 200, item.data[len(FTS_MAGIC) :].partition(b"\n")[2], {}
+
     def _batch(self, headers, body, **_):
         requests = json.loads(body).get("requests", [])
         if not 0 < len(requests) <= BATCH_LIMIT:
@@ -649,8 +677,8 @@ class GraphServer:
             sub_body = request.get("body")
             if isinstance(sub_body, dict):
                 sub_body = json.dumps(sub_body).encode()
-            elif isinstance(sub_body, str):  # non-JSON content types travel as strings
-                sub_body = sub_body.encode()
+            elif isinstance(sub_body, str):  # a non-JSON body travels base64-URL-encoded
+                sub_body = base64.urlsafe_b64decode(sub_body)
             status, response_headers, payload = self.dispatch(
                 request["method"], "/v1.0" + request["url"], sub_headers, sub_body or b""
             )
@@ -660,7 +688,8 @@ class GraphServer:
                     "id": request["id"],
                     "status": status,
                     "headers": response_headers,
-                    "body": json.loads(payload) if is_json else payload.decode(),
+                    # Non-JSON bodies (a message's $value) come back base64-encoded.
+                    "body": json.loads(payload) if is_json else base64.b64encode(payload).decode(),
                 }
             )
         return 200, {"responses": responses}, {}
@@ -730,6 +759,8 @@ ROUTES = [
     (r"/api/gbeta/Mailboxes\('([^']+)'\)/importItem", "POST", "importItem"),
     (r"/v1\.0/users/([^/]+)/mailFolders/([^/]+)/importMime", "POST", "importMime"),
     (r"/v1\.0/users/([^/]+)/messages/([^/]+)", "PATCH", "messages.patch"),
+    (r"/v1\.0/users/([^/]+)/messages/([^/]+)", "GET", "messages.get"),
+    (r"/v1\.0/users/([^/]+)/messages/([^/]+)/\$value", "GET", "messages.value"),
     (r"/v1\.0/\$batch", "POST", "batch"),
 ]
 
