@@ -806,7 +806,7 @@ class ImapConnector(Connector):
                 targets = _target_ids(reply, len(items))
                 return [StoreResult(i.source_id, t) for i, t in zip(items, targets, strict=True)]
             # RFC 3502: a failed MULTIAPPEND stores nothing; single APPENDs find the culprit.
-            log.info("MULTIAPPEND into %s refused (%s); appending one by one", folder, reply.text)
+            log.info("MULTIAPPEND into %s refused (%s); one by one", folder.display, reply.text)
         replies = self._append([[f"APPEND {mailbox}", *_append_arguments(item)] for item in items])
         return self._results(items, replies)
 
