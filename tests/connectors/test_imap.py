@@ -219,9 +219,9 @@ def test_a_nested_folder_keeps_its_path_across_separators(dovecot_a, dovecot_b, 
         assert folder.native_id == "Projects/2024/Q1" and folder.count == 1
         copy = dst.ensure_folder(folder.path, MAIL, folder.role)
         assert copy.native_id == "Projects.2024.Q1"
-        assert dst.store(
-            copy, src.fetch(folder, [f"{ref.source_id}" for ref in src.changes(folder, {}).items])
-        )[0].target_id
+        ids = [ref.source_id for ref in src.changes(folder, {}).items]
+        (result,) = dst.store(copy, src.fetch(folder, ids))
+    assert result.target_id and not result.error
     assert read_back(target, "Projects.2024.Q1")[0][0] == b"Subject: q1\r\n\r\nq1\r\n"
 
 
