@@ -39,16 +39,12 @@ log = logging.getLogger(__name__)
 ACTIVE_JOB_STATES = (FolderJob.State.PENDING, FolderJob.State.RUNNING)
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def batch_limits() -> tuple[int, int]:
-    return _setting("COPY_BATCH_ITEMS", 200), _setting("COPY_BATCH_BYTES", 16 * 1024 * 1024)
+    return settings.COPY_BATCH_ITEMS, settings.COPY_BATCH_BYTES
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=_setting("COPY_LEASE_SECONDS", 90))
+    return timedelta(seconds=settings.COPY_LEASE_SECONDS)
 
 
 # --- connectors ---------------------------------------------------------------------------
@@ -118,7 +114,7 @@ def describe(exc: ConnectorError) -> str:
 
 
 def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> None:
-    grace = _setting("COPY_QUEUE_GRACE_SECONDS", 600)
+    grace = settings.COPY_QUEUE_GRACE_SECONDS
     mailbox_pass.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
     mailbox_pass.save(update_fields=["lease_expires_at"])
     scheduler.plan(mailbox_pass.pk, countdown)
@@ -126,7 +122,7 @@ def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> No
 
 def _queue_job(job: FolderJob, scheduler, countdown: float = 0) -> None:
     """Hand the job to a new task message; any older message for it becomes a no-op."""
-    grace = _setting("COPY_QUEUE_GRACE_SECONDS", 600)
+    grace = settings.COPY_QUEUE_GRACE_SECONDS
     job.queue_token = uuid.uuid4().hex
     job.lease_owner = ""
     job.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
@@ -138,7 +134,7 @@ def fill_pass(mailbox_pass: MailboxPass, scheduler) -> None:
     """Queue pending folders up to the per-mailbox parallelism; close the pass when all ended."""
     jobs = mailbox_pass.folder_jobs
     active = jobs.filter(state__in=ACTIVE_JOB_STATES, lease_expires_at__isnull=False).count()
-    slots = _setting("COPY_FOLDERS_IN_PARALLEL", 2) - active
+    slots = settings.COPY_FOLDERS_IN_PARALLEL - active
     if slots > 0:
         waiting = jobs.filter(state=FolderJob.State.PENDING, lease_expires_at__isnull=True)
         for job in waiting.order_by("id")[:slots]:
@@ -183,13 +179,13 @@ def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
 
 def backoff(retries: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter, never shorter than the server's own hint."""
-    base = _setting("COPY_RETRY_BASE_SECONDS", 5.0)
-    delay = min(base * 2 ** (retries - 1), _setting("COPY_RETRY_MAX_SECONDS", 600.0))
+    base = settings.COPY_RETRY_BASE_SECONDS
+    delay = min(base * 2 ** (retries - 1), settings.COPY_RETRY_MAX_SECONDS)
     return max(delay * random.uniform(1.0, 1.25), retry_after or 0)
 
 
 def _max_retries() -> int:
-    return _setting("COPY_MAX_RETRIES", 5)
+    return settings.COPY_MAX_RETRIES
 
 
 # --- planning -----------------------------------------------------------------------------
@@ -366,7 +362,7 @@ def _still_ours(job: FolderJob, token: str) -> bool:
 def _copy_for_a_while(job: FolderJob, token: str, source, target) -> dict | None:
     """Copy batches until the folder is done (returns its new watermark) or the time budget
     is spent or the job was paused or taken away (returns None)."""
-    deadline = time.monotonic() + _setting("COPY_TASK_SECONDS", 20)
+    deadline = time.monotonic() + settings.COPY_TASK_SECONDS
     source_folder = _folder(job, job.source_path, job.source_native_id)
     target_folder = _folder(job, job.target_path, job.target_native_id)
     changes = source.changes(source_folder, job.start_state, job.mailbox_pass.before)

@@ -9,6 +9,7 @@ import os
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 from django.db import transaction
 
 from . import engine
@@ -52,5 +53,8 @@ def requeue_stalled_jobs(node: str = "") -> int:
 @worker_ready.connect
 def _resume_after_restart(sender, **kwargs):
     # Runs in a pool process, not here: the main process must not open database connections
-    # its children would inherit.
+    # its children would inherit. A worker restarted under a new name cannot tell its old
+    # leases from a live worker's: the second sweep, one lease later, finds them expired.
     requeue_stalled_jobs.delay(sender.hostname)
+    lease = settings.COPY_LEASE_SECONDS + 1
+    requeue_stalled_jobs.apply_async(countdown=lease)

@@ -178,6 +178,17 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # How many connections the workers may hold open to one tenant at once.
 TENANT_CONNECTION_LIMIT = envint("TENANT_CONNECTION_LIMIT", 4)
+# The copy engine: a batch is at most this many items or bytes; a task copies batches for about
+# COPY_TASK_SECONDS, then queues the rest; a worker silent for COPY_LEASE_SECONDS is presumed dead.
+COPY_BATCH_ITEMS = envint("COPY_BATCH_ITEMS", 200)
+COPY_BATCH_BYTES = envint("COPY_BATCH_BYTES", 16 * 1024 * 1024)
+COPY_TASK_SECONDS = envint("COPY_TASK_SECONDS", 20)
+COPY_LEASE_SECONDS = envint("COPY_LEASE_SECONDS", 90)
+COPY_QUEUE_GRACE_SECONDS = envint("COPY_QUEUE_GRACE_SECONDS", 600)
+COPY_FOLDERS_IN_PARALLEL = envint("COPY_FOLDERS_IN_PARALLEL", 2)
+COPY_MAX_RETRIES = envint("COPY_MAX_RETRIES", 5)
+COPY_RETRY_BASE_SECONDS = float(os.environ.get("COPY_RETRY_BASE_SECONDS", 5))
+COPY_RETRY_MAX_SECONDS = float(os.environ.get("COPY_RETRY_MAX_SECONDS", 600))
 
 # DNS checks: resolvers asked besides each zone's own nameservers ("host:port", comma-separated),
 # and the seconds one server may take to answer one question.
