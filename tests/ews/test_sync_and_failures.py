@@ -130,6 +130,17 @@ def test_wrong_password_is_an_auth_error_without_retries(source):
     assert source.requests["(refused login)"] == 1  # a 401 is final, never read as throttling
 
 
+def test_ntlm_negotiates_and_refuses_a_wrong_password(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("NTLM_USER_FILE", str(source.state.ntlm_user_file(tmp_path)))
+    good = EwsConnector(endpoint(source, ALICE, auth_method="ntlm"), ALICE)
+    bad = EwsConnector(endpoint(source, ALICE, "wrong", auth_method="ntlm"), ALICE)
+
+    assert inbox_of(good).count == 6
+    with pytest.raises(AuthError, match="login refused"):
+        bad.check()
+    assert source.requests["(refused login)"] == 1
+
+
 def test_missing_impersonation_rights_are_named(source):
     source.state.add_user("admin@src.test", "admin-pw")
     connector = EwsConnector(

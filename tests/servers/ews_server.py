@@ -28,6 +28,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
+import spnego
+import spnego.exceptions
 from lxml import etree
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -161,6 +163,12 @@ class EwsState:
             if impersonation:
                 self.impersonators.add(address)
         self.mailbox_root(address)
+
+    def ntlm_user_file(self, directory: Path) -> Path:
+        """The accounts as an NTLM_USER_FILE (``:user:password`` lines, user names as UPNs)."""
+        path = directory / "ntlm-users"
+        path.write_text("".join(f":{user}:{pw}\n" for user, pw in self.passwords.items()))
+        return path
 
     def add_client(self, client_id: str, secret: str):
         self.clients[client_id] = secret
@@ -669,6 +677,7 @@ class EwsHandler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.ntlm_context, self.ntlm_user = None, None
         # Headers and body leave in two writes; without NODELAY, Nagle holds the body ~40 ms.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -735,12 +744,43 @@ class EwsHandler(BaseHTTPRequestHandler):
             user, _, password = base64.b64decode(value).decode().partition(":")
             if self.state.passwords.get(user) == password and password:
                 return user
-        if scheme == "Bearer" and value in self.state.tokens:
+        elif scheme == "Bearer" and value in self.state.tokens:
             return self.state.tokens[value]
-        with self.state.lock:
-            self.state.requests["(refused login)"] += 1
-        self._send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
+        elif scheme == "NTLM":
+            return self._ntlm_step(base64.b64decode(value))
+        elif not header and self.ntlm_user:
+            return self.ntlm_user  # NTLM authenticates the connection, not each request
+        if header:
+            with self.state.lock:
+                self.state.requests["(refused login)"] += 1
+        self._refuse()
         return None
+
+    def _ntlm_step(self, token: bytes) -> str | None:
+        """NTLM (MS-NLMP) over HTTP: negotiate -> 401 with the challenge -> authenticate.
+        pyspnego checks the response against NTLM_USER_FILE, the way IIS checks against AD."""
+        if self.ntlm_context is None or token[8:9] == b"\x01":  # a new NEGOTIATE_MESSAGE
+            self.ntlm_context = spnego.server(protocol="ntlm")
+        try:
+            challenge = self.ntlm_context.step(token)
+        except spnego.exceptions.SpnegoError:
+            with self.state.lock:
+                self.state.requests["(refused login)"] += 1
+            self.ntlm_context = None
+            self._refuse()
+            return None
+        if not self.ntlm_context.complete:
+            self._send(
+                401, b"", [("WWW-Authenticate", f"NTLM {base64.b64encode(challenge).decode()}")]
+            )
+            return None
+        self.ntlm_user = self.ntlm_context.client_principal.rpartition("\\")[2]
+        return self.ntlm_user
+
+    def _refuse(self):
+        # Exchange offers every scheme it accepts, one header each.
+        challenges = [("WWW-Authenticate", "NTLM"), ("WWW-Authenticate", 'Basic realm="127.0.0.1"')]
+        self._send(401, b"", challenges)
 
     def _token(self, body: bytes):
         form = dict(parse_qsl(body.decode()))
@@ -766,9 +806,9 @@ class EwsHandler(BaseHTTPRequestHandler):
         # clients (EWS Managed API: "The remote server returned an error: (403) Forbidden").
         return self._send(403, b"", {"X-MS-Diagnostics": '2000008;reason="EWS access blocked"'})
 
-    def _send(self, status: int, payload: bytes, headers: dict | None = None):
+    def _send(self, status: int, payload: bytes, headers: dict | list | None = None):
         self.send_response(status)
-        for name, value in (headers or {}).items():
+        for name, value in headers.items() if isinstance(headers, dict) else headers or []:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
