@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import logging
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 
 import requests
 from exchangelib import (
@@ -35,6 +35,7 @@ from exchangelib import (
     Account,
     Configuration,
     Credentials,
+    EWSDateTime,
     ExtendedProperty,
     Identity,
     OAuth2Credentials,
@@ -197,6 +198,15 @@ class _UploadItems(UploadItems):
 class _CreateItem(CreateItem):
     CHUNK_SIZE = MAX_ITEMS_PER_REQUEST
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+def _ews_time(moment: datetime | None) -> EWSDateTime | None:
+    """exchangelib only takes its own datetime type (naive times are taken as UTC)."""
+    if moment is None or isinstance(moment, EWSDateTime):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return EWSDateTime.from_datetime(moment.astimezone(UTC))
 
 
 def _batches(things, size_of):
@@ -537,7 +547,7 @@ class EwsConnector(Connector):
             is_read=seen,
             # Never MSGFLAG_UNSENT: the item must not land as a draft.
             message_flags=MSGFLAG_READ if seen else 0,
-            delivery_time=item.received,
+            delivery_time=_ews_time(item.received),
             mailferry_fingerprint=item.fingerprint,
         )
 

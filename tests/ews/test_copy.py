@@ -1,5 +1,7 @@
 """Folders, EWS to EWS blob copies and mail as MIME, through the real exchangelib."""
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from mailboxes.connectors.base import (
@@ -8,6 +10,7 @@ from mailboxes.connectors.base import (
     RFC822,
     SENT,
     ConnectorError,
+    Item,
 )
 from mailboxes.connectors.ews import EWS_FTS, EwsConnector, EwsProtocol
 from tests.ews.conftest import ALICE, BOB, CATEGORIES, corpus_messages, endpoint
@@ -97,6 +100,23 @@ def test_mail_travels_as_mime_with_read_state_and_date(
         assert not copy.is_draft  # PR_MESSAGE_FLAGS set, never MSGFLAG_UNSENT
     assert target.requests["CreateItem"] == 1
     assert source.requests["GetItem"] == 2  # properties and sizes, then the MIME of all six
+
+
+def test_mail_from_another_protocol_keeps_date_and_read_state(target, target_connector):
+    inbox = target_connector.ensure_folder(("INBOX",), MAIL, "inbox")
+    messages = corpus_messages(2)
+    arrived = datetime(2021, 5, 1, 10, 0, tzinfo=timezone(timedelta(hours=2)))  # as IMAP says it
+    items = [
+        Item("imap:1", messages[0], flags=frozenset({"\\Seen", "\\Flagged"}), received=arrived),
+        Item("imap:2", messages[1], received=arrived.replace(tzinfo=None)),
+    ]
+
+    results = target_connector.store(inbox, items)
+
+    first, second = (target.state.items[r.target_id] for r in results)
+    assert (first.mime, first.is_read, first.received) == (messages[0], True, arrived)
+    assert (second.is_read, second.received) == (False, arrived.replace(tzinfo=UTC))
+    assert not first.is_draft and not second.is_draft
 
 
 def test_other_kinds_refuse_rfc822(source_connector):
