@@ -6,6 +6,7 @@ SECRET_KEY, FIELD_ENCRYPTION_KEY, ALLOWED_HOSTS (and leaves DEBUG off).
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -105,8 +106,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # A file, not memory, so that worker processes started by tests share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not memory, so that worker processes started by tests share the test database;
+    # one per test run, so that two runs side by side do not clobber each other.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -154,7 +156,11 @@ SESSION_COOKIE_HTTPONLY = True
 # Celery. Embedded default: a filesystem broker that needs no server. Work survives a killed
 # worker because FolderJob leases in the database, not broker redelivery, drive resumption.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-_BROKER_DIR = VAR_DIR / "broker"
+if os.environ.get("PYTEST_VERSION"):
+    # Each test run gets its own broker folder, so worker processes of two runs (or of a
+    # `make run` beside them) never take each other's tasks; workers a test starts inherit it.
+    os.environ.setdefault("MAILFERRY_BROKER_DIR", tempfile.mkdtemp(prefix="mailferry-broker-"))
+_BROKER_DIR = Path(os.environ.get("MAILFERRY_BROKER_DIR") or VAR_DIR / "broker")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
