@@ -7,6 +7,11 @@ Design decisions (the engine relies on them):
   full fidelity for every item kind (read state, categories, attendees, recurrence). It is only
   used EWS to EWS. Otherwise mail travels as RFC 822 (GetItem MimeContent / CreateItem); other
   item kinds cannot, and asking for it raises ConnectorError.
+- **Flags on the MIME path.** ``\\Seen`` is IsRead plus MSGFLAG_READ in PR_MESSAGE_FLAGS
+  (never MSGFLAG_UNSENT, or Exchange keeps the item as a draft); ``\\Flagged`` is
+  PR_FLAG_STATUS 2; the received date is PR_MESSAGE_DELIVERY_TIME (Exchange takes the sent
+  date, PR_CLIENT_SUBMIT_TIME, from the MIME Date header itself). Other IMAP flags and
+  keywords are not carried.
 - **Fingerprints.** ``Item.fingerprint`` is sha256 of ``Item.data`` (the decoded FTS blob, or
   the RFC 822 bytes). ``store`` writes it into a named extended property on the target item
   (``SourceFingerprint``), so ``fingerprints()`` reads it back with one FindItem per page and
@@ -79,6 +84,7 @@ MAX_ITEMS_PER_REQUEST = 50
 MAX_BYTES_PER_REQUEST = 12 * 1024 * 1024
 SYNC_PAGE = 512  # the largest MaxChangesReturned EWS accepts
 MSGFLAG_READ = 0x1
+FOLLOWUP_FLAGGED = 2
 TRANSIENT_ERRORS = (
     ews_errors.ErrorTimeoutExpired,
     ews_errors.ErrorInternalServerTransientError,
@@ -107,6 +113,13 @@ class DeliveryTime(ExtendedProperty):
     property_type = "SystemTime"
 
 
+class FlagStatus(ExtendedProperty):
+    """PR_FLAG_STATUS: 2 is "flagged for follow-up", what IMAP calls \\Flagged."""
+
+    property_tag = 0x1090
+    property_type = "Integer"
+
+
 class SourceFingerprint(ExtendedProperty):
     """sha256 of what was stored: recovers a lost CopiedItem record without refetching content."""
 
@@ -126,6 +139,7 @@ for _model in {Message, CalendarItem, Contact, Task}:
     _model.register("mailferry_fingerprint", SourceFingerprint)
 Message.register("message_flags", MessageFlags)
 Message.register("delivery_time", DeliveryTime)
+Message.register("flag_status", FlagStatus)
 
 
 def _read_in_chunks(response: requests.Response) -> requests.Response:
@@ -442,7 +456,9 @@ class EwsConnector(Connector):
         return self._guarded(self._fetch, folder, ids, format)
 
     def _fetch(self, folder, ids, format) -> list[Item]:
-        fields = ["size", "datetime_received"] + (["is_read"] if folder.kind == MAIL else [])
+        fields = ["size", "datetime_received"]
+        if folder.kind == MAIL:
+            fields += ["is_read", "flag_status"]
         read = self._export if format == EWS_FTS else self._mime
         items = []
         # Sizes first, so that tens-of-MB items travel a few per request.
@@ -474,12 +490,16 @@ class EwsConnector(Connector):
 
     @staticmethod
     def _item(ref, data: bytes, format: str, folder: Folder) -> Item:
-        seen = getattr(ref, "is_read", False)
+        flags = set()
+        if getattr(ref, "is_read", False):
+            flags.add("\\Seen")
+        if getattr(ref, "flag_status", None) == FOLLOWUP_FLAGGED:
+            flags.add("\\Flagged")
         return Item(
             source_id=ref.id,
             data=data,
             format=format,
-            flags=frozenset({"\\Seen"}) if seen else frozenset(),
+            flags=frozenset(flags),
             received=ref.datetime_received,
             kind=folder.kind,
         )
@@ -548,6 +568,7 @@ class EwsConnector(Connector):
             # Never MSGFLAG_UNSENT: the item must not land as a draft.
             message_flags=MSGFLAG_READ if seen else 0,
             delivery_time=_ews_time(item.received),
+            flag_status=FOLLOWUP_FLAGGED if "\\Flagged" in item.flags else None,
             mailferry_fingerprint=item.fingerprint,
         )
 

@@ -117,6 +117,8 @@ def test_mail_from_another_protocol_keeps_date_and_read_state(target, target_con
     assert (first.mime, first.is_read, first.received) == (messages[0], True, arrived)
     assert (second.is_read, second.received) == (False, arrived.replace(tzinfo=UTC))
     assert not first.is_draft and not second.is_draft
+    back = target_connector.fetch(inbox, [r.target_id for r in results], format=RFC822)
+    assert [i.flags for i in back] == [frozenset({"\\Seen", "\\Flagged"}), frozenset()]
 
 
 def test_other_kinds_refuse_rfc822(source_connector):
