@@ -12,11 +12,13 @@ Design decisions (the engine relies on them):
   PR_FLAG_STATUS 2; the received date is PR_MESSAGE_DELIVERY_TIME (Exchange takes the sent
   date, PR_CLIENT_SUBMIT_TIME, from the MIME Date header itself). Other IMAP flags and
   keywords are not carried.
-- **Fingerprints.** ``Item.fingerprint`` is sha256 of ``Item.data`` (the decoded FTS blob, or
-  the RFC 822 bytes). ``store`` writes it into a named extended property on the target item
-  (``SourceFingerprint``), so ``fingerprints()`` reads it back with one FindItem per page and
-  never refetches content; it compares like with like whichever format travelled. Items the
-  target held before the migration have no such property and are not reported.
+- **Fingerprints.** For RFC 822 items, sha256 of the bytes (as every connector computes it).
+  For ews-fts items (``ExportedItem``), sha256 of the *source item id*: an FTS stream carries
+  change numbers and times, so two exports of one item need not be byte-identical, while the
+  id is stable as long as the item stays in its folder. ``store`` writes the fingerprint into
+  a named extended property on the target item (``SourceFingerprint``); ``fingerprints()``
+  reads it back with one FindItem per page and never refetches content. Items the target held
+  before the migration have no such property and are not reported.
 - **Throttling.** exchangelib's FaultTolerance waits in-process for short ErrorServerBusy
   back-offs (up to ``options["max_wait"]``, default 30 s); a longer hint becomes
   ``TransientError(retry_after=...)`` so the Celery task retries later instead of holding a
@@ -31,6 +33,7 @@ from __future__ import annotations
 import base64
 import logging
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
@@ -71,6 +74,7 @@ from .base import (
     ItemRef,
     StoreResult,
     TransientError,
+    fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -212,6 +216,15 @@ class _UploadItems(UploadItems):
 class _CreateItem(CreateItem):
     CHUNK_SIZE = MAX_ITEMS_PER_REQUEST
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+@dataclass
+class ExportedItem(Item):
+    """An ExportItems blob; its identity is the source item, not its bytes (see above)."""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(f"ews-item:{self.source_id}".encode())
 
 
 def _ews_time(moment: datetime | None) -> EWSDateTime | None:
@@ -495,7 +508,8 @@ class EwsConnector(Connector):
             flags.add("\\Seen")
         if getattr(ref, "flag_status", None) == FOLLOWUP_FLAGGED:
             flags.add("\\Flagged")
-        return Item(
+        item_class = ExportedItem if format == EWS_FTS else Item
+        return item_class(
             source_id=ref.id,
             data=data,
             format=format,

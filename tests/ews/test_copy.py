@@ -146,6 +146,23 @@ def test_fingerprints_find_what_was_stored(source_connector, target_connector, f
     assert found[items[1].fingerprint] == [results[1].target_id]
 
 
+def test_a_re_export_with_different_bytes_still_matches_its_copy(
+    source, source_connector, target_connector
+):
+    inbox = next(f for f in source_connector.folders() if f.role == "inbox")
+    ids = [r.source_id for r in source_connector.changes(inbox, {}).items]
+    first = source_connector.fetch(inbox, ids, format=EWS_FTS)
+    destination = target_connector.ensure_folder(inbox.path, inbox.kind, inbox.role)
+    results = target_connector.store(destination, first)
+    source.state.items[ids[1]].is_read = not source.state.items[ids[1]].is_read
+
+    again = source_connector.fetch(inbox, ids, format=EWS_FTS)
+
+    assert again[1].data != first[1].data
+    found = target_connector.fingerprints(destination)
+    assert [found[i.fingerprint] for i in again] == [[r.target_id] for r in results]
+
+
 @pytest.mark.parametrize(
     ("format", "operation", "requests"),
     [(EWS_FTS, "ExportItems", 2), (RFC822, "GetItem", 3)],  # GetItem: once more for sizes
