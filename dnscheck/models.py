@@ -1,5 +1,5 @@
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from projects.models import Domain
@@ -70,6 +70,10 @@ class DnsCheckQuerySet(models.QuerySet):
             .values("id")[:1]
         )
         return self.filter(domain__in=domains, id=Subquery(newest))
+
+    def with_results(self):
+        results = DnsResult.objects.select_related("record")
+        return self.prefetch_related(Prefetch("results", queryset=results))
 
 
 class DnsCheck(models.Model):

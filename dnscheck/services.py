@@ -54,6 +54,7 @@ def servers_from_setting(text_or_list, role: str) -> list[checker.Server]:
 
 def check_domain(domain: Domain) -> DnsCheck:
     """Run the check now and store it; a check that cannot run is stored with its reason."""
+    ensure_default_records(domain)
     records = {r.pk: r for r in domain.dns_records.all()}
     try:
         report = checker.check(
@@ -96,8 +97,4 @@ def check_domain(domain: Domain) -> DnsCheck:
 
 
 def check_project(project) -> list[DnsCheck]:
-    checks = []
-    for domain in project.domains.select_related("project__target"):
-        ensure_default_records(domain)
-        checks.append(check_domain(domain))
-    return checks
+    return [check_domain(d) for d in project.domains.select_related("project__target")]

@@ -16,3 +16,12 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
     },
 }
+
+# During cutover the DNS grid and the automatic checklist steps refresh every minute.
+app.conf.beat_schedule = {
+    **app.conf.beat_schedule,
+    "dnscheck-recheck-cutover": {
+        "task": "dnscheck.tasks.recheck_cutover_projects",
+        "schedule": 60.0,
+    },
+}

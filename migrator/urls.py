@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("projects.urls")),
     path("", include("mailboxes.urls")),
+    path("", include("dnscheck.urls")),
 ]

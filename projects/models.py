@@ -175,6 +175,18 @@ class CutoverStep(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True)
+    # Which template step this is (empty for steps added by hand).
+    key = models.CharField(max_length=40, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # DNS steps: the record groups (dnscheck.DnsRecord.group) and rules (spf, dmarc, ttl) whose
+    # checks must pass on every server for the step to tick itself.
+    dns_groups = models.JSONField(default=list, blank=True)
+    # Copy and delta steps: the pass kind (mailboxes.PassKind) every mailbox must finish.
+    pass_kind = models.CharField(max_length=10, blank=True)
+    # Delta steps: when the button queued the passes; only passes started since then count.
+    passes_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "position", "id"]
@@ -185,3 +197,81 @@ class CutoverStep(models.Model):
     @property
     def is_done(self) -> bool:
         return self.done_at is not None
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.kind in (self.Kind.DNS, self.Kind.COPY, self.Kind.DELTA, self.Kind.PER_USER)
+
+    def tick(self, user=None, note: str = "") -> None:
+        """Mark done; ``user`` None means the step ticked itself. Recorded as an event."""
+        self.done_at = timezone.now()
+        self.done_by = user
+        self.note = note
+        self.save(update_fields=["done_at", "done_by", "note"])
+        self.events.create(action=CutoverEvent.Action.DONE, by=user, note=note)
+
+    def untick(self, user, note: str = "") -> None:
+        self.done_at = None
+        self.done_by = None
+        self.note = note
+        self.save(update_fields=["done_at", "done_by", "note"])
+        self.events.create(action=CutoverEvent.Action.UNDONE, by=user, note=note)
+
+    def set_mailbox_done(self, mailbox, user, done: bool, note: str = "") -> None:
+        """Per-user steps: one mailbox's part ticked or un-ticked, recorded as an event."""
+        self.mailbox_steps.update_or_create(
+            mailbox=mailbox,
+            defaults={
+                "done_at": timezone.now() if done else None,
+                "done_by": user if done else None,
+                "note": note,
+            },
+        )
+        action = CutoverEvent.Action.DONE if done else CutoverEvent.Action.UNDONE
+        self.events.create(action=action, by=user, note=note, mailbox=mailbox)
+
+
+class CutoverEvent(models.Model):
+    """Who ticked or un-ticked a step (or one mailbox's part of it), when, and why."""
+
+    class Action(models.TextChoices):
+        DONE = "done", "Ticked"
+        UNDONE = "undone", "Un-ticked"
+
+    step = models.ForeignKey(CutoverStep, models.CASCADE, related_name="events")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    # None: the step ticked itself (DNS check passed, passes done).
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.step} {self.action} by {self.by or 'the check'}"
+
+
+class MailboxStep(models.Model):
+    """One mailbox's part of a per-user step (its Outlook profile, its old client removed)."""
+
+    step = models.ForeignKey(CutoverStep, models.CASCADE, related_name="mailbox_steps")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", models.CASCADE, related_name="cutover_parts")
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["step", "mailbox"], name="unique_step_per_mailbox")
+        ]
+
+    def __str__(self):
+        return f"{self.step} for {self.mailbox}"

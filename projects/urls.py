@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import dashboard, setup
+from .views import cutover, dashboard, setup
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -24,5 +24,42 @@ urlpatterns = [
         "projects/<int:project_id>/mailboxes/export.csv",
         setup.mailbox_export,
         name="mailbox_export",
+    ),
+    path("projects/<int:project_id>/cutover/", cutover.cutover, name="cutover"),
+    path("projects/<int:project_id>/cutover/state/", cutover.cutover_state, name="cutover_state"),
+    path(
+        "projects/<int:project_id>/cutover/steps/add/",
+        cutover.cutover_step_add,
+        name="cutover_step_add",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/tick/",
+        cutover.cutover_tick,
+        name="cutover_tick",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/edit/",
+        cutover.cutover_step_edit,
+        name="cutover_step_edit",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/move/",
+        cutover.cutover_step_move,
+        name="cutover_step_move",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/remove/",
+        cutover.cutover_step_remove,
+        name="cutover_step_remove",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/delta/",
+        cutover.cutover_delta,
+        name="cutover_delta",
+    ),
+    path(
+        "projects/<int:project_id>/cutover/steps/<int:step_id>/mailboxes/<int:mailbox_id>/tick/",
+        cutover.cutover_mailbox_tick,
+        name="cutover_mailbox_tick",
     ),
 ]

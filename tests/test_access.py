@@ -11,6 +11,21 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 PUBLIC = {"login", "enduser_progress"}
 # Views that only answer POST: a GET gets 405 from a member, after the access check.
 POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke"}
+# The cutover checklist's and DNS pages' actions.
+POST_ONLY |= {
+    "cutover_state",
+    "cutover_step_add",
+    "cutover_tick",
+    "cutover_step_edit",
+    "cutover_step_move",
+    "cutover_step_remove",
+    "cutover_delta",
+    "cutover_mailbox_tick",
+    "dns_check_now",
+    "dns_record_add",
+    "dns_record_remove",
+    "dns_sip",
+}
 
 
 def walk(patterns, namespace=""):

@@ -81,6 +81,8 @@ class NsdServer:
         )
 
     def start(self, binary: str) -> None:
+        self.binary = binary
+        self.served = set(self.zones)
         self._write()
         self.proc = subprocess.Popen(
             [binary, "-d", "-c", str(self.root / "nsd.conf")],
@@ -92,7 +94,14 @@ class NsdServer:
             self.wait_for_serial(zone)
 
     def reload(self) -> None:
-        """Re-read the zone files (SIGHUP); returns once every zone serves the new serial."""
+        """Re-read the zone files (SIGHUP); returns once every zone serves the new serial.
+
+        SIGHUP re-reads zone files but not the list of zones: a new zone needs a restart.
+        """
+        if set(self.zones) != self.served:
+            self.stop()
+            self.start(self.binary)
+            return
         self._write()
         self.proc.send_signal(signal.SIGHUP)
         for zone in self.zones:

@@ -1,0 +1,28 @@
+"""Beat re-checks every project in its cutover state once a minute."""
+
+from celery import shared_task
+
+from projects.cutover import auto_tick
+from projects.models import Project
+
+from .services import check_project
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(**TASK_OPTIONS)
+def recheck_cutover_projects() -> None:
+    for project_id in Project.objects.filter(state=Project.State.CUTOVER).values_list(
+        "id", flat=True
+    ):
+        check_project_dns.delay(project_id=project_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def check_project_dns(*, project_id: int) -> None:
+    """Check every domain of the project, then tick the steps whose checks now pass."""
+    project = Project.objects.filter(pk=project_id, state=Project.State.CUTOVER).first()
+    if project is None:
+        return  # left cutover since it was queued
+    check_project(project)
+    auto_tick(project)
