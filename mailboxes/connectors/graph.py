@@ -192,6 +192,14 @@ def _retry_after(response: httpx.Response) -> float:
         return 10.0  # Graph's throttling guidance when no hint is given
 
 
+def _json(response: httpx.Response):
+    """The body as JSON; a proxy's HTML error page becomes its first 200 characters."""
+    try:
+        return response.json() if response.content else {}
+    except ValueError:
+        return response.text[:200]
+
+
 def _graph_error(status: int, body) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -212,7 +220,6 @@ def _chunks(seq, size):
 class GraphConnector(Connector):
     kind = "exchange_online"
     native_format = GRAPH_FTS
-    accepted_formats = FTS_FORMATS | {RFC822}
 
     def __init__(self, endpoint, mailbox):
         super().__init__(endpoint, mailbox)
@@ -265,10 +272,11 @@ class GraphConnector(Connector):
 
     def _send(self, method, url, *, auth=True, **kwargs) -> httpx.Response:
         """One HTTP exchange, retrying throttled answers whose Retry-After is short."""
-        if not url.startswith("https://") and not url.startswith("http://"):
+        if not url.startswith(("https://", "http://")):
             url = self.base_url + url
         headers = kwargs.pop("headers", {})
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 1
+        while True:
             if auth:
                 headers["Authorization"] = f"Bearer {self._token()}"
             try:
@@ -286,11 +294,11 @@ class GraphConnector(Connector):
                     retry_after=wait,
                 )
             time.sleep(wait)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     def _call(self, method, url, what: str, permission: str = "", **kwargs) -> dict:
         response = self._send(method, url, **kwargs)
-        body = response.json() if response.content else {}
+        body = _json(response)
         if response.status_code >= 400:
             raise self._error(response.status_code, body, what, permission)
         return body
@@ -300,10 +308,12 @@ class GraphConnector(Connector):
         if status == 401:
             return AuthError(f"Graph refused the app's token while trying to {what}: {message}")
         if status == 403:
-            needed = f" The app needs the {permission} application permission" if permission else ""
-            return AuthError(
-                f"Access denied while trying to {what} ({code}).{needed} with admin consent."
+            needed = (
+                f" The app needs the {permission} application permission with admin consent."
+                if permission
+                else f" {message}"
             )
+            return AuthError(f"Access denied while trying to {what} ({code}).{needed}")
         if status >= 500:
             return TransientError(f"Graph failed to {what}: HTTP {status} {code}: {message}")
         return ConnectorError(f"Could not {what}: HTTP {status} {code}: {message}")
@@ -475,11 +485,9 @@ class GraphConnector(Connector):
         return None
 
     def _create_folder(self, parent_id, name, kind) -> dict:
-        url = (
-            f"{self._mbx}/folders/{quote(parent_id)}/childFolders"
-            if parent_id
-            else (f"{self._mbx}/folders")
-        )
+        url = f"{self._mbx}/folders"
+        if parent_id:
+            url += f"/{quote(parent_id)}/childFolders"
         body = {"displayName": name, "type": KIND_FOLDER_CLASSES.get(kind, "IPF.Note")}
         response = self._send("POST", url, json=body)
         if response.status_code == 409:  # created meanwhile by another worker
@@ -490,12 +498,12 @@ class GraphConnector(Connector):
         if response.status_code >= 400:
             raise self._error(
                 response.status_code,
-                response.json(),
+                _json(response),
                 f"create folder {name!r}",
                 "MailboxFolder.ReadWrite.All",
             )
         self._folders = None
-        return response.json()
+        return _json(response)
 
     def changes(self, folder, state, before=None) -> Changes:
         """New items since the stored deltaLink. With ``before`` (pre-stage), younger items are
@@ -512,16 +520,17 @@ class GraphConnector(Connector):
         except _DeltaExpired:
             resources, link = self._delta(initial, headers)
             reset = True
-        refs = [
-            ItemRef(r["id"], r.get("size") or 0, _parse_time(r.get("createdDateTime")))
-            for r in resources
-        ]
-        refs += [ItemRef(i, s, _parse_time(c)) for i, s, c in state.get("pending", [])]
+        # An item kept back by a pre-stage can show up in the delta again once modified.
+        refs = {i: ItemRef(i, s, _parse_time(c)) for i, s, c in state.get("pending", [])}
+        for r in resources:
+            refs[r["id"]] = ItemRef(
+                r["id"], r.get("size") or 0, _parse_time(r.get("createdDateTime"))
+            )
         ready, later = [], []
-        for ref in refs:
+        for ref in refs.values():
             is_young = before is not None and ref.received is not None and ref.received >= before
             (later if is_young else ready).append(ref)
-        for ref in refs:
+        for ref in refs.values():
             self._created[ref.source_id] = ref.received
         pending = [[r.source_id, r.size, r.received and r.received.isoformat()] for r in later]
         return Changes(ready, {"deltaLink": link, "pending": pending}, reset=reset)
@@ -530,7 +539,7 @@ class GraphConnector(Connector):
         resources = []
         while True:
             response = self._send("GET", url, headers=dict(headers))
-            body = response.json() if response.content else {}
+            body = _json(response)
             if response.status_code == 410:  # sync state lost or expired: start over
                 raise _DeltaExpired()
             if response.status_code >= 400:
@@ -651,11 +660,11 @@ class GraphConnector(Connector):
             if response.status_code == 401:  # the session's embedded token expired
                 response = self._send("POST", self._import_url(renew=True), auth=False, json=body)
             if response.status_code >= 500:
-                raise self._error(response.status_code, response.json(), "import an item", "")
+                raise self._error(response.status_code, _json(response), "import an item", "")
             if response.status_code >= 400:
-                code, message = _graph_error(response.status_code, response.json())
+                code, message = _graph_error(response.status_code, _json(response))
                 return StoreResult(item.source_id, error=message, error_code=code)
-            return StoreResult(item.source_id, target_id=response.json()["itemId"])
+            return StoreResult(item.source_id, target_id=_json(response)["itemId"])
 
         stored = list(self._pool.map(upload, items))
         stamps = [
