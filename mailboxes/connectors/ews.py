@@ -643,7 +643,10 @@ class EwsConnector(Connector):
         if isinstance(error, ews_errors.ResponseMessageError):
             return ConnectorError(f"EWS refused the request ({type(error).__name__}): {text[:300]}")
         if isinstance(error, ews_errors.AutoDiscoverFailed):
-            return ConnectorError(f"Autodiscover found no EWS endpoint for {self.mailbox}.")
+            return ConnectorError(
+                f"Autodiscover found no EWS endpoint for {self.mailbox}: enter the EWS URL "
+                f"(https://mail.example.com/EWS/Exchange.asmx) as the tenant's host."
+            )
         if isinstance(error, ews_errors.TransportError):
             return TransientError(f"EWS connection failed: {text[:300]}")
         return ConnectorError(f"EWS error: {type(error).__name__}: {text[:300]}")

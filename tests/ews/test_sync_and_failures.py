@@ -202,6 +202,13 @@ def test_on_premises_403_names_the_ews_switches(source):
     assert "Graph" not in str(caught.value)
 
 
+def test_failed_autodiscover_asks_for_the_url():
+    nowhere = Endpoint(kind="ews", host="", username="ann@mailferry.invalid", secret="secret")
+
+    with pytest.raises(ConnectorError, match="Autodiscover found no EWS endpoint.*EWS URL"):
+        EwsConnector(nowhere, "ann@mailferry.invalid").check()
+
+
 def test_unknown_host_is_reported_as_dns():
     unknown = Endpoint(
         kind="ews",
