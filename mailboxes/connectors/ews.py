@@ -613,6 +613,11 @@ class EwsConnector(Connector):
                 f"full_access_as_app permission (Exchange Online)."
             )
         if isinstance(error, ews_errors.UnauthorizedError) or "invalid_client" in text:
+            if self._is_exchange_online() and self.endpoint.auth_method != "oauth2":
+                return AuthError(
+                    "Exchange Online refused the login: it accepts only OAuth2 (client "
+                    "credentials with impersonation), not Basic or NTLM."
+                )
             return AuthError(
                 f"EWS login refused for {self.endpoint.username or self.mailbox}: "
                 f"wrong user name, password or client secret."
@@ -652,7 +657,10 @@ class EwsConnector(Connector):
         return ConnectorError(f"EWS error: {type(error).__name__}: {text[:300]}")
 
     def _is_exchange_online(self) -> bool:
-        return self.endpoint.kind == "exchange_online" or "office365.com" in self.endpoint.host
+        host = self.endpoint.host.lower()
+        return self.endpoint.kind == "exchange_online" or any(
+            name in host for name in ("office365.com", "outlook.office.com", "office365.us")
+        )
 
     def _url_hint(self) -> str:
         return self.endpoint.host or f"the domain of {self.mailbox} (autodiscover)"

@@ -130,6 +130,13 @@ def test_wrong_password_is_an_auth_error_without_retries(source):
     assert source.requests["(refused login)"] == 1  # a 401 is final, never read as throttling
 
 
+def test_basic_login_refused_by_exchange_online_asks_for_oauth2(source):
+    online = EwsConnector(endpoint(source, ALICE, "wrong", kind="exchange_online"), ALICE)
+
+    with pytest.raises(AuthError, match="accepts only OAuth2"):
+        online.check()
+
+
 def test_ntlm_negotiates_and_refuses_a_wrong_password(source, tmp_path, monkeypatch):
     monkeypatch.setenv("NTLM_USER_FILE", str(source.state.ntlm_user_file(tmp_path)))
     good = EwsConnector(endpoint(source, ALICE, auth_method="ntlm"), ALICE)
