@@ -13,7 +13,6 @@ second run copies only what is new. Ends with one summary line on stdout:
 
 import os
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -220,7 +219,7 @@ class Command(BaseCommand):
             while not stop.wait(0.5):
                 self._draw(MailboxPass.objects.get(pk=pass_id))
             self._draw(MailboxPass.objects.get(pk=pass_id))
-            sys.stderr.write("\n")
+            self.stderr.write("")
         finally:
             connection.close()
 
@@ -228,9 +227,10 @@ class Command(BaseCommand):
         width = 30
         filled = width * mailbox_pass.percent // 100
         bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(
+        self.stderr.write(
             f"\r[{bar}] {mailbox_pass.percent:3d}% {mailbox_pass.items_done}/"
             f"{mailbox_pass.items_total} items {mailbox_pass.bytes_copied / 1e6:.1f} MB "
-            f"{mailbox_pass.get_state_display()}  "
+            f"{mailbox_pass.get_state_display()}  ",
+            ending="",
         )
-        sys.stderr.flush()
+        self.stderr.flush()
