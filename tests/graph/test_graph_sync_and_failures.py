@@ -158,6 +158,14 @@ def test_check_tells_a_source_only_app_what_a_target_needs(graph_server, ann):
     assert "Mail.Read (to export mail as MIME" in message
 
 
+def test_check_before_any_mailbox_exists_tests_sign_in_and_permissions(graph_server, graph_app):
+    with GraphConnector(graph_endpoint(graph_server), "") as connector:
+        message = connector.check()
+
+    assert message == "Signed in: the app holds the permissions every migration needs."
+    assert graph_server.counts["exchangeSettings"] == 0
+
+
 def test_a_403_from_graph_names_the_permission(graph_server, ann):
     graph_server.register_app("no-export", "pw", ALL_ROLES - {"MailboxItem.ImportExport.All"})
     endpoint = graph_endpoint(graph_server, client_id="no-export", secret="pw")
