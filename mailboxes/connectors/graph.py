@@ -213,6 +213,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _segment(value: str) -> str:
+    """One URL path segment: ids may hold "/" or "+"; "MBX:…@…" keeps its ":" and "@"."""
+    return quote(value, safe=":@")
+
+
 def _chunks(seq, size):
     return [seq[i : i + size] for i in range(0, len(seq), size)]
 
@@ -364,7 +369,7 @@ class GraphConnector(Connector):
         if not self._mailbox_id:
             body = self._call(
                 "GET",
-                f"/users/{quote(self.mailbox)}/settings/exchange",
+                f"/users/{_segment(self.mailbox)}/settings/exchange",
                 f"find the mailbox of {self.mailbox}",
                 "User.Read.All",
             )
@@ -375,7 +380,7 @@ class GraphConnector(Connector):
 
     @property
     def _mbx(self) -> str:
-        return f"/admin/exchange/mailboxes/{quote(self.mailbox_id)}"
+        return f"/admin/exchange/mailboxes/{_segment(self.mailbox_id)}"
 
     # -- the interface -------------------------------------------------------------------------
     def check(self) -> str:
@@ -491,7 +496,7 @@ class GraphConnector(Connector):
     def _create_folder(self, parent_id, name, kind) -> dict:
         url = f"{self._mbx}/folders"
         if parent_id:
-            url += f"/{quote(parent_id)}/childFolders"
+            url += f"/{_segment(parent_id)}/childFolders"
         body = {"displayName": name, "type": KIND_FOLDER_CLASSES.get(kind, "IPF.Note")}
         response = self._send("POST", url, json=body)
         if response.status_code == 409:  # created meanwhile by another worker
@@ -513,7 +518,7 @@ class GraphConnector(Connector):
         """New items since the stored deltaLink. With ``before`` (pre-stage), younger items are
         kept in ``state["pending"]`` so the next pass returns them: the deltaLink moves on."""
         initial = (
-            f"{self._mbx}/folders/{quote(folder.native_id)}/items/delta"
+            f"{self._mbx}/folders/{_segment(folder.native_id)}/items/delta"
             "?$select=id,type,size,createdDateTime"
         )
         link = state.get("deltaLink") or initial
@@ -592,10 +597,10 @@ class GraphConnector(Connector):
     def _fetch_mime(self, folder, ids) -> list[Item]:
         """MIME for IMAP/maildir targets: each message's $value and its read state, flag and
         received date, two requests an item, 20 to a $batch."""
-        user = quote(self.mailbox)
+        user = _segment(self.mailbox)
         requests_ = []
         for item_id in ids:
-            url = f"/users/{user}/messages/{quote(item_id)}"
+            url = f"/users/{user}/messages/{_segment(item_id)}"
             requests_.append(
                 {"method": "GET", "url": url + "?$select=isRead,receivedDateTime,flag"}
             )
@@ -674,8 +679,8 @@ class GraphConnector(Connector):
         stamps = [
             {
                 "method": "PATCH",
-                "url": f"{self._mbx}/folders/{quote(folder.native_id)}/items/"
-                f"{quote(result.target_id)}",
+                "url": f"{self._mbx}/folders/{_segment(folder.native_id)}/items/"
+                f"{_segment(result.target_id)}",
                 "headers": {"Content-Type": "application/json"},
                 "body": {"singleValueExtendedProperties": [_fingerprint_property(item)]},
             }
@@ -687,11 +692,11 @@ class GraphConnector(Connector):
         return {r.source_id: r for r in stored}
 
     def _import_mime(self, folder, items) -> dict[str, StoreResult]:
-        user = quote(self.mailbox)
+        user = _segment(self.mailbox)
         imports = [
             {
                 "method": "POST",
-                "url": f"/users/{user}/mailFolders/{quote(folder.native_id)}/importMime",
+                "url": f"/users/{user}/mailFolders/{_segment(folder.native_id)}/importMime",
                 "headers": {"Content-Type": "text/plain"},
                 # importMime's raw body is base64 MIME; JSON batching carries a non-JSON body
                 # base64-URL-encoded in turn ("Might be a JSON object or a base64 URL-encoded
@@ -717,7 +722,7 @@ class GraphConnector(Connector):
         patches = [
             {
                 "method": "PATCH",
-                "url": f"/users/{user}/messages/{quote(result.target_id)}",
+                "url": f"/users/{user}/messages/{_segment(result.target_id)}",
                 "headers": {"Content-Type": "application/json"},
                 "body": _message_patch(item),
             }
@@ -743,7 +748,7 @@ class GraphConnector(Connector):
         travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
         target's own export would never match; items we did not import carry no stamp."""
         url = (
-            f"{self._mbx}/folders/{quote(folder.native_id)}/items?$select=id"
+            f"{self._mbx}/folders/{_segment(folder.native_id)}/items?$select=id"
             f"&$expand=singleValueExtendedProperties($filter=id eq '{FINGERPRINT}')"
         )
         found: dict[str, list[str]] = {}
