@@ -385,8 +385,14 @@ class EwsConnector(Connector):
     def _make_path(self, path, kind) -> EwsFolder:
         folder_class = roles.KIND_FOLDER_CLASSES[kind]
         node = self.account.msg_folder_root
-        for name in path:
+        for depth, name in enumerate(path):
             child = next((c for c in node.children if c.name.lower() == name.lower()), None)
+            if child is None and depth == 0 and len(path) > 1:
+                # "Inbox/Projects" belongs under the target's inbox, whatever it is called there.
+                well_known = roles.ROLE_TO_EWS_DISTINGUISHED.get(
+                    roles.COMMON_FOLDER_NAMES.get(name.lower(), "")
+                )
+                child = self._distinguished(well_known) if well_known else None
             if child is None:
                 child = EwsFolder(parent=node, name=name, folder_class=folder_class)
                 child.save()

@@ -52,6 +52,18 @@ def test_ensure_folder_maps_roles_and_creates_the_rest_once(target, target_conne
     assert target.requests["CreateFolder"] == 1
 
 
+def test_subfolders_of_well_known_folders_land_under_the_targets_own(target, target_connector):
+    target.state.folder(BOB, "Inbox").name = "Posteingang"
+
+    projects = target_connector.ensure_folder(("Inbox", "Projects"), MAIL, None)
+
+    assert projects.path == ("Posteingang", "Projects")
+    assert (
+        target.state.folders[projects.native_id].parent_id
+        == target.state.folder(BOB, "Posteingang").id
+    )
+
+
 def test_ews_to_ews_copies_every_item_kind_as_blobs(
     source, target, source_connector, target_connector
 ):
