@@ -1,7 +1,7 @@
 """Exchange Online through Microsoft Graph's mailbox import/export API (EWS is retired there:
 Microsoft notice MC1227454, blocking from 1 October 2026, removal 1 April 2027).
 
-Endpoints (learn.microsoft.com, "mailbox import and export APIs"; all on v1.0 and beta):
+Endpoints (learn.microsoft.com, "mailbox import and export APIs"; v1.0 and beta unless noted):
 - ``GET /users/{id}/settings/exchange`` -> ``primaryMailboxId``;
 - ``GET /admin/exchange/mailboxes/{id}/folders/delta`` (the whole tree, flat, with
   ``parentFolderId``), ``POST …/folders`` and ``…/folders/{id}/childFolders`` (displayName, type);
@@ -63,7 +63,9 @@ GRAPH_FTS = "graph-fts"
 EWS_FTS = "ews-fts"
 FTS_FORMATS = frozenset({GRAPH_FTS, EWS_FTS})
 
-DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+# beta: the import/export API, the delta functions and $batch are on v1.0 and beta alike, but
+# importMime (IMAP/maildir -> Exchange Online) is on beta only, and a $batch reaches one version.
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/beta"
 DEFAULT_LOGIN = "https://login.microsoftonline.com"
 EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings"
 BATCH_LIMIT = 20  # JSON batching: at most 20 requests in one $batch

@@ -6,11 +6,13 @@ clients run unpatched: msal (tenant discovery, client-credentials token endpoint
 - Entra ID: ``GET /{tenant}/v2.0/.well-known/openid-configuration``,
   ``POST /{tenant}/oauth2/v2.0/token`` (client secret or certificate assertion). Tokens are JWTs
   whose ``roles`` claim lists the app's application permissions.
-- Graph: ``GET /users/{id}/settings/exchange``; ``/admin/exchange/mailboxes/{id}/folders`` (create,
+- Graph, under ``/v1.0`` and ``/beta`` (importMime under ``/beta`` only, as on Microsoft's
+  side): ``GET /users/{id}/settings/exchange``; ``/admin/exchange/mailboxes/{id}/folders`` (create,
   ``childFolders``, ``delta``); ``…/folders/{id}/items`` (list with extended properties, ``delta``,
   ``PATCH``); ``exportItems`` (20 ids at most); ``createImportSession`` and the pre-authenticated
   ``importItem`` URL it returns; ``/users/{id}/mailFolders/{id}/importMime``;
-  ``PATCH /users/{id}/messages/{id}``; ``POST /$batch`` (20 requests at most).
+  ``GET``/``PATCH /users/{id}/messages/{id}`` and ``…/$value``; ``POST /$batch`` (20 requests
+  at most; non-JSON bodies base64-encoded both ways).
 
 The exported "FTS" stream here is the server's own opaque encoding (``make_fts``): the real
 FastTransfer stream is not parsed by the connector either, only carried byte for byte.
@@ -304,7 +306,7 @@ class GraphServer:
 
     @property
     def graph_url(self) -> str:
-        return f"{self.url}/v1.0"
+        return f"{self.url}/beta"
 
     def start(self) -> GraphServer:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -666,7 +668,7 @@ class GraphServer:
             return 200, item.mime, {}
         return 200, item.data[len(FTS_MAGIC) :].partition(b"\n")[2], {}
 
-    def _batch(self, headers, body, **_):
+    def _batch(self, version, headers, body, **_):
         requests = json.loads(body).get("requests", [])
         if not 0 < len(requests) <= BATCH_LIMIT:
             raise GraphError(400, "BadRequest", f"A batch holds 1 to {BATCH_LIMIT} requests.")
@@ -680,7 +682,7 @@ class GraphServer:
             elif isinstance(sub_body, str):  # a non-JSON body travels base64-URL-encoded
                 sub_body = base64.urlsafe_b64decode(sub_body)
             status, response_headers, payload = self.dispatch(
-                request["method"], "/v1.0" + request["url"], sub_headers, sub_body or b""
+                request["method"], f"/{version}{request['url']}", sub_headers, sub_body or b""
             )
             is_json = response_headers.get("Content-Type") == "application/json"
             responses.append(
@@ -743,11 +745,12 @@ def _verify_assertion(app: App, assertion: str) -> None:
         raise _oauth_error("invalid_client", "AADSTS700027: Assertion subject mismatch.")
 
 
-_MBX = r"/v1\.0/admin/exchange/mailboxes/([^/]+)"
+_V = r"/(?:v1\.0|beta)"  # both versions host the import/export API
+_MBX = _V + r"/admin/exchange/mailboxes/([^/]+)"
 ROUTES = [
     (r"/([^/]+)/v2\.0/\.well-known/openid-configuration", "GET", "openid"),
     (r"/([^/]+)/oauth2/v2\.0/token", "POST", "token"),
-    (r"/v1\.0/users/([^/]+)/settings/exchange", "GET", "exchangeSettings"),
+    (_V + r"/users/([^/]+)/settings/exchange", "GET", "exchangeSettings"),
     (_MBX + r"/folders/delta", "GET", "folders.delta"),
     (_MBX + r"/folders", "POST", "folders.create"),
     (_MBX + r"/folders/([^/]+)/childFolders", "POST", "folders.child"),
@@ -757,11 +760,11 @@ ROUTES = [
     (_MBX + r"/exportItems", "POST", "exportItems"),
     (_MBX + r"/createImportSession", "POST", "createImportSession"),
     (r"/api/gbeta/Mailboxes\('([^']+)'\)/importItem", "POST", "importItem"),
-    (r"/v1\.0/users/([^/]+)/mailFolders/([^/]+)/importMime", "POST", "importMime"),
-    (r"/v1\.0/users/([^/]+)/messages/([^/]+)", "PATCH", "messages.patch"),
-    (r"/v1\.0/users/([^/]+)/messages/([^/]+)", "GET", "messages.get"),
-    (r"/v1\.0/users/([^/]+)/messages/([^/]+)/\$value", "GET", "messages.value"),
-    (r"/v1\.0/\$batch", "POST", "batch"),
+    (r"/beta/users/([^/]+)/mailFolders/([^/]+)/importMime", "POST", "importMime"),  # beta only
+    (_V + r"/users/([^/]+)/messages/([^/]+)", "PATCH", "messages.patch"),
+    (_V + r"/users/([^/]+)/messages/([^/]+)", "GET", "messages.get"),
+    (_V + r"/users/([^/]+)/messages/([^/]+)/\$value", "GET", "messages.value"),
+    (r"/(v1\.0|beta)/\$batch", "POST", "batch"),
 ]
 
 
