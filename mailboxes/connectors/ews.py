@@ -312,6 +312,12 @@ class EwsConnector(Connector):
         return protocol.service_endpoint
 
     def close(self) -> None:
+        if self._account is not None:
+            protocol = self._account.protocol
+            with suppress(KeyError):
+                if Protocol[protocol.config][0] is protocol:
+                    del Protocol[protocol.config]
+            protocol.close()  # the pooled HTTP connections, which would otherwise wait for GC
         self._account = None
         self._folders.clear()
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from exchangelib.protocol import Protocol
 
 from mailboxes.connectors.base import (
     CALENDAR,
@@ -217,3 +218,8 @@ def test_reading_is_chunked_and_protocol_follows_new_retry_policy(source):
 
     hasty = EwsConnector(endpoint(source, ALICE, options={"max_wait": 0}), ALICE)
     assert hasty.account.protocol.retry_policy.max_wait == 0
+
+    config = hasty.account.protocol.config
+    hasty.close()
+    with pytest.raises(KeyError):
+        Protocol[config]  # closing forgets the protocol, so nothing reuses its sessions
