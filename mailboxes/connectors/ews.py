@@ -125,7 +125,7 @@ class FlagStatus(ExtendedProperty):
 
 
 class SourceFingerprint(ExtendedProperty):
-    """sha256 of what was stored: recovers a lost CopiedItem record without refetching content."""
+    """The stored item's fingerprint: recovers a lost CopiedItem record without refetching."""
 
     property_set_id = "5d1c1d0e-6f7c-4b7e-9a43-6d61696c6672"
     property_name = "MailferrySourceFingerprint"
