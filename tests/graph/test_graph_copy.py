@@ -203,3 +203,17 @@ def test_non_mail_items_do_not_leave_as_mime(graph_server, connect):
         connector.fetch(
             calendar, [r.source_id for r in connector.changes(calendar, {}).items], RFC822
         )
+
+
+def test_mime_import_needs_the_beta_endpoint(graph_server, connect):
+    graph_server.add_user("ivy@example.org")
+    target = connect("ivy@example.org")
+    v1 = connect("ivy@example.org")
+    v1.base_url = f"{graph_server.url}/v1.0"
+    inbox = target.ensure_folder(("Inbox",), MAIL, "inbox")
+
+    [on_v1] = v1.store(inbox, [Item("1:1", b"Subject: x\r\n\r\nx\r\n", RFC822)])
+    [on_beta] = target.store(inbox, [Item("1:1", b"Subject: x\r\n\r\nx\r\n", RFC822)])
+
+    assert on_v1.target_id is None and on_v1.error_code == "BadRequest"
+    assert on_beta.target_id and not on_beta.error

@@ -360,7 +360,8 @@ class GraphServer:
         try:
             status, payload, extra = self.route(method, path, query, headers, body)
         except GraphError as error:
-            return error.status, dict(error.headers), json.dumps(error.body()).encode()
+            headers = {"Content-Type": "application/json", **error.headers}
+            return error.status, headers, json.dumps(error.body()).encode()
         if isinstance(payload, bytes):
             return status, {"Content-Type": "text/plain", **extra}, payload
         return status, {"Content-Type": "application/json", **extra}, json.dumps(payload).encode()
