@@ -363,10 +363,12 @@ class EwsResponder:
         node = _t(parent, f"t:{tag}")
         if mime:
             _t(node, "t:MimeContent", base64.b64encode(item.mime).decode(), CharacterSet="UTF-8")
+        # Element order follows the schema's ItemType, then MessageType's own elements.
         _t(node, "t:ItemId", Id=item.id, ChangeKey=item.changekey)
         _t(node, "t:ItemClass", item.item_class)
-        _t(node, "t:Size", item.size)
         _t(node, "t:DateTimeReceived", _iso(item.received))
+        _t(node, "t:Size", item.size)
+        _t(node, "t:IsDraft", "true" if item.is_draft else "false")
         for uri in self.request.requested_extended():
             value = item.extended.get(_ext_key(uri))
             if value is not None:
@@ -375,7 +377,6 @@ class EwsResponder:
                 _t(prop, "t:Value", value)
         if tag == "Message":
             _t(node, "t:IsRead", "true" if item.is_read else "false")
-            _t(node, "t:IsDraft", "true" if item.is_draft else "false")
         return node
 
 
