@@ -448,16 +448,25 @@ def create_folder(req: EwsRequest, out: EwsResponder):
 
 
 def sync_folder_hierarchy(req: EwsRequest, out: EwsResponder):
-    message = out.message()
-    root = req.state.mailbox_root(req.mailbox)
-    _t(message, "m:SyncState", "hierarchy-1")
-    _t(message, "m:IncludesLastFolderInRange", "true")
-    changes = _t(message, "m:Changes")
-    todo = list(req.state.children(root.id))
+    """Creates only: the sync state is the set of folder ids already reported."""
+    sync_folder = req.operation_element.find(f"{{{M}}}SyncFolderId")
+    top = req.resolve_folder(sync_folder[0]) if sync_folder is not None else None
+    known = set(
+        json.loads(base64.b64decode(req.operation_element.findtext(f"{{{M}}}SyncState") or "W10="))
+    )  # base64 of "[]"
+    below, todo = [], list(req.state.children((top or req.state.mailbox_root(req.mailbox)).id))
     while todo:
         folder = todo.pop(0)
-        out.folder(_t(changes, "t:Create"), folder)
+        below.append(folder)
         todo.extend(req.state.children(folder.id))
+    message = out.message()
+    state = json.dumps(sorted(known | {f.id for f in below}))
+    _t(message, "m:SyncState", base64.b64encode(state.encode()).decode())
+    _t(message, "m:IncludesLastFolderInRange", "true")
+    changes = _t(message, "m:Changes")
+    for folder in below:
+        if folder.id not in known:
+            out.folder(_t(changes, "t:Create"), folder)
 
 
 def find_item(req: EwsRequest, out: EwsResponder):
