@@ -152,7 +152,8 @@ def verdict(record: Expected, answer: Answer, old: list[Expected]) -> str:
         return answer.status
     values = answer.values
     if record.present:
-        if any(o.matches(v) for o in old for v in values):
+        # TXT records share a name with unrelated ones: their old values get their own verdict.
+        if record.rtype != "TXT" and any(o.matches(v) for o in old for v in values):
             return Verdict.OLD
         if any(record.matches(v) for v in values):
             return Verdict.OK
@@ -268,3 +269,21 @@ def check(
         + ttl_findings(domain, results, cutover_at)
     )
     return Report(domain, servers + resolvers, results, findings, datetime.now(UTC))
+
+
+def served_now(
+    domain: str,
+    records: list[Expected],
+    servers: list[Server] | None = None,
+    resolvers: list[Server] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ns_port: int = 53,
+) -> dict[Expected, list[str]]:
+    """What the zone's first answering nameserver serves now at each record's name and type."""
+    domain = normalize_domain(domain)
+    servers = (
+        list(servers)
+        if servers
+        else authoritative_servers(domain, list(resolvers or []), timeout, ns_port)
+    )
+    return {r: first_answer(servers, r.fqdn(domain), r.rtype, timeout).values for r in records}

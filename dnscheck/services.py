@@ -10,6 +10,7 @@ from projects.models import Domain, Tenant
 from . import checker
 from .models import DnsCheck, DnsRecord, DnsResult
 from .records import TARGETS, InvalidDomain, normalize_domain
+from .rules import is_spf
 
 
 def target_kind(tenant: Tenant) -> str:
@@ -98,3 +99,34 @@ def check_domain(domain: Domain) -> DnsCheck:
 
 def check_project(project) -> list[DnsCheck]:
     return [check_domain(d) for d in project.domains.select_related("project__target")]
+
+
+def record_current_as_old(domain: Domain) -> list[DnsRecord]:
+    """Before cutover: what DNS serves now for the records that will change becomes the old
+    provider's records, which must be gone afterwards ("old value still served" until then)."""
+    ensure_default_records(domain)
+    changing = list(domain.dns_records.filter(present=True, changes=True))
+    served = checker.served_now(
+        domain.name,
+        [r.expected() for r in changing],
+        servers=servers_from_setting(domain.nameservers, "authoritative"),
+        resolvers=servers_from_setting(settings.DNSCHECK_RESOLVERS, "resolver"),
+        timeout=settings.DNSCHECK_TIMEOUT,
+    )
+    created = []
+    for expected, values in served.items():
+        for value in values:
+            # Other TXT records at the name (site verifications) stay: only the SPF changes.
+            if expected.matches(value) or (expected.rtype == "TXT" and not is_spf(value)):
+                continue
+            record, new = DnsRecord.objects.get_or_create(
+                domain=domain,
+                name=expected.name,
+                rtype=expected.rtype,
+                value=value,
+                present=False,
+                defaults={"group": DnsRecord.Group.OLD, "changes": True},
+            )
+            if new:
+                created.append(record)
+    return created

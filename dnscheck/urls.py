@@ -12,4 +12,5 @@ urlpatterns = [
         name="dns_record_remove",
     ),
     path("projects/<int:project_id>/dns/sip/", views.sip, name="dns_sip"),
+    path("projects/<int:project_id>/dns/snapshot/", views.snapshot, name="dns_snapshot"),
 ]

@@ -13,9 +13,10 @@ from projects.cutover import auto_tick
 from projects.models import Project
 from projects.views.cutover import post_after_access
 
+from .checker import CheckError
 from .models import DnsCheck, DnsRecord
-from .records import MATCHES, RECORD_TYPES, normalize_value
-from .services import check_project, ensure_default_records
+from .records import MATCHES, RECORD_TYPES, InvalidDomain, normalize_value
+from .services import check_project, ensure_default_records, record_current_as_old
 
 
 class RecordForm(forms.ModelForm):
@@ -114,4 +115,18 @@ def sip(request, project):
     """Expect the legacy SIP SRV records (Lync/Skype) for a domain, or stop expecting them."""
     domain = get_object_or_404(project.domains, pk=request.POST.get("domain") or 0)
     ensure_default_records(domain, sip=request.POST.get("sip") == "1")
+    return redirect("dns_propagation", project.pk)
+
+
+@post_after_access
+def snapshot(request, project):
+    """Record what the domain serves now (before cutover) as the old records that must go."""
+    domain = get_object_or_404(project.domains, pk=request.POST.get("domain") or 0)
+    try:
+        created = record_current_as_old(domain)
+    except (InvalidDomain, CheckError, ValueError) as exc:
+        messages.error(request, f"{domain}: {exc}")
+    else:
+        names = ", ".join(str(r) for r in created) or "nothing new"
+        messages.success(request, f"{domain}: recorded as old records: {names}.")
     return redirect("dns_propagation", project.pk)

@@ -25,6 +25,7 @@ POST_ONLY |= {
     "dns_record_add",
     "dns_record_remove",
     "dns_sip",
+    "dns_snapshot",
 }
 
 

@@ -15,6 +15,7 @@ ACTIONS = [
     ("dns_record_add", {}),
     ("dns_record_remove", {}),
     ("dns_sip", {}),
+    ("dns_snapshot", {}),
     ("cutover_tick", {"step": True}),
     ("cutover_step_edit", {"step": True}),
     ("cutover_step_move", {"step": True}),

@@ -200,3 +200,34 @@ def test_old_checks_are_pruned(domain):
         DnsCheck.objects.create(domain=domain, error="x")
     check_domain(domain)
     assert domain.dns_checks.count() == DnsCheck.KEEP
+
+
+def test_snapshot_records_the_old_providers_values(client, bob, domain, old_dns):
+    client.force_login(bob)
+    response = client.post(url(domain.project, "dns_snapshot"), {"domain": domain.pk}, follow=True)
+    assert "recorded as old records" in response.content.decode()
+    gone = set(domain.dns_records.filter(present=False).values_list("rtype", "name", "value"))
+    assert gone == {
+        ("MX", "@", "mail.global.frontbridge.com."),
+        ("CNAME", "autodiscover", "autodiscover.outlook.com.old."),
+        ("TXT", "@", "v=spf1 ip4:192.0.2.1 -all"),
+    }
+    check = check_domain(domain)
+    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells in check.grid()}
+    assert grid[("MX", "@", True)] == ["old"]
+    assert grid[("TXT", "@", False)] == ["old"]
+
+    # Again after cutover: nothing new is the old provider's.
+    old_dns.set_zone(DOMAIN, zone(NEW))
+    old_dns.reload()
+    response = client.post(url(domain.project, "dns_snapshot"), {"domain": domain.pk}, follow=True)
+    assert "recorded as old records: nothing new." in response.content.decode()
+
+
+def test_snapshot_of_a_silent_zone_is_a_clear_message(client, bob, m365_project, silent_dns_server):
+    domain = m365_project.domains.create(name="fabrikam.test")  # found through the resolvers
+    client.force_login(bob)
+    response = client.post(url(m365_project, "dns_snapshot"), {"domain": domain.pk}, follow=True)
+    assert "fabrikam.test: no resolver is configured to find the nameservers" in (
+        response.content.decode()
+    )
