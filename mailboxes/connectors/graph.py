@@ -277,12 +277,17 @@ class GraphConnector(Connector):
             )
         return result["access_token"]
 
+    def _forget_tokens(self) -> None:
+        cache = self._app.token_cache
+        for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+            cache.remove_at(entry)
+
     def _send(self, method, url, *, auth=True, **kwargs) -> httpx.Response:
         """One HTTP exchange, retrying throttled answers whose Retry-After is short."""
         if not url.startswith(("https://", "http://")):
             url = self.base_url + url
         headers = kwargs.pop("headers", {})
-        attempt = 1
+        attempt, renewed = 1, False
         while True:
             if auth:
                 headers["Authorization"] = f"Bearer {self._token()}"
@@ -291,6 +296,11 @@ class GraphConnector(Connector):
                     response = self._http.request(method, url, headers=headers, **kwargs)
             except httpx.HTTPError as exc:
                 raise TransientError(f"Microsoft Graph is unreachable: {exc}") from exc
+            if response.status_code == 401 and auth and not renewed:
+                # Revoked, or rejected before its expiry (key rollover): one fresh token.
+                self._forget_tokens()
+                renewed = True
+                continue
             if response.status_code not in (429, 503, 504):
                 return response
             wait = _retry_after(response)

@@ -208,6 +208,15 @@ def test_an_expiring_token_is_renewed_before_use(graph_server, ann, connect):
     assert graph_server.counts["token"] == 5
 
 
+def test_a_refused_token_is_replaced_once(graph_server, ann, connect):
+    connector = connect("ann@example.org")
+    inbox = inbox_of(connector)
+    graph_server.revoke_tokens()
+
+    assert len(connector.changes(inbox, {}).items) == 7
+    assert graph_server.counts["token"] == 2
+
+
 def test_certificate_credentials(graph_server, ann, tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailferry")])

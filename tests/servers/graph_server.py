@@ -293,6 +293,10 @@ class GraphServer:
         """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
         self.throttles[endpoint] = [times, retry_after]
 
+    def revoke_tokens(self) -> None:
+        """Access tokens issued so far are refused from now on (401)."""
+        self.tokens.clear()
+
     def expire_delta_tokens(self) -> None:
         self.delta_epoch += 1
 
