@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import msal
@@ -215,6 +215,18 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def graph_base_url(host: str) -> str:
+    """The tenant's Graph URL as typed ("graph.microsoft.us", "https://…/v1.0"), completed
+    with a scheme and, when it names no version, the default one."""
+    if not host:
+        return DEFAULT_GRAPH_URL
+    url = host if "://" in host else f"https://{host}"
+    parts = urlsplit(url.rstrip("/"))
+    if not parts.path:
+        return f"{parts.scheme}://{parts.netloc}{urlsplit(DEFAULT_GRAPH_URL).path}"
+    return url.rstrip("/")
+
+
 def _segment(value: str) -> str:
     """One URL path segment: ids may hold "/" or "+"; "MBX:…@…" keeps its ":" and "@"."""
     return quote(value, safe=":@")
@@ -231,7 +243,7 @@ class GraphConnector(Connector):
     def __init__(self, endpoint, mailbox):
         super().__init__(endpoint, mailbox)
         options = endpoint.options
-        self.base_url = (endpoint.host or DEFAULT_GRAPH_URL).rstrip("/")
+        self.base_url = graph_base_url(endpoint.host)
         self.concurrency = int(options.get("concurrency", 4))
         # Throttling: waits up to this long happen inline; longer ones go back to the engine
         # as TransientError(retry_after) so a worker is not held asleep.

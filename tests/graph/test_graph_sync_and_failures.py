@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from mailboxes.connectors.base import AuthError, Item, TransientError
-from mailboxes.connectors.graph import GraphConnector
+from mailboxes.connectors.graph import GraphConnector, graph_base_url
 from tests.graph.conftest import graph_endpoint
 from tests.servers.graph_server import ALL_ROLES
 
@@ -263,3 +263,17 @@ def test_server_refuses_more_than_20_ids_per_export(graph_server, graph_app, ann
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "ErrorInvalidArgument"
+
+
+@pytest.mark.parametrize(
+    ("typed", "used"),
+    [
+        ("", "https://graph.microsoft.com/beta"),
+        ("graph.microsoft.us", "https://graph.microsoft.us/beta"),
+        ("https://graph.microsoft.com/", "https://graph.microsoft.com/beta"),
+        ("https://graph.microsoft.com/v1.0/", "https://graph.microsoft.com/v1.0"),
+        ("https://127.0.0.1:8443/beta", "https://127.0.0.1:8443/beta"),
+    ],
+)
+def test_the_graph_url_a_consultant_types_is_completed(typed, used):
+    assert graph_base_url(typed) == used
