@@ -497,7 +497,14 @@ class GraphConnector(Connector):
                 continue
             resource = self._child(parent_id, name) or self._create_folder(parent_id, name, kind)
             parent_id = resource["id"]
-        return next(f for f in self._folder_list() if f.native_id == resource["id"])
+        folder = next(f for f in self._folder_list() if f.native_id == resource["id"])
+        if folder.kind != kind:
+            # An IMAP folder called "Calendar" must not pour mail into the target's calendar.
+            raise ConnectorError(
+                f"{'/'.join(path)} already exists in {self.mailbox} as a {folder.kind} folder; "
+                f"it cannot receive {kind} items. Map the folder to another name."
+            )
+        return folder
 
     def _by_role(self, role) -> Folder | None:
         if role is None:

@@ -217,3 +217,11 @@ def test_mime_import_needs_the_beta_endpoint(graph_server, connect):
 
     assert on_v1.target_id is None and on_v1.error_code == "BadRequest"
     assert on_beta.target_id and not on_beta.error
+
+
+def test_a_mail_folder_never_lands_in_a_calendar_of_the_same_name(graph_server, connect):
+    graph_server.add_user("jo@example.org")
+    target = connect("jo@example.org")
+
+    with pytest.raises(ConnectorError, match="Calendar already exists .* as a calendar folder"):
+        target.ensure_folder(("Calendar",), MAIL, None)
