@@ -8,7 +8,7 @@ nothing else.
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -175,15 +175,22 @@ def ask_all(questions, timeout: float) -> dict:
 
 
 def first_answer(servers: list[Server], qname: str, rtype: str, timeout: float) -> Answer:
-    """The first definite answer among servers (for looking things up, not for verdicts)."""
-    answers = ask_all([(s, qname, rtype) for s in servers], timeout)
+    """The first definite answer from any server (for looking things up, not for verdicts):
+    a silent server costs nothing once another one has answered."""
     failed = Answer("error", message="no server to ask")
-    for server in servers:
-        answer = answers[(server, qname, rtype)]
-        if answer.status in ("answer", "nodata", "nxdomain"):
-            return answer
-        failed = Answer(answer.status, message=f"{server.label}: {answer.message}")
-    return failed
+    if not servers:
+        return failed
+    pool = ThreadPoolExecutor(max_workers=len(servers))
+    try:
+        futures = {pool.submit(ask, s, qname, rtype, timeout): s for s in servers}
+        for future in as_completed(futures):
+            answer = future.result()
+            if answer.status in ("answer", "nodata", "nxdomain"):
+                return answer
+            failed = Answer(answer.status, message=f"{futures[future].label}: {answer.message}")
+        return failed
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def authoritative_servers(

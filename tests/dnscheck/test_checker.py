@@ -102,8 +102,9 @@ def test_silent_and_refusing_servers_do_not_block_the_others(nsd_factory, silent
         timeout=1.0,
     )
     elapsed = time.monotonic() - started
-    # Every question waits at most its own timeout, all at once: not one timeout per question.
-    assert elapsed < 2.5, elapsed
+    # Every question waits at most its own timeout, all at once, and SPF look-ups take the
+    # first answer: one timeout in all, not one per question.
+    assert elapsed < 1.8, elapsed
     assert set(verdicts(report, silent.label).values()) == {"timeout"}
     assert set(verdicts(report, server(elsewhere).label).values()) == {"refused"}
     good = by_group(report, server(new).label)
