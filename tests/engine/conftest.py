@@ -13,8 +13,11 @@ def tenant_for(endpoint: Endpoint) -> Tenant:
         endpoint=endpoint.host,
         port=endpoint.port,
         security=endpoint.security,
+        auth_method=endpoint.auth_method,
         username=endpoint.username,
         secret=endpoint.secret,
+        oauth_tenant_id=endpoint.oauth_tenant_id,
+        oauth_client_id=endpoint.oauth_client_id,
         impersonation=endpoint.impersonation,
         verify_tls=endpoint.verify_tls,
     )

@@ -10,42 +10,15 @@ import dataclasses
 
 import pytest
 
-from mailboxes import engine, services
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.maildir import MaildirConnector
-from projects.models import Project, Tenant
+from projects.models import Tenant
+from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import SECRET
 from tests.graph.test_graph_copy import SEED, corpus_items, seed
 from tests.servers.graph_server import TENANT_ID
 
 pytestmark = pytest.mark.django_db
-
-
-def tenant(endpoint: Endpoint) -> Tenant:
-    return Tenant.objects.create(
-        kind=endpoint.kind,
-        endpoint=endpoint.host,
-        auth_method=endpoint.auth_method,
-        secret=endpoint.secret,
-        oauth_tenant_id=endpoint.oauth_tenant_id,
-        oauth_client_id=endpoint.oauth_client_id,
-    )
-
-
-def make_mailbox(source: Endpoint, target: Endpoint, source_address, target_address):
-    project = Project.objects.create(
-        client_name="Contoso", source=tenant(source), target=tenant(target)
-    )
-    return project.mailboxes.create(source_address=source_address, target_address=target_address)
-
-
-def run_pass(mailbox, kind):
-    """One pass, start to end, in this process through the engine's inline scheduler."""
-    scheduler = engine.InlineScheduler("graph-test:1")
-    (mailbox_pass,) = services.start_passes([mailbox], kind, None, scheduler)
-    scheduler.run()
-    mailbox_pass.refresh_from_db()
-    return mailbox_pass
 
 
 @pytest.fixture
