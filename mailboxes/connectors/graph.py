@@ -73,8 +73,8 @@ DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received da
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
 
-# Application permissions (roles claim), what each is for.
-SOURCE_ROLES = {
+# Application permissions (roles claim) every migration needs, and what each is for.
+REQUIRED_ROLES = {
     "User.Read.All": "find the mailbox",
     "MailboxFolder.Read.All": "list folders",
     "MailboxItem.Read.All": "list items",
@@ -386,7 +386,8 @@ class GraphConnector(Connector):
                 pending = throttled
 
         list(self._pool.map(run, _chunks(range(len(requests_)), BATCH_LIMIT)))
-        return results
+        # A response Graph left out counts as a failure of that request alone.
+        return [result or (500, {}) for result in results]
 
     @property
     def mailbox_id(self) -> str:
@@ -414,14 +415,14 @@ class GraphConnector(Connector):
         if not roles:
             raise AuthError(
                 "The app has no application permissions with admin consent. Grant consent for: "
-                + ", ".join(SOURCE_ROLES)
+                + ", ".join(REQUIRED_ROLES)
                 + "."
             )
-        missing = [role for role in SOURCE_ROLES if role not in roles]
+        missing = [role for role in REQUIRED_ROLES if role not in roles]
         if missing:
             raise AuthError(
                 "The app lacks these application permissions (grant them with admin consent): "
-                + "; ".join(f"{role} (to {SOURCE_ROLES[role]})" for role in missing)
+                + "; ".join(f"{role} (to {REQUIRED_ROLES[role]})" for role in missing)
                 + "."
             )
         if self.mailbox:
