@@ -5,11 +5,13 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from projects.access import get_mailbox_for_user, get_project_for_user
+from projects.models import CutoverStep, MailboxStep
 
 from . import services
 from .charts import current_rate, throughput_chart
@@ -23,16 +25,23 @@ ERRORS_SHOWN = 100
 PASSES_SHOWN = 20
 
 
+def _user_steps(mailbox: Mailbox) -> list[CutoverStep]:
+    """The checklist's per-user steps, each with ``mailbox_done_at``: this mailbox's own part."""
+    own_part = MailboxStep.objects.filter(step=OuterRef("pk"), mailbox=mailbox)
+    steps = mailbox.project.cutover_steps.filter(kind=CutoverStep.Kind.PER_USER)
+    return list(steps.annotate(mailbox_done_at=Subquery(own_part.values("done_at")[:1])))
+
+
 def _progress_context(mailbox: Mailbox) -> dict:
     samples = mailbox.progress_samples.all()
     rate = current_rate(samples)
     return {
         "mailbox": mailbox,
+        "user_steps": _user_steps(mailbox),
         "rate": rate,
         "eta": rate.eta(
             mailbox.bytes_total - mailbox.bytes_copied, mailbox.items_total - mailbox.items_done
         ),
-        "chart": throughput_chart(samples),
     }
 
 
@@ -62,6 +71,7 @@ def mailbox_detail(request, project_id, mailbox_id):
     link_form = LinkForm(request.GET or None)
     context = {
         **_progress_context(mailbox),
+        "chart": throughput_chart(mailbox.progress_samples.all()),
         "project": mailbox.project,
         "passes": passes,
         "current_pass": current,

@@ -107,6 +107,14 @@ def test_prestage_progress_live_and_the_end_users_page(
     screenshot(page, "mailbox")
     link = page.input_value("#enduser-link")
 
+    # One of Ann's own steps, ticked on the cutover checklist, shows on her page.
+    page.get_by_role("link", name="Contoso").click()
+    page.get_by_role("link", name="Cutover checklist").click()
+    ann_row = page.get_by_role("row", name="Ann Archer")
+    ann_row.get_by_role("button", name="tick").nth(1).click()
+    expect(ann_row.get_by_text("✔ alice")).to_be_visible()
+    screenshot(page, "checklist")
+
     # The end user: a fresh context, no session cookie, one mailbox only.
     enduser = chromium.new_context()
     try:
@@ -115,6 +123,10 @@ def test_prestage_progress_live_and_the_end_users_page(
         expect(their_page.get_by_role("heading", name="Your mailbox move")).to_be_visible()
         expect(their_page.get_by_text("ann@contoso.example").first).to_be_visible()
         expect(their_page.get_by_text("has been copied")).to_be_visible()
+        steps = their_page.locator(".user-steps li")
+        expect(steps).to_have_count(2)
+        expect(steps.filter(has_text="Outlook profile")).to_contain_text("(done)")
+        expect(steps.filter(has_text="old client")).to_contain_text("(to do)")
         content = their_page.content()
         assert "ben@contoso.example" not in content and "Contoso" not in content
         screenshot(their_page, "enduser")

@@ -23,7 +23,7 @@ def ben(project):
 
 @pytest.mark.django_db
 def test_shows_that_mailbox_only_without_login(client, ann, ben, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         response = client.get(links.enduser_url(ann))
     html = response.content.decode()
     assert response.status_code == 200
@@ -70,3 +70,20 @@ def test_revoked_and_expired_links_are_gone(client, ann):
         response = client.get(url)
         assert response.status_code == 410 and "no longer valid" in response.content.decode()
     assert client.get(links.enduser_url(ann)).status_code == 200
+
+
+@pytest.mark.django_db
+def test_their_own_client_steps(client, alice, ann, ben):
+    from projects.models import CutoverStep
+
+    profile = CutoverStep.objects.create(
+        project=ann.project, title="Create a new Outlook profile", kind=CutoverStep.Kind.PER_USER
+    )
+    CutoverStep.objects.create(project=ann.project, title="Lower the TTLs")  # not per user
+    profile.set_mailbox_done(ben, alice, True)
+    html = client.get(links.enduser_url(ann)).content.decode()
+    assert 'Create a new Outlook profile <span class="small">(to do)' in html
+    assert "Lower the TTLs" not in html
+    profile.set_mailbox_done(ann, alice, True)
+    html = client.get(links.enduser_url(ann)).content.decode()
+    assert 'Create a new Outlook profile <span class="small">(done)' in html

@@ -45,6 +45,19 @@ def test_folders_errors_and_pass_history(client, bob, rick, django_assert_max_nu
 
 
 @pytest.mark.django_db
+def test_per_user_steps_show_this_mailboxs_part(client, alice, bob, rick):
+    from projects.models import CutoverStep
+
+    step = CutoverStep.objects.create(
+        project=rick.project, title="Remove the old client", kind=CutoverStep.Kind.PER_USER
+    )
+    step.set_mailbox_done(rick, alice, True)
+    client.force_login(bob)
+    (shown,) = client.get(url(rick)).context["user_steps"]
+    assert shown.title == "Remove the old client" and shown.mailbox_done_at is not None
+
+
+@pytest.mark.django_db
 def test_partial_is_the_progress_region_and_stops_when_done(client, bob, rick):
     client.force_login(bob)
     poll = client.get(url(rick), headers={"HX-Request": "true"})
