@@ -13,13 +13,14 @@ ids it was storing (``FolderJob.inflight``) are looked for on the target by fing
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import logging
 import random
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -78,6 +79,41 @@ class _Side:
         return call
 
 
+class _Pool:
+    """Connectors left open between the tasks of one process, so a mailbox's next batch or
+    folder does not log in again (a login costs more than a small folder's copy). Idle ones
+    are closed after a few seconds: they must not hold the tenant's connections for long."""
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self):
+        self._idle: dict[tuple, tuple[_Side, float]] = {}
+
+    def take(self, key: tuple) -> _Side | None:
+        now = time.monotonic()
+        for stale in [k for k, (_, since) in self._idle.items() if now - since > self.IDLE_SECONDS]:
+            _close_quietly(self._idle.pop(stale)[0])
+        entry = self._idle.pop(key, None)
+        return entry[0] if entry else None
+
+    def give(self, key: tuple, side: _Side) -> None:
+        previous = self._idle.pop(key, None)
+        if previous:
+            _close_quietly(previous[0])
+        self._idle[key] = (side, time.monotonic())
+
+
+_pool = _Pool()
+
+
+def _pool_key(name: str, tenant, address: str) -> tuple:
+    endpoint = tenant.endpoint_config()
+    # The secret is part of the identity (a changed password must log in again), hashed so
+    # the key never holds it in clear.
+    secret = hashlib.sha256(endpoint.secret.encode()).hexdigest()
+    return (name, tenant.pk, address, repr(endpoint), secret)
+
+
 @contextmanager
 def _connectors(mailbox: Mailbox):
     project = mailbox.project
@@ -85,14 +121,24 @@ def _connectors(mailbox: Mailbox):
         ("source", project.source, mailbox.source_address),
         ("target", project.target, mailbox.target_address),
     )
-    with ExitStack() as stack:
-        opened = []
+    opened: list[tuple[tuple, _Side]] = []
+    try:
         for name, tenant, address in sides:
-            side = _Side(open_connector(tenant.endpoint_config(), address), name)
-            side.open()
-            stack.callback(_close_quietly, side)
-            opened.append(side)
-        yield opened
+            key = _pool_key(name, tenant, address)
+            side = _pool.take(key)
+            if side is None:
+                side = _Side(open_connector(tenant.endpoint_config(), address), name)
+                opened.append((key, side))
+                side.open()
+            else:
+                opened.append((key, side))
+        yield [side for _, side in opened]
+    except BaseException:
+        for _, side in opened:
+            _close_quietly(side)
+        raise
+    for key, side in opened:
+        _pool.give(key, side)
 
 
 def _close_quietly(side: _Side) -> None:
@@ -120,27 +166,41 @@ def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> No
     scheduler.plan(mailbox_pass.pk, countdown)
 
 
-def _queue_job(job: FolderJob, scheduler, countdown: float = 0) -> None:
-    """Hand the job to a new task message; any older message for it becomes a no-op."""
+def _reserve(job: FolderJob, countdown: float = 0) -> str:
+    """A new token for the job: any older task message for it becomes a no-op."""
     grace = settings.COPY_QUEUE_GRACE_SECONDS
     job.queue_token = uuid.uuid4().hex
     job.lease_owner = ""
     job.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
     job.save(update_fields=["queue_token", "lease_owner", "lease_expires_at"])
-    scheduler.folder_job(job.pk, job.queue_token, countdown)
+    return job.queue_token
 
 
-def fill_pass(mailbox_pass: MailboxPass, scheduler) -> None:
-    """Queue pending folders up to the per-mailbox parallelism; close the pass when all ended."""
+def _queue_job(job: FolderJob, scheduler, countdown: float = 0) -> None:
+    scheduler.folder_job(job.pk, _reserve(job, countdown), countdown)
+
+
+def fill_pass(mailbox_pass: MailboxPass, scheduler, take: bool = False):
+    """Queue pending folders up to the per-mailbox parallelism; close the pass when all ended.
+
+    With ``take``, the first of them is reserved for the caller instead, returned as
+    ``(job id, token)``: a task that finished a folder goes on with the next one without a
+    round trip through the broker.
+    """
     jobs = mailbox_pass.folder_jobs
     active = jobs.filter(state__in=ACTIVE_JOB_STATES, lease_expires_at__isnull=False).count()
     slots = settings.COPY_FOLDERS_IN_PARALLEL - active
+    taken = None
     if slots > 0:
         waiting = jobs.filter(state=FolderJob.State.PENDING, lease_expires_at__isnull=True)
         for job in waiting.order_by("id")[:slots]:
-            _queue_job(job, scheduler)
+            if take and taken is None:
+                taken = (job.pk, _reserve(job))
+            else:
+                _queue_job(job, scheduler)
     if not jobs.exclude(state__in=(FolderJob.State.DONE, FolderJob.State.FAILED)).exists():
         _finish_pass(mailbox_pass)
+    return taken
 
 
 def _finish_pass(mailbox_pass: MailboxPass) -> None:
@@ -298,31 +358,38 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
 
 
 def run_folder_job(job_id: int, token: str, scheduler, owner: str) -> None:
-    """Copy batches of one folder for a bounded time, then queue the rest (or finish)."""
+    """Copy batches for a bounded time: this folder, then the mailbox's next ones while time
+    remains; then queue what is left."""
+    deadline = time.monotonic() + settings.COPY_TASK_SECONDS
+    following = (job_id, token)
+    while following is not None:
+        following = _run_job(*following, scheduler, owner, deadline)
+
+
+def _run_job(job_id: int, token: str, scheduler, owner: str, deadline: float):
     job = _claim(job_id, token, owner, scheduler)
     if job is None:
-        return
+        return None
     try:
         with _connectors(job.mailbox) as (source, target):
-            state = _copy_for_a_while(job, token, source, target)
+            state = _copy_until(job, token, source, target, deadline)
     except AuthError as exc:
         fail_mailbox(job.mailbox_pass, describe(exc))
-        return
+        return None
     except TransientError as exc:
         _retry_job(job, token, exc, scheduler)
-        return
+        return None
     except ConnectorError as exc:
-        _end_job(job, token, scheduler, FolderJob.State.FAILED, error=describe(exc))
-        return
+        return _end_job(job, token, scheduler, FolderJob.State.FAILED, error=describe(exc))
     except Exception:
         log.exception("folder job %s crashed", job_id)
         error = "The copy of this folder failed unexpectedly; see the worker log."
-        _end_job(job, token, scheduler, FolderJob.State.FAILED, error=error)
-        return
-    if state is not None:
-        _end_job(job, token, scheduler, FolderJob.State.DONE, sync_state=state)
-    else:
+        return _end_job(job, token, scheduler, FolderJob.State.FAILED, error=error)
+    if state is None:
         _continue_job(job, token, scheduler)
+        return None
+    take = time.monotonic() < deadline
+    return _end_job(job, token, scheduler, FolderJob.State.DONE, sync_state=state, take=take)
 
 
 def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
@@ -359,10 +426,9 @@ def _still_ours(job: FolderJob, token: str) -> bool:
     ).exists()
 
 
-def _copy_for_a_while(job: FolderJob, token: str, source, target) -> dict | None:
+def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> dict | None:
     """Copy batches until the folder is done (returns its new watermark) or the time budget
     is spent or the job was paused or taken away (returns None)."""
-    deadline = time.monotonic() + settings.COPY_TASK_SECONDS
     source_folder = _folder(job, job.source_path, job.source_native_id)
     target_folder = _folder(job, job.target_path, job.target_native_id)
     changes = source.changes(source_folder, job.start_state, job.mailbox_pass.before)
@@ -490,18 +556,19 @@ def _copied_item(job: FolderJob, item, target_id: str) -> CopiedItem:
     )
 
 
-def _end_job(job, token, scheduler, state, error: str = "", sync_state=None) -> None:
+def _end_job(job, token, scheduler, state, error: str = "", sync_state=None, take=False):
+    """Close the job; returns the next folder reserved for the caller when ``take``."""
     with transaction.atomic():
         current = FolderJob.objects.select_for_update().filter(pk=job.pk, queue_token=token)
         current = current.first()
         if current is None or current.state != FolderJob.State.RUNNING:
-            return
+            return None
         current.state, current.error, current.finished_at = state, error, timezone.now()
         current.lease_owner, current.lease_expires_at = "", None
         if sync_state is not None:
             current.sync_state = sync_state
         current.save()
-        fill_pass(current.mailbox_pass, scheduler)
+        return fill_pass(current.mailbox_pass, scheduler, take=take)
 
 
 def _continue_job(job: FolderJob, token: str, scheduler) -> None:
