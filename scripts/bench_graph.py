@@ -4,7 +4,8 @@ Exports 5,000 mixed items (mail of real corpus sizes, calendar, contacts, tasks,
 fake mailbox and imports them into another through the connector interface, batch by batch as
 the engine does (changes -> fetch -> store). Prints the request mix, then the closing line
 ``items=N items_per_s=N requests_per_100=N`` (requests: every HTTPS request the server saw,
-token and $batch envelopes included). Options: --items N --batch N --concurrency N.
+token and $batch envelopes included). Options: --items N --batch N --concurrency N
+--latency SECONDS (added to every request, to see what the per-tenant concurrency buys).
 """
 
 import argparse
@@ -74,11 +75,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
 
     server = GraphServer().start()
     try:
         seed(server, args.items)
+        server.latency = args.latency
         settings = endpoint(server, args.concurrency)
         with (
             GraphConnector(settings, "source@bench.test") as source,

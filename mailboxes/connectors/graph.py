@@ -166,7 +166,12 @@ def token_app(endpoint) -> msal.ConfidentialClientApplication:
 
 def _tenant_slot(endpoint, concurrency: int) -> threading.BoundedSemaphore:
     """Requests in flight to one tenant from this process, whatever the mailbox."""
-    key = (endpoint.oauth_tenant_id, endpoint.oauth_client_id)
+    key = (
+        endpoint.oauth_authority,
+        endpoint.oauth_tenant_id,
+        endpoint.oauth_client_id,
+        concurrency,
+    )
     with _registry_lock:
         return _tenant_slots.setdefault(key, threading.BoundedSemaphore(concurrency))
 

@@ -225,3 +225,19 @@ def test_a_mail_folder_never_lands_in_a_calendar_of_the_same_name(graph_server, 
 
     with pytest.raises(ConnectorError, match="Calendar already exists .* as a calendar folder"):
         target.ensure_folder(("Calendar",), MAIL, None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_exports_run_concurrently_within_the_tenants_limit(graph_server, connect, concurrency):
+    box = graph_server.add_user("kim@example.org")
+    for n in range(200):
+        box.add_item("inbox", "IPM.Note", f"message {n}".encode())
+    connector = connect("kim@example.org", concurrency=concurrency)
+    inbox = next(f for f in connector.folders() if f.role == "inbox")
+    ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+    graph_server.max_in_flight, graph_server.latency = 0, 0.05
+
+    assert len(connector.fetch(inbox, ids)) == 200
+
+    assert graph_server.counts["exportItems"] == 10
+    assert graph_server.max_in_flight == concurrency

@@ -272,6 +272,8 @@ class GraphServer:
         self.mailboxes: dict[str, FakeMailbox] = {}
         self.import_sessions: dict[str, str] = {}  # authtoken -> mailbox id
         self.counts: Counter = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self.latency = 0.0  # seconds added to every request, as a distant datacentre would
         self.throttles: dict[str, list] = {}  # endpoint -> [remaining, retry_after]
         self.delta_epoch = 1
         self.token_lifetime = 3599
@@ -787,9 +789,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        with self.graph.lock:
-            self.graph.counts["http"] += 1
-        status, headers, payload = self.graph.dispatch(method, self.path, self.headers, body)
+        graph = self.graph
+        with graph.lock:
+            graph.counts["http"] += 1
+            graph.in_flight += 1
+            graph.max_in_flight = max(graph.max_in_flight, graph.in_flight)
+        try:
+            time.sleep(graph.latency)
+            status, headers, payload = graph.dispatch(method, self.path, self.headers, body)
+        finally:
+            with graph.lock:
+                graph.in_flight -= 1
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
