@@ -63,9 +63,12 @@ class Server:
     name: str = ""  # the NS host name, when found from NS records
 
     @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
     def label(self) -> str:
-        address = f"{self.host}:{self.port}"
-        return f"{self.name} ({address})" if self.name else address
+        return f"{self.name} ({self.address})" if self.name else self.address
 
     @classmethod
     def parse(cls, text: str, role: str = "authoritative") -> Server:
@@ -286,11 +289,15 @@ def served_now(
     timeout: float = DEFAULT_TIMEOUT,
     ns_port: int = 53,
 ) -> dict[Expected, list[str]]:
-    """What the zone's first answering nameserver serves now at each record's name and type."""
+    """Every value any of the zone's nameservers serves now at each record's name and type."""
     domain = normalize_domain(domain)
     servers = (
         list(servers)
         if servers
         else authoritative_servers(domain, list(resolvers or []), timeout, ns_port)
     )
-    return {r: first_answer(servers, r.fqdn(domain), r.rtype, timeout).values for r in records}
+    answers = ask_all([(s, r.fqdn(domain), r.rtype) for s in servers for r in records], timeout)
+    return {
+        r: sorted({v for s in servers for v in answers[(s, r.fqdn(domain), r.rtype)].values})
+        for r in records
+    }

@@ -13,4 +13,5 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/dns/sip/", views.sip, name="dns_sip"),
     path("projects/<int:project_id>/dns/snapshot/", views.snapshot, name="dns_snapshot"),
+    path("projects/<int:project_id>/dns/nameservers/", views.nameservers, name="dns_nameservers"),
 ]

@@ -16,7 +16,12 @@ from projects.views.cutover import post_after_access
 from .checker import CheckError
 from .models import DnsCheck, DnsRecord
 from .records import MATCHES, RECORD_TYPES, InvalidDomain, normalize_value
-from .services import check_project, ensure_default_records, record_current_as_old
+from .services import (
+    check_project,
+    ensure_default_records,
+    record_current_as_old,
+    servers_from_setting,
+)
 
 
 class RecordForm(forms.ModelForm):
@@ -129,4 +134,20 @@ def snapshot(request, project):
     else:
         names = ", ".join(str(r) for r in created) or "nothing new"
         messages.success(request, f"{domain}: recorded as old records: {names}.")
+    return redirect("dns_propagation", project.pk)
+
+
+@post_after_access
+def nameservers(request, project):
+    """Split DNS (or a zone not yet delegated): ask these servers instead of the NS records."""
+    domain = get_object_or_404(project.domains, pk=request.POST.get("domain") or 0)
+    text = request.POST.get("nameservers", "")
+    try:
+        servers = servers_from_setting(text, "authoritative")
+    except ValueError as exc:
+        messages.error(request, f"{domain}: {exc}")
+    else:
+        domain.nameservers = ",".join(s.address for s in servers)
+        domain.save(update_fields=["nameservers"])
+        messages.success(request, f"{domain}: asking {domain.nameservers or 'its NS records'}.")
     return redirect("dns_propagation", project.pk)

@@ -26,6 +26,7 @@ POST_ONLY |= {
     "dns_record_remove",
     "dns_sip",
     "dns_snapshot",
+    "dns_nameservers",
 }
 
 

@@ -16,6 +16,7 @@ ACTIONS = [
     ("dns_record_remove", {}),
     ("dns_sip", {}),
     ("dns_snapshot", {}),
+    ("dns_nameservers", {}),
     ("cutover_tick", {"step": True}),
     ("cutover_step_edit", {"step": True}),
     ("cutover_step_move", {"step": True}),

@@ -231,3 +231,16 @@ def test_snapshot_of_a_silent_zone_is_a_clear_message(client, bob, m365_project,
     assert "fabrikam.test: no resolver is configured to find the nameservers" in (
         response.content.decode()
     )
+
+
+def test_nameservers_override(client, bob, domain):
+    client.force_login(bob)
+    target = url(domain.project, "dns_nameservers")
+    client.post(target, {"domain": domain.pk, "nameservers": " 192.0.2.53, [2001:db8::53]:5353 "})
+    domain.refresh_from_db()
+    assert domain.nameservers == "192.0.2.53:53,[2001:db8::53]:5353"
+
+    response = client.post(target, {"domain": domain.pk, "nameservers": "ns1:x"}, follow=True)
+    assert "&#x27;ns1:x&#x27; is not a server" in response.content.decode()
+    domain.refresh_from_db()
+    assert domain.nameservers == "192.0.2.53:53,[2001:db8::53]:5353"
