@@ -2,10 +2,12 @@
 the users, start a pre-stage and watch it finish live; then the end user's own page."""
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
+from projects.models import CutoverStep
 from tests.engine.messages import corpus_messages
 from tests.servers.worker import Worker, purge_filesystem_broker
 
@@ -88,9 +90,11 @@ def test_prestage_progress_live_and_the_end_users_page(
     ann_bar = page.get_by_role("progressbar", name="ann@contoso.example")
     expect(ann_bar).to_have_attribute("value", "0")
     page.evaluate("window.notReloaded = true")
+    # A ticked row stays ticked through the polls that replace the table.
+    page.check("input[name=selected][aria-label='Select ben@contoso.example']")
 
     # Not the purging fixture: the queued messages must survive the worker's start.
-    worker = Worker(tmp_path / "worker-var", broker_url="filesystem://").start()
+    worker = Worker(tmp_path / "worker-var", broker_url=settings.CELERY_BROKER_URL).start()
     try:
         for address in USERS:
             bar = page.get_by_role("progressbar", name=address)
@@ -99,6 +103,8 @@ def test_prestage_progress_live_and_the_end_users_page(
     finally:
         worker.stop()
     assert page.evaluate("window.notReloaded") is True, "the page was reloaded"
+    expect(page.locator("input[aria-label='Select ben@contoso.example']")).to_be_checked()
+    expect(page.locator("input[aria-label='Select ann@contoso.example']")).not_to_be_checked()
     expect(page.get_by_text("2 done")).to_be_visible()
     screenshot(page, "prestage-done")
 
@@ -132,3 +138,10 @@ def test_prestage_progress_live_and_the_end_users_page(
         screenshot(their_page, "enduser")
     finally:
         enduser.close()
+
+    page.get_by_role("link", name="Projects").click()
+    contoso = page.get_by_role("row", name="Contoso")
+    expect(contoso.get_by_role("progressbar")).to_have_attribute("value", "100")
+    steps = CutoverStep.objects.filter(project__client_name="Contoso").count()
+    expect(contoso).to_contain_text(f"0 / {steps}")  # checklist: per-user parts are no steps
+    screenshot(page, "dashboard")
