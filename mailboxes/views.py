@@ -33,11 +33,10 @@ def _user_steps(mailbox: Mailbox) -> list[CutoverStep]:
 
 
 def _progress_context(mailbox: Mailbox) -> dict:
-    samples = mailbox.progress_samples.all()
-    rate = current_rate(samples)
+    """What the polled progress partial shows, on the consultant's and the end user's page."""
+    rate = current_rate(mailbox.progress_samples.all())
     return {
         "mailbox": mailbox,
-        "user_steps": _user_steps(mailbox),
         "rate": rate,
         "eta": rate.eta(
             mailbox.bytes_total - mailbox.bytes_copied, mailbox.items_total - mailbox.items_done
@@ -62,25 +61,33 @@ class LinkForm(forms.Form):
         return request.build_absolute_uri(enduser_url(mailbox, expires_at))
 
 
+def _history_context(request, mailbox: Mailbox) -> dict:
+    """The parts of the mailbox page outside the polled region."""
+    errors = ItemError.objects.filter(folder_job__mailbox=mailbox).select_related("folder_job")
+    link_form = LinkForm(request.GET or None)
+    return {
+        "passes": mailbox.passes.all()[:PASSES_SHOWN],
+        "item_errors": errors.order_by("-created", "-id")[:ERRORS_SHOWN],
+        "error_total": errors.count(),
+        "user_steps": _user_steps(mailbox),
+        "link_form": link_form,
+        "enduser_link": link_form.url(request, mailbox),
+    }
+
+
 @login_required
 def mailbox_detail(request, project_id, mailbox_id):
     mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
-    passes = list(mailbox.passes.all()[:PASSES_SHOWN])
-    current = passes[0] if passes else None
-    errors = ItemError.objects.filter(folder_job__mailbox=mailbox).select_related("folder_job")
-    link_form = LinkForm(request.GET or None)
+    current = mailbox.passes.first()
     context = {
         **_progress_context(mailbox),
         "chart": throughput_chart(mailbox.progress_samples.all()),
         "project": mailbox.project,
-        "passes": passes,
         "current_pass": current,
         "folder_jobs": current.folder_jobs.all() if current else [],
-        "item_errors": errors.order_by("-created", "-id")[:ERRORS_SHOWN],
-        "error_total": errors.count(),
-        "link_form": link_form,
-        "enduser_link": link_form.url(request, mailbox),
     }
+    if not request.htmx:
+        context.update(_history_context(request, mailbox))
     live = mailbox.state in ACTIVE_STATES
     return render_live(request, "mailboxes/detail.html", "progress", context, live)
 
@@ -104,6 +111,8 @@ def enduser_progress(request, token):
     except LinkGone:
         return render_live(request, "mailboxes/enduser_gone.html", "gone", {}, False, status=410)
     context = _progress_context(mailbox)
+    if not request.htmx:
+        context["user_steps"] = _user_steps(mailbox)
     response = render_live(
         request, "mailboxes/enduser.html", "progress", context, mailbox.state in ACTIVE_STATES
     )

@@ -58,9 +58,12 @@ def test_per_user_steps_show_this_mailboxs_part(client, alice, bob, rick):
 
 
 @pytest.mark.django_db
-def test_partial_is_the_progress_region_and_stops_when_done(client, bob, rick):
+def test_partial_is_the_progress_region_and_stops_when_done(
+    client, bob, rick, django_assert_max_num_queries
+):
     client.force_login(bob)
-    poll = client.get(url(rick), headers={"HX-Request": "true"})
+    with django_assert_max_num_queries(8):
+        poll = client.get(url(rick), headers={"HX-Request": "true"})
     body = poll.content.decode()
     assert poll.status_code == 200 and body.lstrip().startswith('<section id="progress"')
     assert 'hx-trigger="every 2s"' in body and "Pass history" not in body
