@@ -122,31 +122,34 @@ def enduser_progress(request, token):
     return response
 
 
+def _mailboxes(count: int) -> str:
+    return f"{count} mailbox{'es' if count != 1 else ''}"
+
+
 class BulkActionForm(forms.Form):
-    ACTIONS = {
-        "prestage": "Pre-stage started",
-        "delta": "Delta pass started",
-        "retry": "Retry started",
-        "pause": "Paused",
-        "resume": "Resumed",
-    }
+    ACTIONS = ["prestage", "delta", "retry", "pause", "resume"]
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
     older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
 
-    def run(self, mailboxes) -> None:
+    def run(self, mailboxes, count: int) -> str:
+        """Hand the mailboxes to the copy services; say what happened."""
         action = self.cleaned_data["action"]
-        if action == "prestage":
-            days = self.cleaned_data["older_than_days"]
-            services.start_passes(mailboxes, PassKind.PRESTAGE, older_than_days=days)
-        elif action == "delta":
-            services.start_passes(mailboxes, PassKind.DELTA)
-        elif action == "retry":
+        if action in ("prestage", "delta"):
+            days = self.cleaned_data["older_than_days"] if action == "prestage" else None
+            started = len(services.start_passes(mailboxes, action, older_than_days=days))
+            kind = PassKind(action).label
+            busy = count - started
+            note = f" ({_mailboxes(busy)} already had a pass under way)" if busy else ""
+            return f"{kind} pass started for {_mailboxes(started)}{note}."
+        if action == "retry":
             services.retry_failed(mailboxes)
-        elif action == "pause":
+            return f"Failed folders of {_mailboxes(count)} queued again (failed ones only)."
+        if action == "pause":
             services.pause_mailboxes(mailboxes)
-        else:
-            services.resume_mailboxes(mailboxes)
+            return f"Pause requested for {_mailboxes(count)} (running ones only)."
+        services.resume_mailboxes(mailboxes)
+        return f"Resume requested for {_mailboxes(count)} (paused ones only)."
 
 
 @login_required
@@ -171,7 +174,5 @@ def mailbox_bulk_action(request, project_id):
     if not count:
         messages.error(request, "No mailbox selected: tick some rows or choose all filtered.")
         return redirect(back)
-    form.run(mailboxes)
-    label = form.ACTIONS[form.cleaned_data["action"]]
-    messages.success(request, f"{label} for {count} mailbox{'es' if count != 1 else ''}.")
+    messages.success(request, form.run(mailboxes, count))
     return redirect(back)

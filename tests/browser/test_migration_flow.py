@@ -86,7 +86,7 @@ def test_prestage_progress_live_and_the_end_users_page(
     page.select_option("#bulk-action", "prestage")
     page.check("input[name=scope][value=filtered]")
     page.get_by_role("button", name="Apply to mailboxes").click()
-    expect(page.get_by_text("Pre-stage started for 2 mailboxes.")).to_be_visible()
+    expect(page.get_by_text("Pre-stage pass started for 2 mailboxes.")).to_be_visible()
     ann_bar = page.get_by_role("progressbar", name="ann@contoso.example")
     expect(ann_bar).to_have_attribute("value", "0")
     page.evaluate("window.notReloaded = true")

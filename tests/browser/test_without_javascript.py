@@ -59,7 +59,7 @@ def test_filter_and_act_without_javascript(live_server, contoso, no_js_page, scr
     page.check("input[aria-label='Select ben@contoso.example']")
     page.select_option("#bulk-action", "pause")
     page.get_by_role("button", name="Apply to mailboxes").click()
-    expect(page.get_by_text("Paused for 1 mailbox.")).to_be_visible()
+    expect(page.get_by_text("Pause requested for 1 mailbox (running ones only).")).to_be_visible()
     assert "show=failed" in page.url  # the filter survives the action
 
     page.get_by_role("link", name="Reset").click()

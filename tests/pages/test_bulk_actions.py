@@ -25,6 +25,7 @@ def test_prestage_for_the_selected_rows(
     client, bob, busy_project, django_capture_on_commit_callbacks
 ):
     nina, dora = by_name(busy_project, "nina"), by_name(busy_project, "dora")
+    rick = by_name(busy_project, "rick")  # a pass under way already
     client.force_login(bob)
     with django_capture_on_commit_callbacks() as queued:
         response = act(
@@ -32,11 +33,13 @@ def test_prestage_for_the_selected_rows(
             busy_project,
             action="prestage",
             scope="selected",
-            selected=[nina.pk, dora.pk],
+            selected=[nina.pk, dora.pk, rick.pk],
             older_than_days="30",
         )
     assert response.status_code == 302
-    assert messages_of(response) == ["Pre-stage started for 2 mailboxes."]
+    assert messages_of(response) == [
+        "Pre-stage pass started for 2 mailboxes (1 mailbox already had a pass under way)."
+    ]
     assert queued, "the work is queued once the transaction commits"
     passes = MailboxPass.objects.filter(kind="prestage", mailbox__in=[nina, dora])
     assert passes.count() == 2
