@@ -33,11 +33,15 @@ class Rate:
         return cls((items or 0) / span, (bytes_ or 0) / span)
 
     def eta(self, bytes_left: int, items_left: int) -> timedelta | None:
-        """Time left at the current rate; None when nothing moves (no estimate is honest)."""
-        if bytes_left > 0 and self.bytes_per_second > 0:
-            return timedelta(seconds=bytes_left / self.bytes_per_second)
+        """Time left at the current rate; None when nothing moves (no estimate is honest).
+
+        Items first: items found already on the target count as done but add no copied bytes,
+        so after a re-run the bytes left never reach zero.
+        """
         if items_left > 0 and self.items_per_second > 0:
             return timedelta(seconds=items_left / self.items_per_second)
+        if bytes_left > 0 and self.bytes_per_second > 0:
+            return timedelta(seconds=bytes_left / self.bytes_per_second)
         return None
 
 

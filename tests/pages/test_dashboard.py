@@ -37,9 +37,9 @@ def test_rolls_up_the_mailboxes(client, bob, busy_project):
     assert (totals.mailboxes_done, totals.mailboxes_active, totals.mailboxes_failed) == (1, 1, 1)
     assert totals.errors == 3  # two failed items and one failed mailbox
     assert totals.percent == 50
-    # 30 kB in the last 40 s of samples; 155 kB left at that rate.
+    # 30 items (30 kB) in the last 40 s of samples; 153 items left at that rate.
     assert totals.rate.bytes_per_second == pytest.approx(750, rel=0.01)
-    assert totals.eta.total_seconds() == pytest.approx(155_000 / 750, rel=0.01)
+    assert totals.eta.total_seconds() == pytest.approx(153 / 0.75, rel=0.01)
     assert (project.steps_done, project.steps_total) == (1, 2)
 
 
