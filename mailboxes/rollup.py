@@ -6,7 +6,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
 from .charts import Rate
-from .models import Mailbox
+from .models import Counters, Mailbox
 
 ACTIVE_STATES = (Mailbox.State.QUEUED, Mailbox.State.RUNNING)
 
@@ -57,16 +57,13 @@ class Totals:
         names = [name for name in cls.__dataclass_fields__ if name != "rate"]
         return cls(**{name: get(name) or 0 for name in names}, rate=rate or Rate())
 
-    @property
-    def items_done(self) -> int:
-        return self.items_copied + self.items_skipped + self.items_failed
+    # The same arithmetic as one row's counters.
+    items_done = Counters.items_done
+    percent = Counters.percent
 
     @property
-    def percent(self) -> int:
-        if not self.items_total:
-            all_done = self.mailboxes_total and self.mailboxes_done == self.mailboxes_total
-            return 100 if all_done else 0
-        return min(100, int(100 * self.items_done / self.items_total))
+    def is_finished(self) -> bool:
+        return bool(self.mailboxes_total) and self.mailboxes_done == self.mailboxes_total
 
     @property
     def bytes_percent(self) -> int:
