@@ -3,6 +3,7 @@ the hard cases, idempotent passes, deltas, a UIDVALIDITY reset, refused items an
 
 import pytest
 
+from mailboxes import engine, services
 from mailboxes.connectors import utf7
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
@@ -105,6 +106,28 @@ def test_unreachable_target_retries_then_fails_clearly(dovecot_a, dovecot_user, 
     assert failed.state == "failed" and failed.retries == copy_settings.COPY_MAX_RETRIES
     assert mailbox.error.startswith("Target server:")
     assert "gave up after 3 attempts" in mailbox.error
+
+
+def test_retry_failed_finishes_once_the_server_is_back(
+    dovecot_a, dovecot_b, dovecot_user, copy_settings
+):
+    source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    source.load("INBOX", corpus_messages()[:5])
+    moved = target.endpoint(port=free_port())
+    mailbox = make_mailbox(source.endpoint(), moved, source.name, target.name)
+    assert run_pass(mailbox, "full").state == "failed"
+
+    mailbox.project.target.port = dovecot_b.port
+    mailbox.project.target.save()
+    scheduler = engine.InlineScheduler("test:1")
+    services.retry_failed([mailbox], scheduler=scheduler)
+    scheduler.run()
+    mailbox.refresh_from_db()
+    assert (mailbox.state, mailbox.error) == ("done", "")
+    assert (
+        snapshot(target.endpoint(), target.name)[("INBOX",)]
+        == snapshot(source.endpoint(), source.name)[("INBOX",)]
+    )
 
 
 def test_refused_message_is_an_item_error_and_the_folder_goes_on(
