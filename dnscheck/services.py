@@ -23,16 +23,20 @@ def target_kind(tenant: Tenant) -> str:
 
 
 def ensure_default_records(domain: Domain, sip: bool | None = None) -> None:
-    """Create the target's default records; ``sip`` adds or removes the SIP SRV records."""
+    """Give a domain the target's default records once (a consultant may remove some: a tenant
+    on Microsoft's newer MX host, say); ``sip`` adds or removes the SIP SRV records."""
     try:
         name = normalize_domain(domain.name)
     except InvalidDomain:
         return
-    has_sip = domain.dns_records.filter(group=DnsRecord.Group.SIP, is_default=True).exists()
-    sip = has_sip if sip is None else sip
-    if not sip:
-        domain.dns_records.filter(group=DnsRecord.Group.SIP, is_default=True).delete()
-    for expected in TARGETS[target_kind(domain.project.target)](name, sip=sip):
+    defaults = domain.dns_records.filter(is_default=True)
+    if sip is False:
+        defaults.filter(group=DnsRecord.Group.SIP).delete()
+    elif sip is None and defaults.exists():
+        return
+    for expected in TARGETS[target_kind(domain.project.target)](name, sip=bool(sip)):
+        if sip and expected.group != DnsRecord.Group.SIP:
+            continue
         DnsRecord.objects.get_or_create(
             domain=domain,
             name=expected.name,
@@ -49,7 +53,10 @@ def ensure_default_records(domain: Domain, sip: bool | None = None) -> None:
 
 
 def servers_from_setting(text_or_list, role: str) -> list[checker.Server]:
-    items = text_or_list.split(",") if isinstance(text_or_list, str) else text_or_list
+    """Servers from "host:port, host:port" or a list of such strings."""
+    if isinstance(text_or_list, str):
+        text_or_list = [text_or_list]
+    items = [item for text in text_or_list for item in text.split(",")]
     return [checker.Server.parse(item, role) for item in items if item.strip()]
 
 

@@ -124,3 +124,18 @@ def test_as_a_process(nsd_factory):
     lagging = manage(DOMAIN, "--server", dns.address)
     assert lagging.returncode == 1
     assert "not everything is in place yet" in lagging.stderr
+
+
+def test_servers_comma_separated(nsd_factory, silent_dns_server):
+    dns = nsd_factory(new_zones())
+    code, out, _ = run(
+        DOMAIN,
+        "--server",
+        f"{dns.address},{silent_dns_server}",
+        "--resolver",
+        dns.address,
+        "--timeout",
+        "0.3",
+    )
+    assert code == 1
+    assert out.splitlines()[0].split() == ["record", dns.address, silent_dns_server, dns.address]

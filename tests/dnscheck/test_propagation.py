@@ -244,3 +244,14 @@ def test_nameservers_override(client, bob, domain):
     assert "&#x27;ns1:x&#x27; is not a server" in response.content.decode()
     domain.refresh_from_db()
     assert domain.nameservers == "192.0.2.53:53,[2001:db8::53]:5353"
+
+
+def test_a_removed_default_stays_removed(client, bob, domain):
+    client.force_login(bob)
+    client.get(url(domain.project))
+    mx = domain.dns_records.get(rtype="MX", is_default=True)
+    client.post(url(domain.project, "dns_record_remove"), {"record": mx.pk})
+    client.get(url(domain.project))
+    check_domain(domain)
+    assert not domain.dns_records.filter(rtype="MX").exists()
+    assert domain.dns_records.filter(group="dmarc").exists()
