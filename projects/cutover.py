@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
+from dnscheck.models import DnsCheck, DnsRecord
+from mailboxes.models import MailboxPass
+
 from .models import CutoverStep, Project
 
 K = CutoverStep.Kind
@@ -135,8 +138,6 @@ def ensure_checklist(project: Project) -> None:
 
 def passes_done(step: CutoverStep) -> bool:
     """Every mailbox's latest pass of the step's kind (since the button, for delta) is done."""
-    from mailboxes.models import MailboxPass
-
     passes = MailboxPass.objects.filter(mailbox=OuterRef("pk"), kind=step.pass_kind)
     if step.kind == K.DELTA:
         if step.passes_started_at is None:
@@ -151,8 +152,6 @@ def passes_done(step: CutoverStep) -> bool:
 
 def dns_blocking(step: CutoverStep, checks: list, domain_count: int) -> list[str]:
     """Why a DNS step cannot tick yet, from the newest check of each domain."""
-    from dnscheck.models import DnsRecord
-
     if not domain_count:
         return ["the project has no domains"]
     if len(checks) < domain_count:
@@ -174,8 +173,6 @@ def mailboxes_done(step: CutoverStep) -> bool:
 
 def auto_tick(project: Project) -> list[CutoverStep]:
     """Tick the automatic steps whose condition now holds; returns the steps ticked."""
-    from dnscheck.models import DnsCheck
-
     domains = list(project.domains.all())
     checks = list(DnsCheck.objects.latest_per_domain(domains).with_results())
     ticked = []

@@ -10,6 +10,9 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
+from dnscheck.models import DnsCheck
+from mailboxes.services import start_passes
+
 from ..access import get_mailbox_for_user, get_project_for_user
 from ..cutover import dns_blocking, ensure_checklist, passes_done
 from ..models import CutoverEvent, CutoverStep, MailboxStep, Project
@@ -46,8 +49,6 @@ class NewStepForm(forms.Form):
 
 
 def checklist_context(project: Project) -> dict:
-    from dnscheck.models import DnsCheck
-
     steps = list(project.cutover_steps.select_related("owner", "done_by", "project"))
     domains = list(project.domains.all())
     checks = list(DnsCheck.objects.latest_per_domain(domains).with_results())
@@ -173,8 +174,6 @@ def cutover_step_remove(request, project, step_id):
 @post_after_access
 def cutover_delta(request, project, step_id):
     """Queue a delta pass for every mailbox (those with a pass under way are left alone)."""
-    from mailboxes.services import start_passes
-
     step = _step(project, step_id)
     if step.kind != CutoverStep.Kind.DELTA:
         messages.error(request, f"“{step}” does not start passes.")
