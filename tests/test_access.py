@@ -7,8 +7,8 @@ so no view escapes the access rules unnoticed.
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-# URLs anyone may open: the login page, and the end-user page guarded by its signed token.
-PUBLIC = {"login", "enduser_progress"}
+# URLs anyone may open: log in and out, and the end-user page guarded by its signed token.
+PUBLIC = {"login", "logout", "enduser_progress"}
 # Views that only answer POST: a GET gets 405 from a member, after the access check.
 POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke"}
 # The cutover checklist's and DNS pages' actions.
