@@ -103,7 +103,9 @@ def test_prestage_progress_live_and_the_end_users_page(
     finally:
         worker.stop()
     assert page.evaluate("window.notReloaded") is True, "the page was reloaded"
-    expect(page.locator("input[aria-label='Select ben@contoso.example']")).to_be_checked()
+    ben_box = page.locator("input[aria-label='Select ben@contoso.example']")
+    expect(ben_box).to_be_checked()
+    assert page.evaluate("document.activeElement.id") == ben_box.get_attribute("id")
     expect(page.locator("input[aria-label='Select ann@contoso.example']")).not_to_be_checked()
     expect(page.get_by_text("2 done")).to_be_visible()
     screenshot(page, "prestage-done")
