@@ -187,6 +187,8 @@ def fill_pass(mailbox_pass: MailboxPass, scheduler, take: bool = False):
     ``(job id, token)``: a task that finished a folder goes on with the next one without a
     round trip through the broker.
     """
+    # Two folders ending at once must not hand out the same free slot twice.
+    MailboxPass.objects.select_for_update().filter(pk=mailbox_pass.pk).first()
     jobs = mailbox_pass.folder_jobs
     active = jobs.filter(state__in=ACTIVE_JOB_STATES, lease_expires_at__isnull=False).count()
     slots = settings.COPY_FOLDERS_IN_PARALLEL - active

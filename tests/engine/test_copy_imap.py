@@ -146,3 +146,15 @@ def test_refused_message_is_an_item_error_and_the_folder_goes_on(
     assert error.size == len(huge) and "maximum size" in error.reason
     assert CopiedItem.objects.count() == 10
     assert sum(snapshot(target.endpoint(), target.name)[("INBOX",)].values()) == 10
+
+
+def test_a_dovecot_maildir_on_disk_reads_like_its_imap_server(
+    dovecot_a, dovecot_b, dovecot_user, copy_settings
+):
+    source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    load_source(source)
+    on_disk = Endpoint(kind="maildir", host=str(source.maildir))
+    mailbox = make_mailbox(on_disk, target.endpoint(), source.name, target.name)
+    done = run_pass(mailbox, "full")
+    assert (done.state, done.items_failed) == ("done", 0), done.error
+    assert same(source, target)
