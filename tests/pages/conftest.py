@@ -53,12 +53,6 @@ def add_samples(mailbox, count=3, items=10, bytes_=10_000, spacing=timedelta(sec
     )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The people's passwords only need to work, not to resist cracking."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def busy_project(project):
     """Contoso mid-migration: one mailbox done, one running, one failed, one not started."""
