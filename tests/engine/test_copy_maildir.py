@@ -187,3 +187,17 @@ def test_items_stored_but_not_recorded_are_found_by_fingerprint(pair, monkeypatc
     assert CopiedItem.objects.count() == total(expected)
     mailbox_pass = MailboxPass.objects.get()
     assert mailbox_pass.items_copied + mailbox_pass.items_skipped == total(expected)
+
+
+def test_role_folders_land_on_the_targets_own_and_their_subfolders_follow(tmp_path, copy_settings):
+    source, target = tmp_path / "s", tmp_path / "t"
+    fill(source, [("INBOX",), ("Sent Messages",), ("Sent Messages", "2019")], hard_cases())
+    ends = Endpoint(kind="maildir", host=str(source)), Endpoint(kind="maildir", host=str(target))
+    MaildirConnector(ends[1], "dst").ensure_folder(("Sent Items",), "mail", None)
+    mailbox = make_mailbox(*ends, "src", "dst")
+    assert run_pass(mailbox, "full").state == "done"
+    expected = snapshot(ends[0], "src")
+    copied = snapshot(ends[1], "dst")
+    assert copied[("Sent Items",)] == expected[("Sent Messages",)]
+    assert copied[("Sent Items", "2019")] == expected[("Sent Messages", "2019")]
+    assert ("Sent Messages",) not in copied
