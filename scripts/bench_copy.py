@@ -323,8 +323,10 @@ def main() -> None:
         copied = digest(target.endpoint(*target_user), target_user[0])
         exact = expected == copied
         mbsync_seconds = run_mbsync(source, source_user, target, mbsync_user)
-        mbsync_count = sum(
-            sum(c.values()) for c in digest(target.endpoint(*mbsync_user), "mbsync").values()
+        by_mbsync = digest(target.endpoint(*mbsync_user), "mbsync")
+        mbsync_count = sum(sum(c.values()) for c in by_mbsync.values())
+        mbsync_exact = sum(
+            sum((c & by_mbsync.get(p, Counter())).values()) for p, c in expected.items()
         )
         megabytes = full.bytes_copied / 1e6
         print(f"verified: {'identical' if exact else 'DIFFERENT'} (folders, bytes, flags, dates)")
@@ -340,7 +342,11 @@ def main() -> None:
             f"(copied {again.items_copied}); full re-check {rescan_seconds:.2f} s "
             f"(copied {rescan.items_copied}, skipped {rescan.items_skipped})"
         )
-        print(f"mbsync full copy: {mbsync_count} messages in {mbsync_seconds:.2f} s")
+        print(
+            f"mbsync full copy: {mbsync_count} messages in {mbsync_seconds:.2f} s; "
+            f"{mbsync_exact} of {sum(sum(c.values()) for c in expected.values())} identical "
+            "in bytes, flags and date"
+        )
         print(f"ratio mailferry/mbsync: {full_seconds / mbsync_seconds:.2f}x (target <= 1.25x)")
         if not exact:
             raise SystemExit(1)
