@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.servers.worker",
     "tests.servers.dovecot",
     "tests.servers.redis",
+    "tests.servers.chromium",
     "tests.servers.ews_server",
     "tests.servers.nsd",
     "tests.servers.graph_server",

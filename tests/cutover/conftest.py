@@ -1,2 +1,1 @@
-from tests.browser.conftest import browser_context, chromium, screenshot  # noqa: F401
 from tests.dnscheck.fixtures import dns_settings, domain, m365_project, old_dns  # noqa: F401

@@ -1,12 +1,12 @@
-"""Headless Chromium (Debian's, never a downloaded one) through Playwright, against
-pytest-django's live server. Screenshots land in test-artifacts/ (gitignored)."""
+"""Headless Chromium (Debian's, never a downloaded one) driven by Playwright, for the page tests
+of every app. Screenshots land in test-artifacts/ (gitignored)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.servers import require_binary
+from . import require_binary
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
