@@ -422,10 +422,15 @@ def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
     return job
 
 
-def _still_ours(job: FolderJob, token: str) -> bool:
-    return FolderJob.objects.filter(
-        pk=job.pk, queue_token=token, state=FolderJob.State.RUNNING, mailbox_pass__state="running"
-    ).exists()
+def _renew_lease(job: FolderJob, token: str) -> bool:
+    """Extend the lease after a batch; False when the job was paused or handed to another."""
+    renewed = FolderJob.objects.filter(
+        pk=job.pk,
+        queue_token=token,
+        state=FolderJob.State.RUNNING,
+        mailbox_pass__state=MailboxPass.State.RUNNING,
+    ).update(lease_expires_at=timezone.now() + _lease())
+    return renewed == 1
 
 
 def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> dict | None:
@@ -459,7 +464,7 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
             )
             results = target.store(target_folder, to_store)
         _record(job, to_store, results, matched, len(batch) - len(items), remaining)
-        if not _still_ours(job, token):
+        if not _renew_lease(job, token):
             return None
         if time.monotonic() > deadline:
             return None
