@@ -447,10 +447,12 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
     listed = {ref.source_id for ref in changes.items}
     claimed = [target_id for source_id, target_id in done.items() if source_id in listed]
     matcher = _TargetMatcher(target, target_folder, claimed)
-    format = source.native_format if source.native_format == target.native_format else RFC822
+    format = source.native_format if target.accepts(source.native_format) else RFC822
     for batch in _batches(pending):
         batch_ids = [ref.source_id for ref in batch]
-        items = source.fetch(source_folder, batch_ids, format)
+        fetched = source.fetch(source_folder, batch_ids, format)
+        items = [item for item in fetched if not item.error]
+        unreadable = [item for item in fetched if item.error]
         suspect = None if job.verify_target else set(job.inflight)
         matched, to_store = matcher.split(items, suspect)
         remaining = set(job.inflight) - set(batch_ids)
@@ -463,7 +465,8 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
                 inflight=inflight, lease_expires_at=timezone.now() + _lease()
             )
             results = target.store(target_folder, to_store)
-        _record(job, to_store, results, matched, len(batch) - len(items), remaining)
+        vanished = len(batch) - len(fetched)
+        _record(job, to_store, results, matched, vanished, remaining, unreadable)
         if not _renew_lease(job, token):
             return None
         if time.monotonic() > deadline:
@@ -531,9 +534,18 @@ def _record_listing(job: FolderJob, changes, already_copied: int) -> None:
         )
 
 
-def _record(job: FolderJob, to_store, results, matched, vanished: int, inflight) -> None:
+def _record(job: FolderJob, to_store, results, matched, vanished, inflight, unreadable) -> None:
     by_id = {item.source_id: item for item in to_store}
-    stored, errors = [], []
+    stored = []
+    errors = [
+        ItemError(
+            folder_job=job,
+            source_id=item.source_id,
+            code=item.error_code[:100],
+            reason=f"The source could not hand the item over: {item.error}",
+        )
+        for item in unreadable
+    ]
     for result in results:
         item = by_id[result.source_id]
         if result.target_id is not None:  # "" is stored, but the server names no id

@@ -54,6 +54,13 @@ class TenantForm(forms.ModelForm):
         help_text="Leave empty to keep the stored secret.",
     )
 
+    oauth_authority = forms.URLField(
+        label="OAuth2 authority",
+        required=False,
+        assume_scheme="https",
+        help_text=Tenant._meta.get_field("oauth_authority").help_text,
+    )
+
     class Meta:
         model = Tenant
         fields = [
@@ -66,8 +73,10 @@ class TenantForm(forms.ModelForm):
             "secret",
             "oauth_tenant_id",
             "oauth_client_id",
+            "oauth_authority",
             "impersonation",
             "verify_tls",
+            "options",
         ]
 
     def clean(self):
@@ -76,6 +85,8 @@ class TenantForm(forms.ModelForm):
         if kind in (Tenant.Kind.IMAP, Tenant.Kind.MAILDIR) and not cleaned.get("endpoint"):
             label = "IMAP host" if kind == Tenant.Kind.IMAP else "maildir folder"
             self.add_error("endpoint", f"Give the {label}.")
+        if not isinstance(cleaned.get("options") or {}, dict):
+            self.add_error("options", 'Give a JSON object, e.g. {"timeout": 60}.')
         if cleaned.get("auth_method") == Tenant.AuthMethod.OAUTH2:
             for field in ("oauth_tenant_id", "oauth_client_id"):
                 if not cleaned.get(field):

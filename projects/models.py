@@ -43,12 +43,25 @@ class Tenant(models.Model):
     secret = EncryptedTextField(blank=True, help_text="Password or OAuth2 client secret.")
     oauth_tenant_id = models.CharField("OAuth2 tenant id", max_length=100, blank=True)
     oauth_client_id = models.CharField("OAuth2 client id", max_length=100, blank=True)
+    oauth_authority = models.URLField(
+        "OAuth2 authority",
+        blank=True,
+        help_text="Only for sovereign clouds: the login endpoint, e.g. "
+        "https://login.microsoftonline.us/<tenant id>.",
+    )
     impersonation = models.CharField(
         max_length=254,
         blank=True,
         help_text="Admin account that acts for each mailbox (EWS impersonation, IMAP master user).",
     )
     verify_tls = models.BooleanField(default=True)
+    options = models.JSONField(
+        "connector options",
+        default=dict,
+        blank=True,
+        help_text='Advanced, per connector, e.g. {"ca_file": "/etc/ssl/corp-ca.pem", '
+        '"concurrency": 4, "timeout": 60}.',
+    )
     check_requested_at = models.DateTimeField(null=True, blank=True)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True)
@@ -69,8 +82,10 @@ class Tenant(models.Model):
             secret=self.secret,
             oauth_tenant_id=self.oauth_tenant_id,
             oauth_client_id=self.oauth_client_id,
+            oauth_authority=self.oauth_authority,
             impersonation=self.impersonation,
             verify_tls=self.verify_tls,
+            options=dict(self.options or {}),
         )
 
     @property

@@ -105,6 +105,10 @@ class Item:
     flags: frozenset[str] = frozenset()  # IMAP spelling: \\Seen, \\Flagged, ..., keywords as-is
     received: datetime | None = None  # INTERNALDATE / received time, timezone-aware
     kind: str = MAIL
+    # Set (with empty ``data``) when the source lists the item but cannot hand it over
+    # (corrupt, refused): the engine records an ItemError with this reason instead of copying.
+    error: str = ""
+    error_code: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -129,6 +133,8 @@ class Connector(ABC):
 
     kind: str = ""
     native_format: str = RFC822
+    # Formats ``store`` takes unchanged besides RFC 822 and its own (Graph imports EWS exports).
+    import_formats: tuple[str, ...] = ()
 
     def __init__(self, endpoint: Endpoint, mailbox: str):
         self.endpoint = endpoint
@@ -146,6 +152,9 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+    def accepts(self, format: str) -> bool:
+        return format in (RFC822, self.native_format, *self.import_formats)
 
     def check(self) -> str:
         """Log in and look around; return a one-line success message or raise ConnectorError."""

@@ -252,6 +252,15 @@ def _batches(things, size_of):
         yield batch
 
 
+def _unreadable(item_id: str, exc: Exception) -> list[Item]:
+    """An item the server would not hand over, as an error item; none if it was deleted since
+    it was listed (the engine counts it as gone)."""
+    if isinstance(exc, ews_errors.ErrorItemNotFound):
+        return []
+    log.warning("EWS could not read %s: %s", item_id, type(exc).__name__)
+    return [Item(item_id, b"", error=str(exc), error_code=type(exc).__name__)]
+
+
 class EwsConnector(Connector):
     kind = "ews"
     native_format = EWS_FTS
@@ -485,14 +494,14 @@ class EwsConnector(Connector):
         if folder.kind == MAIL:
             fields += ["is_read", "flag_status"]
         read = self._export if format == EWS_FTS else self._mime
-        items = []
+        refs, items = self._fetch_fields(ids, fields)
         # Sizes first, so that tens-of-MB items travel a few per request.
-        for batch in _batches(self._fetch_fields(ids, fields), lambda ref: ref.size or 0):
+        for batch in _batches(refs, lambda ref: ref.size or 0):
             for ref, data in zip(batch, read(batch), strict=True):
                 if isinstance(data, Exception):
-                    log.warning("EWS could not read %s: %s", ref.id, data)
-                    continue
-                items.append(self._item(ref, data, format, folder))
+                    items.extend(_unreadable(ref.id, data))
+                else:
+                    items.append(self._item(ref, data, format, folder))
         return items
 
     def _export(self, batch) -> list:
@@ -504,14 +513,16 @@ class EwsConnector(Connector):
         return [m if isinstance(m, Exception) else m.mime_content for m in found]
 
     def _fetch_fields(self, ids, fields):
-        """Item properties, one GetItem per 100 ids; items the server refuses are left out."""
-        result = []
-        for item in self.account.fetch(ids=[(i, None) for i in ids], only_fields=fields):
+        """Item properties, one GetItem per 100 ids, and error items for those refused."""
+        refs, unreadable = [], []
+        found = self.account.fetch(ids=[(i, None) for i in ids], only_fields=fields)
+        # exchangelib answers in the order asked, an exception in place of a refused item.
+        for item_id, item in zip(ids, found, strict=True):
             if isinstance(item, Exception):
-                log.warning("EWS could not read an item: %s", item)
-                continue
-            result.append(item)
-        return result
+                unreadable.extend(_unreadable(item_id, item))
+            else:
+                refs.append(item)
+        return refs, unreadable
 
     @staticmethod
     def _item(ref, data: bytes, format: str, folder: Folder) -> Item:

@@ -244,6 +244,9 @@ def _chunks(seq, size):
 class GraphConnector(Connector):
     kind = "exchange_online"
     native_format = GRAPH_FTS
+    # Graph's import takes the same FastTransfer stream EWS exports, so EWS sources keep
+    # calendars, contacts, tasks and notes at full fidelity.
+    import_formats = (EWS_FTS,)
 
     def __init__(self, endpoint, mailbox):
         super().__init__(endpoint, mailbox)

@@ -18,8 +18,10 @@ def tenant_for(endpoint: Endpoint) -> Tenant:
         secret=endpoint.secret,
         oauth_tenant_id=endpoint.oauth_tenant_id,
         oauth_client_id=endpoint.oauth_client_id,
+        oauth_authority=endpoint.oauth_authority,
         impersonation=endpoint.impersonation,
         verify_tls=endpoint.verify_tls,
+        options=endpoint.options,
     )
 
 

@@ -111,14 +111,18 @@ def test_refused_item_is_reported_and_the_rest_stored(
     assert len(target.state.items) == 5
 
 
-def test_unreadable_source_item_is_left_out_of_the_batch(source, source_connector):
+def test_unreadable_source_item_comes_back_as_an_error_item(source, source_connector):
     inbox = inbox_of(source_connector)
     ids = [r.source_id for r in source_connector.changes(inbox, {}).items]
     source.state.corrupt_ids.add(ids[0])
 
     items = source_connector.fetch(inbox, ids, format=EWS_FTS)
 
-    assert [i.source_id for i in items] == ids[1:]
+    assert sorted(i.source_id for i in items) == sorted(ids)
+    (unreadable,) = [i for i in items if i.error]
+    assert (unreadable.source_id, unreadable.data) == (ids[0], b"")
+    assert unreadable.error_code == "ErrorItemCorrupt"
+    assert all(i.data for i in items if not i.error)
 
 
 def test_wrong_password_is_an_auth_error_without_retries(source):

@@ -1,9 +1,13 @@
 """Connectors pointed at the loopback Graph server; msal and httpx talk to it over TLS."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.graph import GraphConnector
+from tests.ews.conftest import corpus_messages
+from tests.servers.ews_server import start_ews_server
 from tests.servers.graph_server import TENANT_ID
 
 SECRET = "s3cret-value"
@@ -41,3 +45,32 @@ def connect(graph_server, graph_app):
     yield _connect
     for connector in opened:
         connector.close()
+
+
+ALICE = "alice@onprem.test"
+KINDS = [
+    ("Inbox", "IPM.Note", b""),
+    ("Calendar", "IPM.Appointment", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\n"),
+    ("Contacts", "IPM.Contact", b"BEGIN:VCARD\r\nFN:Carol\r\nEND:VCARD\r\n"),
+    ("Tasks", "IPM.Task", b"Task: file the report\r\n"),
+    ("Notes", "IPM.StickyNote", b"Note: buy milk\r\n"),
+]
+
+
+@pytest.fixture
+def ews_source():
+    server = start_ews_server()
+    server.add_user(ALICE)
+    state = server.state
+    received = datetime(2021, 5, 4, 10, 0, tzinfo=UTC)
+    for n, mime in enumerate(corpus_messages(24)):
+        state.add_item(
+            state.folder(ALICE, "Inbox"),
+            mime,
+            is_read=n % 2 == 0,
+            received=received + timedelta(hours=n),
+        )
+    for name, item_class, body in KINDS[1:]:
+        state.add_item(state.folder(ALICE, name), body, item_class)
+    yield server
+    server.stop()

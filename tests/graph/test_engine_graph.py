@@ -1,50 +1,24 @@
-"""The copy engine (mailboxes.engine, inline scheduler) with Exchange Online as the target.
-
-``Tenant`` has no field yet for the login authority or the CA file the Graph connector takes
-from ``Endpoint.oauth_authority`` / ``Endpoint.options``; the ``graph_tenants`` fixture adds
-them to the Endpoint the tenant builds, and nothing else. Everything else is real: the engine,
-the Django rows, msal, httpx, TLS and the loopback Graph server.
-"""
-
-import dataclasses
+"""The copy engine (mailboxes.engine, inline scheduler) with Exchange Online as the target:
+real Django rows, msal, httpx, TLS and the loopback Graph (and EWS) servers."""
 
 import pytest
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.maildir import MaildirConnector
-from projects.models import Tenant
 from tests.engine.conftest import make_mailbox, run_pass
-from tests.graph.conftest import SECRET
+from tests.graph.conftest import ALICE, KINDS, graph_endpoint
 from tests.graph.test_graph_copy import SEED, corpus_items, seed
-from tests.servers.graph_server import TENANT_ID
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def graph_tenants(monkeypatch, graph_server, graph_app, settings):
+def graph_tenants(graph_server, graph_app, settings):
+    """The Exchange Online tenant, with the test server's login authority and CA file in the
+    tenant's own fields, as a consultant on a sovereign cloud or behind a TLS proxy sets them."""
     settings.COPY_BATCH_ITEMS = 30
     settings.COPY_RETRY_BASE_SECONDS = 0.01
-    built = Tenant.endpoint_config
-
-    def endpoint_config(tenant):
-        endpoint = built(tenant)
-        if endpoint.kind != "exchange_online":
-            return endpoint
-        options = {"ca_file": str(graph_server.cert_file)}
-        return dataclasses.replace(
-            endpoint, oauth_authority=graph_server.authority, options=options
-        )
-
-    monkeypatch.setattr(Tenant, "endpoint_config", endpoint_config)
-    return Endpoint(
-        kind="exchange_online",
-        host=graph_server.graph_url,
-        auth_method="oauth2",
-        secret=SECRET,
-        oauth_tenant_id=TENANT_ID,
-        oauth_client_id=graph_app.client_id,
-    )
+    return graph_endpoint(graph_server, graph_app.client_id)
 
 
 def test_engine_copies_a_maildir_into_exchange_online(tmp_path, graph_server, graph_tenants):
@@ -93,3 +67,24 @@ def test_engine_copies_exchange_online_to_exchange_online(graph_server, graph_te
     delta = run_pass(mailbox, "delta")
     assert (delta.items_total, delta.items_copied) == (1, 1)
     assert late.data in {i.data for i in target_box.folder("inbox").items.values()}
+
+
+def test_engine_copies_every_kind_from_ews_to_exchange_online(
+    ews_source, graph_server, graph_tenants
+):
+    """EWS exports go into Graph unchanged (the same FastTransfer stream), so calendars,
+    contacts, tasks and notes arrive too, not only mail."""
+    box = graph_server.add_user("alice@cloud.example")
+    source = Endpoint("ews", ews_source.url, username=ALICE, secret="secret")
+    mailbox = make_mailbox(source, graph_tenants, ALICE, "alice@cloud.example")
+
+    done = run_pass(mailbox, "full")
+
+    assert (done.state, done.items_copied, done.items_failed) == ("done", 28, 0)
+    landed = {f.well_known: len(f.items) for f in box.folders.values() if f.items}
+    assert landed == {"inbox": 24, "calendar": 1, "contacts": 1, "tasks": 1, "notes": 1}
+    blobs = b"".join(i.data for f in box.folders.values() for i in f.items.values())
+    for _, item_class, _ in KINDS:
+        # The fake EWS server's export blob names the item class it carries.
+        assert f'"item_class": "{item_class}"'.encode() in blobs
+    assert graph_server.counts["importMime"] == 0

@@ -1,42 +1,11 @@
 """EWS (exchangelib against the fake EWS server) into Exchange Online (Graph, fake Graph server)."""
 
-from datetime import UTC, datetime, timedelta
-
-import pytest
+from datetime import UTC, datetime
 
 from mailboxes.connectors.base import RFC822, Endpoint
 from mailboxes.connectors.ews import EwsConnector
 from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS
-from tests.ews.conftest import corpus_messages
-from tests.servers.ews_server import start_ews_server
-
-ALICE = "alice@onprem.test"
-KINDS = [
-    ("Inbox", "IPM.Note", b""),
-    ("Calendar", "IPM.Appointment", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\n"),
-    ("Contacts", "IPM.Contact", b"BEGIN:VCARD\r\nFN:Carol\r\nEND:VCARD\r\n"),
-    ("Tasks", "IPM.Task", b"Task: file the report\r\n"),
-    ("Notes", "IPM.StickyNote", b"Note: buy milk\r\n"),
-]
-
-
-@pytest.fixture
-def ews_source():
-    server = start_ews_server()
-    server.add_user(ALICE)
-    state = server.state
-    received = datetime(2021, 5, 4, 10, 0, tzinfo=UTC)
-    for n, mime in enumerate(corpus_messages(24)):
-        state.add_item(
-            state.folder(ALICE, "Inbox"),
-            mime,
-            is_read=n % 2 == 0,
-            received=received + timedelta(hours=n),
-        )
-    for name, item_class, body in KINDS[1:]:
-        state.add_item(state.folder(ALICE, name), body, item_class)
-    yield server
-    server.stop()
+from tests.graph.conftest import ALICE
 
 
 def test_every_kind_moves_from_ews_to_graph_in_the_shared_fts_format(

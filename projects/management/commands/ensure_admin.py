@@ -19,7 +19,7 @@ class Command(BaseCommand):
         password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username, "", password)
         if os.environ.get("ADMIN_PASSWORD"):
-            self.stdout.write(f"Created admin user {username!r} with the password in ADMIN_PASSWORD.")
+            self.stdout.write(f"Created admin user {username!r}; its password is ADMIN_PASSWORD.")
         else:
             # Printed this once only: it is stored hashed.
             self.stdout.write(f"Created admin user {username!r} with password: {password}")

@@ -1,0 +1,51 @@
+"""A project whose tenants are both Exchange, copied by the engine (the same pipeline as IMAP):
+every item kind arrives, a delta pass copies only what is new, a corrupt source item becomes an
+ItemError with the server's code while the folder goes on."""
+
+import pytest
+
+from mailboxes.models import ItemError
+from tests.engine.conftest import make_mailbox, run_pass
+
+from .conftest import ALICE, BOB, corpus_messages, endpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def exchange_mailbox(source, target, settings):
+    settings.COPY_BATCH_ITEMS = 4
+    return make_mailbox(endpoint(source, ALICE), endpoint(target, BOB), ALICE, BOB)
+
+
+def test_every_kind_arrives_and_a_delta_copies_only_the_new(source, target, exchange_mailbox):
+    done = run_pass(exchange_mailbox, "full")
+
+    assert (done.state, done.items_copied, done.items_failed) == ("done", 11, 0)
+    copies = sorted((i.item_class, i.mime) for i in target.state.items.values())
+    assert copies == sorted((i.item_class, i.mime) for i in source.state.items.values())
+
+    inbox = source.state.folder(ALICE, "Inbox")
+    late = source.state.add_item(inbox, corpus_messages(8)[7])
+    delta = run_pass(exchange_mailbox, "delta")
+
+    assert (delta.items_total, delta.items_copied) == (1, 1)
+    assert sum(i.mime == late.mime for i in target.state.items.values()) == 1
+    assert len(target.state.items) == 12
+
+
+def test_corrupt_source_item_is_an_item_error_and_the_rest_arrives(
+    source, target, exchange_mailbox
+):
+    inbox = source.state.folder(ALICE, "Inbox")
+    corrupt = source.state.items_in(inbox)[2]
+    source.state.corrupt_ids.add(corrupt.id)
+
+    done = run_pass(exchange_mailbox, "full")
+
+    assert (done.state, done.items_copied, done.items_failed) == ("done", 10, 1)
+    error = ItemError.objects.get()
+    assert error.source_id == corrupt.id
+    assert error.code == "ErrorItemCorrupt"
+    assert "could not hand the item over" in error.reason
+    assert corrupt.mime not in {i.mime for i in target.state.items.values()}
