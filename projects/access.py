@@ -7,7 +7,8 @@ from .models import Project
 
 
 def get_project_for_user(request, project_id: int) -> Project:
-    return get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
+    projects = Project.objects.for_user(request.user).select_related("source", "target")
+    return get_object_or_404(projects, pk=project_id)
 
 
 def get_mailbox_for_user(request, project_id: int, mailbox_id: int):

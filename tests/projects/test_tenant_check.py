@@ -102,3 +102,15 @@ def test_worker_on_redis_broker(project, tmp_path, redis_url, request):
         check_tenant.apply_async((project.source.pk,), connection=connection)
     assert recorded_check(project.source, worker).last_check_ok is False
     assert "redis://" in worker.log()
+
+
+@pytest.mark.django_db
+def test_project_page_offers_both_connection_tests(client, bob, project):
+    project.target.request_check()
+    project.target.record_check(True, "Connected: 7 folders in ann@contoso.example.")
+    client.force_login(bob)
+    response = client.get(project.get_absolute_url())
+    assert response.content.count(b"Test source connection") == 1
+    assert response.content.count(b"Test target connection") == 1
+    assert b"Connected: 7 folders in ann@contoso.example." in response.content
+    assert b"Not tested yet." in response.content
