@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests keep their database, broker folder and artifacts apart from a running `make run`.
 TEST_ENV := MAILFERRY_VAR_DIR=$(CURDIR)/var/test
 
-.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews migrate
+.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,6 @@ bench-graph: $(STAMP)
 
 bench-ews: $(STAMP)
 	$(TEST_ENV) $(BIN)/python scripts/bench_ews.py
+
+bench-dnscheck: $(STAMP)
+	$(TEST_ENV) $(BIN)/python scripts/bench_dnscheck.py
