@@ -18,8 +18,13 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   su postgres -c "$bindir/pg_ctl -D $data -o '-h 127.0.0.1 -p 5432 -k /tmp' -l $data/log -w start"
 fi
 for _ in $(seq 1 30); do
-  pg_isready -q -h 127.0.0.1 -p 5432 && exit 0
+  pg_isready -q -h 127.0.0.1 -p 5432 && break
   sleep 1
 done
-echo "postgres: nothing answers on 127.0.0.1:5432" >&2
-exit 1
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "postgres: nothing answers on 127.0.0.1:5432" >&2
+  exit 1
+fi
+# The database the tests' DATABASE_URL names (they create test_mailferry beside it).
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'mailferry'" \
+  | grep -q 1 || createdb -h 127.0.0.1 -U postgres mailferry
