@@ -1,0 +1,81 @@
+"""Several mailboxes at once through a real worker: its pool processes copy different mailboxes
+side by side, and the per-tenant connection limit holds them to one at a time when it is 1."""
+
+import pytest
+
+from mailboxes import services
+from mailboxes.models import MailboxPass, ProgressSample
+from projects.models import Project
+from tests.servers.worker import Worker, wait_until
+
+from .conftest import make_mailbox
+from .test_worker import bulk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAILBOXES = 3
+MESSAGES = 200
+
+
+def copy_mailboxes(tmp_path, dovecot_a, dovecot_b, dovecot_user, **env):
+    first = None
+    for _ in range(MAILBOXES):
+        source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+        source.load("INBOX", bulk(MESSAGES))
+        if first is None:
+            first = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
+        else:  # one project, so one source and one target tenant for all mailboxes
+            first.project.mailboxes.create(source_address=source.name, target_address=target.name)
+    project = Project.objects.get()
+    worker_env = {"COPY_BATCH_ITEMS": "4", **env}
+    worker = Worker(tmp_path / "worker", extra_env=worker_env).start(concurrency=MAILBOXES)
+    try:
+        services.start_passes(project.mailboxes.all(), "full")
+        wait_until(
+            lambda: MailboxPass.objects.filter(state="done").count() == MAILBOXES,
+            timeout=120,
+            message="passes did not finish:\n" + worker.log()[-3000:],
+        )
+    finally:
+        worker.stop()
+    return project
+
+
+def spans(project):
+    """(first, last) progress sample time of each mailbox: when it was being copied."""
+    by_mailbox = {}
+    for sample in ProgressSample.objects.filter(project=project).order_by("at"):
+        first, _ = by_mailbox.get(sample.mailbox_id, (sample.at, None))
+        by_mailbox[sample.mailbox_id] = (first, sample.at)
+    return sorted(by_mailbox.values())
+
+
+def overlapping_pairs(intervals):
+    return sum(
+        1
+        for i, (start_a, end_a) in enumerate(intervals)
+        for start_b, end_b in intervals[i + 1 :]
+        if start_a < end_b and start_b < end_a
+    )
+
+
+def test_worker_processes_copy_mailboxes_side_by_side(tmp_path, dovecot_a, dovecot_b, dovecot_user):
+    project = copy_mailboxes(
+        tmp_path, dovecot_a, dovecot_b, dovecot_user, TENANT_CONNECTION_LIMIT="8"
+    )
+    intervals = spans(project)
+    assert len(intervals) == MAILBOXES
+    assert overlapping_pairs(intervals) >= 1, intervals
+    assert sum(m.items_copied for m in project.mailboxes.all()) == MAILBOXES * MESSAGES
+
+
+def test_tenant_limit_of_one_copies_one_mailbox_at_a_time(
+    tmp_path, dovecot_a, dovecot_b, dovecot_user
+):
+    project = copy_mailboxes(
+        tmp_path, dovecot_a, dovecot_b, dovecot_user, TENANT_CONNECTION_LIMIT="1"
+    )
+    intervals = spans(project)
+    assert len(intervals) == MAILBOXES
+    assert overlapping_pairs(intervals) == 0
+    assert sum(m.items_copied for m in project.mailboxes.all()) == MAILBOXES * MESSAGES
