@@ -159,19 +159,23 @@ def describe(exc: ConnectorError) -> str:
 # --- scheduling ---------------------------------------------------------------------------
 
 
-def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> None:
+def queued_lease(countdown: float = 0):
+    """Until when a queued step may wait before the sweep counts its message as lost."""
     grace = settings.COPY_QUEUE_GRACE_SECONDS
-    mailbox_pass.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
+    return timezone.now() + timedelta(seconds=countdown + grace)
+
+
+def queue_plan(mailbox_pass: MailboxPass, scheduler, countdown: float = 0) -> None:
+    mailbox_pass.lease_expires_at = queued_lease(countdown)
     mailbox_pass.save(update_fields=["lease_expires_at"])
     scheduler.plan(mailbox_pass.pk, countdown)
 
 
 def _reserve(job: FolderJob, countdown: float = 0) -> str:
     """A new token for the job: any older task message for it becomes a no-op."""
-    grace = settings.COPY_QUEUE_GRACE_SECONDS
     job.queue_token = uuid.uuid4().hex
     job.lease_owner = ""
-    job.lease_expires_at = timezone.now() + timedelta(seconds=countdown + grace)
+    job.lease_expires_at = queued_lease(countdown)
     job.save(update_fields=["queue_token", "lease_owner", "lease_expires_at"])
     return job.queue_token
 

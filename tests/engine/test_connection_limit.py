@@ -54,3 +54,28 @@ def test_a_job_waits_while_the_tenant_is_at_its_limit(tmp_path, settings):
     FolderJob.objects.filter(pk=first).update(lease_owner="", lease_expires_at=None)
     engine.run_folder_job(second, token_3, scheduler, "here:2")
     assert FolderJob.objects.get(pk=second).items_copied == 1
+
+
+def test_starting_a_thousand_mailboxes_costs_dozens_of_queries_not_thousands(
+    tmp_path, django_assert_max_num_queries
+):
+    target = Endpoint(kind="maildir", host=str(tmp_path))
+    mailbox = make_mailbox(target, target, "u0@old.example", "u0@new.example")
+    mailbox.project.mailboxes.bulk_create(
+        mailbox.project.mailboxes.model(
+            project=mailbox.project,
+            source_address=f"u{i}@old.example",
+            target_address=f"u{i}@new.example",
+        )
+        for i in range(1, 1200)
+    )
+    mailbox.passes.create(kind="full", state="running")  # busy: gets no second pass
+    scheduler = Recorder()
+
+    # Four per mailbox before; now a few per chunk of 500 (SQLite splits the bulk inserts).
+    with django_assert_max_num_queries(40):
+        created = services.start_passes(mailbox.project.mailboxes.all(), "prestage", 30, scheduler)
+
+    assert len(created) == len(scheduler.plans) == 1199
+    assert mailbox.pk not in {p.mailbox_id for p in created}
+    assert mailbox.project.mailboxes.filter(state="queued").count() == 1199
