@@ -27,6 +27,11 @@ def _scheduler():
     return scheduler
 
 
+def _chunks(ids: list[int]):
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
 def start_passes(mailboxes, kind: str, older_than_days: int | None = None, scheduler=None):
     """A new pass per mailbox that has none under way; returns the passes created.
 
@@ -40,9 +45,7 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
     lease = engine.queued_lease()
     created = []
     with transaction.atomic():
-        ids = [mailbox.pk for mailbox in mailboxes]
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
+        for chunk in _chunks([mailbox.pk for mailbox in mailboxes]):
             busy = set(
                 MailboxPass.objects.filter(
                     mailbox_id__in=chunk, state__in=UNFINISHED_PASS_STATES
@@ -69,14 +72,16 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
 def pause_mailboxes(mailboxes) -> None:
     """Stop taking new batches; the batch in flight finishes and is recorded."""
     with transaction.atomic():
-        for mailbox in mailboxes:
-            running = mailbox.passes.filter(state=MailboxPass.State.RUNNING)
+        for chunk in _chunks([mailbox.pk for mailbox in mailboxes]):
+            running = MailboxPass.objects.filter(
+                mailbox_id__in=chunk, state=MailboxPass.State.RUNNING
+            )
             FolderJob.objects.filter(
                 mailbox_pass__in=running, state__in=engine.ACTIVE_JOB_STATES
             ).update(state=FolderJob.State.PAUSED, lease_owner="", lease_expires_at=None)
             running.update(state=MailboxPass.State.PAUSED)
             Mailbox.objects.filter(
-                pk=mailbox.pk, state__in=(Mailbox.State.QUEUED, Mailbox.State.RUNNING)
+                pk__in=chunk, state__in=(Mailbox.State.QUEUED, Mailbox.State.RUNNING)
             ).update(state=Mailbox.State.PAUSED)
 
 
