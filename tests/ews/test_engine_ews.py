@@ -4,7 +4,7 @@ ItemError with the server's code while the folder goes on."""
 
 import pytest
 
-from mailboxes.models import ItemError
+from mailboxes.models import FolderJob, ItemError
 from tests.engine.conftest import make_mailbox, run_pass
 
 from .conftest import ALICE, BOB, corpus_messages, endpoint
@@ -49,3 +49,31 @@ def test_corrupt_source_item_is_an_item_error_and_the_rest_arrives(
     assert error.code == "ErrorItemCorrupt"
     assert "could not hand the item over" in error.reason
     assert corrupt.mime not in {i.mime for i in target.state.items.values()}
+
+
+def test_mail_goes_from_exchange_to_a_maildir_as_mime(source, tmp_path, settings):
+    """EWS to another protocol: mail travels as MIME with its read state and received date;
+    folders of kinds that only exist in Exchange fail with a clear reason, never silently."""
+    from mailboxes.connectors.base import Endpoint
+    from mailboxes.connectors.maildir import MaildirConnector
+
+    target = Endpoint(kind="maildir", host=str(tmp_path))
+    mailbox = make_mailbox(endpoint(source, ALICE), target, ALICE, "alice")
+
+    done = run_pass(mailbox, "full")
+
+    inbox = source.state.folder(ALICE, "Inbox")
+    originals = {i.mime: i for i in source.state.items_in(inbox)}
+    with MaildirConnector(target, "alice") as maildir:
+        folder = next(f for f in maildir.folders() if f.role == "inbox")
+        ids = [ref.source_id for ref in maildir.changes(folder, {}).items]
+        arrived = maildir.fetch(folder, ids)
+    assert sorted(i.data for i in arrived) == sorted(originals)
+    for item in arrived:
+        original = originals[item.data]
+        assert ("\\Seen" in item.flags) == original.is_read
+        assert item.received.timestamp() == original.received.timestamp()
+    assert done.items_copied == 7  # six in Inbox, one in Inbox/Projects
+    refused = FolderJob.objects.filter(state="failed").order_by("source_path")
+    assert [job.source_path for job in refused] == ["Calendar", "Contacts", "Notes", "Tasks"]
+    assert all("cannot travel as RFC 822" in job.error for job in refused)
