@@ -18,5 +18,6 @@ urlpatterns = [
         views.mailbox_bulk_action,
         name="mailbox_bulk_action",
     ),
+    path("projects/<int:project_id>/report.csv", views.project_report, name="project_report"),
     path("progress/<str:token>/", views.enduser_progress, name="enduser_progress"),
 ]

@@ -6,9 +6,10 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.text import slugify
 
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.models import CutoverStep, MailboxStep
@@ -19,6 +20,7 @@ from .filters import MailboxFilterForm
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
 from .live import render_live
 from .models import ItemError, Mailbox, PassKind
+from .report import write_report
 from .rollup import ACTIVE_STATES
 
 ERRORS_SHOWN = 100
@@ -176,3 +178,14 @@ def mailbox_bulk_action(request, project_id):
         return redirect(back)
     messages.success(request, form.run(mailboxes, count))
     return redirect(back)
+
+
+@login_required
+def project_report(request, project_id):
+    """The final report as CSV: per user, copied across all passes and what never arrived."""
+    project = get_project_for_user(request, project_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{slugify(project.client_name) or 'project'}-report.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    write_report(project, response)
+    return response
