@@ -108,10 +108,6 @@ class Tenant(models.Model):
     def project(self):
         return Project.objects.filter(Q(source=self) | Q(target=self)).first()
 
-    @property
-    def side(self) -> str:
-        return "source" if Project.objects.filter(source=self).exists() else "target"
-
 
 class ProjectQuerySet(models.QuerySet):
     def for_user(self, user):
