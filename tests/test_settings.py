@@ -55,7 +55,8 @@ def test_debug_is_off_by_default(tmp_path):
 def test_embedded_default_needs_no_server(tmp_path):
     code = (
         "from django.conf import settings as s; "
-        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER)"
+        "from migrator.celery import app; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, app.conf.task_always_eager)"
     )
     env = {"MAILFERRY_VAR_DIR": str(tmp_path)}
     result = run_manage("shell", "-v", "0", "-c", code, **env)
