@@ -12,6 +12,14 @@ class ProjectForm(forms.ModelForm):
         required=False,
         help_text="The mail domains that move on cutover day, one per line.",
     )
+    folder_mappings = forms.CharField(
+        label="Folder mapping",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="One per line: <code>Source/Folder =&gt; Target/Folder</code> to rename a "
+        "folder and its subfolders, <code>Source/Folder =&gt; -</code> to leave it out. "
+        "Paths use <code>/</code> whatever the server's separator.",
+    )
     members = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
         required=False,
@@ -29,6 +37,29 @@ class ProjectForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["domains"] = "\n".join(d.name for d in self.instance.domains.all())
             self.initial["members"] = list(self.instance.members.all())
+            self.initial["folder_mappings"] = "\n".join(
+                f"{m.source_path} => {'-' if m.exclude else m.target_path}"
+                for m in self.instance.folder_mappings.all()
+            )
+
+    def clean_folder_mappings(self):
+        """[(source_path, target_path, exclude)], every bad line reported with its number."""
+        mappings, problems, seen = [], [], set()
+        for number, line in enumerate(self.cleaned_data["folder_mappings"].splitlines(), 1):
+            if not line.strip():
+                continue
+            source, arrow, target = (part.strip() for part in line.partition("=>"))
+            if not arrow or not source or not target:
+                problems.append(f"Line {number}: write “Source/Folder => Target/Folder” or “=> -”.")
+            elif source in seen:
+                problems.append(f"Line {number}: {source} is mapped twice.")
+            else:
+                seen.add(source)
+                exclude = target == "-"
+                mappings.append((source, "" if exclude else target, exclude))
+        if problems:
+            raise ValidationError(problems)
+        return mappings
 
     def clean_domains(self):
         names = []

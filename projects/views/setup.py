@@ -9,6 +9,7 @@ from django.utils.text import slugify
 from django_htmx.http import HttpResponseStopPolling
 
 from mailboxes.csvio import CsvImportError, export_mailboxes, import_mailboxes
+from mailboxes.models import FolderMapping
 
 from ..access import get_project_for_user
 from ..forms import MailboxImportForm, ProjectForm, TenantForm
@@ -27,6 +28,11 @@ def _save_project(form, source_form, target_form, user) -> Project:
         project.domains.exclude(name__in=names).delete()
         for name in names:
             Domain.objects.get_or_create(project=project, name=name)
+        project.folder_mappings.all().delete()
+        project.folder_mappings.bulk_create(
+            FolderMapping(project=project, source_path=source, target_path=target, exclude=exclude)
+            for source, target, exclude in form.cleaned_data["folder_mappings"]
+        )
     return project
 
 

@@ -86,3 +86,26 @@ class TestProjectEdit:
         assert response.status_code == 404
         project.refresh_from_db()
         assert project.client_name == "Contoso"
+
+
+@pytest.mark.django_db
+class TestFolderMapping:
+    def test_renames_and_exclusions_are_stored_and_shown_again(self, client, bob, project):
+        client.force_login(bob)
+        mapping = "Old Mail/2019 => Archive/2019\n\nJunk => -\n"
+        data = form_data(folder_mappings=mapping)
+        assert client.post(reverse("project_edit", args=[project.pk]), data).status_code == 302
+        stored = project.folder_mappings.values_list("source_path", "target_path", "exclude")
+        assert sorted(stored) == [("Junk", "", True), ("Old Mail/2019", "Archive/2019", False)]
+        page = client.get(reverse("project_edit", args=[project.pk])).content.decode()
+        assert "Junk =&gt; -" in page and "Old Mail/2019 =&gt; Archive/2019" in page
+
+    def test_bad_lines_are_listed_and_nothing_changes(self, client, bob, project):
+        project.folder_mappings.create(source_path="Junk", exclude=True)
+        client.force_login(bob)
+        data = form_data(folder_mappings="Junk -> Trash\nA => B\nA => C\n")
+        response = client.post(reverse("project_edit", args=[project.pk]), data)
+        assert response.status_code == 200
+        assert "Line 1: write" in response.content.decode()
+        assert "Line 3: A is mapped twice." in response.content.decode()
+        assert list(project.folder_mappings.values_list("source_path", flat=True)) == ["Junk"]
