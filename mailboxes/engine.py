@@ -38,6 +38,8 @@ from .models import CopiedItem, FolderJob, ItemError, Mailbox, MailboxPass, Pass
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATES = (FolderJob.State.PENDING, FolderJob.State.RUNNING)
+# Source ids per query when looking up copies whose flags changed (SQLite's variable limit).
+FLAG_LOOKUP_CHUNK = 500
 
 
 def batch_limits() -> tuple[int, int]:
@@ -308,13 +310,12 @@ def _retry_plan(mailbox_pass: MailboxPass, exc: TransientError, scheduler) -> No
         queue_plan(mailbox_pass, scheduler, backoff(retries, exc.retry_after))
 
 
-def _previous_jobs(mailbox: Mailbox) -> dict[str, FolderJob]:
+def _previous_jobs(mailbox: Mailbox, kinds=(PassKind.FULL, PassKind.DELTA)) -> dict[str, FolderJob]:
     """The last finished job per source folder of a full or delta pass (a pre-stage skipped
-    recent items, so its watermark would hide them from the next delta)."""
+    recent items, so its watermark would hide them from the next delta; for flags, whose
+    watermark covers every item, any kind will do)."""
     jobs = FolderJob.objects.filter(
-        mailbox=mailbox,
-        state=FolderJob.State.DONE,
-        mailbox_pass__kind__in=(PassKind.FULL, PassKind.DELTA),
+        mailbox=mailbox, state=FolderJob.State.DONE, mailbox_pass__kind__in=kinds
     ).order_by("finished_at", "id")
     return {job.source_path: job for job in jobs}
 
@@ -326,6 +327,7 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
         for m in mailbox.project.folder_mappings.all()
     ]
     previous = _previous_jobs(mailbox) if mailbox_pass.kind == PassKind.DELTA else {}
+    flagged = _previous_jobs(mailbox, PassKind.values) if previous else {}
     moved: dict[tuple, tuple] = {}
     jobs = []
     now = timezone.now()
@@ -344,8 +346,13 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             job.start_state = prior.sync_state
             job.target_path, job.target_native_id = prior.target_path, prior.target_native_id
             changes = source.changes(folder, prior.sync_state)
-            if not changes.items and not changes.reset:
-                # Nothing new: done without a task or a look at the target.
+            flag_state = flagged.get(job.source_path, prior).sync_state
+            if (
+                not changes.items
+                and not changes.reset
+                and not source.flag_changes(folder, flag_state)
+            ):
+                # Nothing new, no flag changed: done without a task or a look at the target.
                 job.state, job.sync_state = FolderJob.State.DONE, changes.state
                 job.listed_at = job.started_at = job.finished_at = now
         if job.state != FolderJob.State.DONE:
@@ -475,7 +482,72 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
             return None
         if time.monotonic() > deadline:
             return None
+    if not _sync_flags(job, token, source, target, (source_folder, target_folder), deadline):
+        return None
     return changes.state
+
+
+def _sync_flags(job: FolderJob, token: str, source, target, folders, deadline: float) -> bool:
+    """Give the items copied by earlier passes the flags they have on the source now (read,
+    flagged, answered, tagged since). False when the time budget ran out or the job was taken
+    away: the watermark is then not stored, so the next run asks again (setting flags twice is
+    harmless)."""
+    previous = _flag_state(job)
+    changed = source.flag_changes(folders[0], previous) if previous else {}
+    stale = _stale_flags(job, changed)
+    max_items, _ = batch_limits()
+    for start in range(0, len(stale), max_items):
+        if start and time.monotonic() > deadline:
+            return False
+        batch = stale[start : start + max_items]
+        target.set_flags(
+            folders[1], {target_id: changed[source_id] for _, source_id, target_id in batch}
+        )
+        _record_flags(job, batch, changed)
+        if not _renew_lease(job, token):
+            return False
+    return True
+
+
+def _flag_state(job: FolderJob) -> dict:
+    """The watermark of the folder's last finished job, whatever its pass."""
+    finished = FolderJob.objects.filter(
+        mailbox_id=job.mailbox_id, source_path=job.source_path, state=FolderJob.State.DONE
+    ).exclude(pk=job.pk)
+    latest = finished.order_by("-finished_at", "-id").values_list("sync_state", flat=True).first()
+    return latest or {}
+
+
+def _stale_flags(job: FolderJob, changed: dict) -> list[tuple[int, str, str]]:
+    """(CopiedItem id, source id, target id) of the copies whose recorded flags differ; read in
+    chunks of ids, so the cost follows the number of changes, not the folder's size."""
+    copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)
+    copied = copied.exclude(target_id="")
+    ids = sorted(changed)
+    stale = []
+    for start in range(0, len(ids), FLAG_LOOKUP_CHUNK):
+        rows = copied.filter(source_id__in=ids[start : start + FLAG_LOOKUP_CHUNK])
+        for pk, source_id, target_id, flags in rows.values_list(
+            "pk", "source_id", "target_id", "flags"
+        ):
+            if flags != flag_list(changed[source_id]):
+                stale.append((pk, source_id, target_id))
+    return stale
+
+
+def _record_flags(job: FolderJob, batch, changed: dict) -> None:
+    by_flags: dict[tuple, list[int]] = {}
+    for pk, source_id, _ in batch:
+        by_flags.setdefault(tuple(flag_list(changed[source_id])), []).append(pk)
+    with transaction.atomic():
+        for flags, pks in by_flags.items():
+            CopiedItem.objects.filter(pk__in=pks).update(flags=list(flags))
+        job.add_counters(items_updated=len(batch))
+
+
+def flag_list(flags) -> list[str]:
+    """How ``CopiedItem.flags`` records a flag set."""
+    return sorted(flag for flag in flags if flag != "\\Recent")
 
 
 def _folder(job: FolderJob, path: str, native_id: str) -> Folder:
@@ -553,7 +625,7 @@ def _record(job: FolderJob, to_store, results, matched, vanished, inflight, unre
     for result in results:
         item = by_id[result.source_id]
         if result.target_id is not None:  # "" is stored, but the server names no id
-            stored.append(_copied_item(job, item, result.target_id))
+            stored.append(_copied_item(job, item, result.target_id, flag_list(item.flags)))
         else:
             errors.append(
                 ItemError(
@@ -568,7 +640,7 @@ def _record(job: FolderJob, to_store, results, matched, vanished, inflight, unre
     job.record_batch(stored, found, errors, vanished, inflight)
 
 
-def _copied_item(job: FolderJob, item, target_id: str) -> CopiedItem:
+def _copied_item(job: FolderJob, item, target_id: str, flags: list | None = None) -> CopiedItem:
     return CopiedItem(
         mailbox_id=job.mailbox_id,
         source_path=job.source_path,
@@ -576,6 +648,7 @@ def _copied_item(job: FolderJob, item, target_id: str) -> CopiedItem:
         target_id=target_id,
         fingerprint=item.fingerprint,
         size=len(item.data),
+        flags=flags,
     )
 
 

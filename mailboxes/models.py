@@ -24,6 +24,8 @@ class Counters(models.Model):
     items_failed = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
     bytes_copied = models.BigIntegerField(default=0)
+    # Items copied by an earlier pass whose flags were set again from the source's.
+    items_updated = models.BigIntegerField(default=0)
 
     COUNTER_FIELDS = (
         "items_total",
@@ -32,6 +34,7 @@ class Counters(models.Model):
         "items_failed",
         "bytes_total",
         "bytes_copied",
+        "items_updated",
     )
 
     class Meta:
@@ -229,6 +232,9 @@ class CopiedItem(models.Model):
     fingerprint = models.CharField(max_length=64, db_index=True)
     size = models.BigIntegerField(default=0)
     copied_at = models.DateTimeField(default=timezone.now)
+    # The source's flags last given to the target copy, sorted; null: unknown. Flag sync sets
+    # only the copies whose source flags differ from these.
+    flags = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -184,3 +184,15 @@ class Connector(ABC):
         A list, not one id: byte-identical duplicates are distinct messages, and recovery must
         match each source copy to its own target copy, never two to one.
         """
+
+    def flag_changes(self, folder: Folder, state: dict) -> dict[str, frozenset[str]]:
+        """source id -> current flags of the items whose flags may have changed since ``state``
+        (a ``Changes.state`` this connector returned earlier). A superset is allowed: the engine
+        compares with the flags it recorded at copy time and sets only those that differ.
+        Without a cheap way to tell (no modification sequences), {}: flags are not synced."""
+        return {}
+
+    def set_flags(self, folder: Folder, flags: dict[str, frozenset[str]]) -> None:  # noqa: B027
+        """Give these target items exactly these flags (system flags and keywords, never
+        \\Recent); ids the folder no longer holds are skipped. Optional: the default keeps
+        the flags the items were stored with."""

@@ -696,8 +696,18 @@ class ImapConnector(Connector):
         """Open a folder read-only (EXAMINE never sets \\Seen); returns its response codes."""
         if not fresh and self._selected and self._selected[0] == folder.native_id:
             return self._selected[1]
+        return self._open(folder, "EXAMINE")
+
+    def _select(self, folder: Folder) -> dict:
+        """Open a folder read-write, as STORE needs; a read-write selection is reused."""
+        selected = self._selected
+        if selected and selected[0] == folder.native_id and "READ-WRITE" in selected[1]:
+            return selected[1]
+        return self._open(folder, "SELECT")
+
+    def _open(self, folder: Folder, command: str) -> dict:
         condstore = " (CONDSTORE)" if self.offers("CONDSTORE") else ""
-        reply = self.client.run(f"EXAMINE {quote(folder.native_id)}{condstore}")
+        reply = self.client.run(f"{command} {quote(folder.native_id)}{condstore}")
         self.client.check(reply, f"Opening folder {folder.display}")
         codes = dict(reply.codes)
         codes["EXISTS"] = next((int(n) for n, *_ in reply.data("EXISTS")), 0)
@@ -791,7 +801,46 @@ class ImapConnector(Connector):
                     result.setdefault(key, []).append(f"{validity}:{data['UID']}")
         return result
 
+    def flag_changes(self, folder: Folder, state: dict) -> dict[str, frozenset[str]]:
+        """Flags changed since ``state`` by CONDSTORE (RFC 7162): nothing when HIGHESTMODSEQ has
+        not moved (the EXAMINE ``changes`` just made tells), else one ``CHANGEDSINCE`` fetch.
+        Without CONDSTORE, or after a UIDVALIDITY reset, {}: flags are then not synced."""
+        codes = self._examine(folder)
+        modseq, current = state.get("highestmodseq"), codes.get("HIGHESTMODSEQ")
+        validity = codes.get("UIDVALIDITY")
+        if not (modseq and current and self.offers("CONDSTORE")) or int(current) <= modseq:
+            return {}
+        if str(state.get("uidvalidity")) != validity or not codes["EXISTS"]:
+            return {}
+        reply = self.client.run(f"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})")
+        self.client.check(reply, f"Reading flag changes of {folder.display}")
+        changed = {}
+        for data in map(_pairs, _values(reply)):
+            if "UID" in data and "FLAGS" in data:
+                flags = frozenset(str(f) for f in data["FLAGS"] if f != "\\Recent")
+                changed[f"{validity}:{data['UID']}"] = flags
+        return changed
+
     # -- writing ---------------------------------------------------------------------------
+
+    def set_flags(self, folder: Folder, flags: dict[str, frozenset[str]]) -> None:
+        """``UID STORE ... FLAGS.SILENT``: the source's flags replace the target's, \\Seen
+        included. One STORE per distinct flag set, all pipelined in one round trip."""
+        if not flags:
+            return
+        validity = self._select(folder).get("UIDVALIDITY")
+        groups: dict[str, list[int]] = {}
+        for target_id, wanted in flags.items():
+            id_validity, _, uid = target_id.partition(":")
+            if id_validity == validity and uid.isdigit():  # another UIDVALIDITY: gone
+                groups.setdefault(_storable(wanted), []).append(int(uid))
+        commands = [
+            [f"UID STORE {uid_set(uids[i : i + FETCH_CHUNK_UIDS])} FLAGS.SILENT {stored}"]
+            for stored, uids in groups.items()
+            for i in range(0, len(uids), FETCH_CHUNK_UIDS)
+        ]
+        for reply in self.client.pipeline(commands):
+            self.client.check(reply, f"Setting flags in {folder.display}")
 
     def store(self, folder: Folder, items: list[Item]) -> list[StoreResult]:
         if not items:
@@ -862,10 +911,14 @@ def _chunks(sizes: list[tuple[int, int]], limit: int):
         yield chunk
 
 
-def _append_arguments(item: Item) -> list:
+def _storable(flags) -> str:
     # \Recent is the server's to set (RFC 3501 §2.3.2); flags that are not atoms cannot be sent.
-    flags = sorted(f for f in item.flags if f != "\\Recent" and _ATOM.fullmatch(f.lstrip("\\")))
-    arguments = [f" ({' '.join(flags)})"]
+    kept = sorted(f for f in flags if f != "\\Recent" and _ATOM.fullmatch(f.lstrip("\\")))
+    return f"({' '.join(kept)})"
+
+
+def _append_arguments(item: Item) -> list:
+    arguments = [f" {_storable(item.flags)}"]
     if item.received:
         arguments.append(" " + format_internaldate(item.received))
     arguments.extend([" ", Literal(item.data)])

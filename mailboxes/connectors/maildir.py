@@ -143,9 +143,8 @@ class MaildirConnector(Connector):
         return self.folders() if (self.base / "cur").is_dir() else []
 
     def changes(self, folder: Folder, state: dict, before: datetime | None = None) -> Changes:
-        directory = self.base / folder.native_id
         # Stat before listing: a message arriving during the scan changes the mtimes again.
-        marks = {sub: (directory / sub).stat().st_mtime_ns for sub in ("cur", "new")}
+        marks = self._marks(folder.native_id)
         if state and state == marks and before is None:
             return Changes([], state)
         refs = []
@@ -156,6 +155,46 @@ class MaildirConnector(Connector):
                 refs.append((stat.st_mtime_ns, unique, ItemRef(unique, stat.st_size, received)))
         refs.sort(key=lambda entry: entry[:2])
         return Changes([ref for *_, ref in refs], marks)
+
+    def _marks(self, native_id: str) -> dict[str, int]:
+        """The directories' mtimes: any delivery, removal or rename (a flag change) moves one."""
+        directory = self.base / native_id
+        return {sub: (directory / sub).stat().st_mtime_ns for sub in ("cur", "new")}
+
+    def flag_changes(self, folder: Folder, state: dict) -> dict[str, frozenset[str]]:
+        """Maildir has no modification sequence, and remembering every item's flags in
+        ``state`` would make it as big as the folder. So: nothing when the directories did not
+        change since ``state``, else the current flags of every item, read from the file names
+        of one directory listing (no stat, no file read: ~0.5 s per 100,000 items). The
+        engine sets only those that differ from the flags it recorded at copy time."""
+        if state and state == self._marks(folder.native_id):
+            return {}
+        keywords = self._keywords(folder.native_id)
+        files = self._scan(folder.native_id)
+        return {unique: _flags_from_name(path.name, keywords) for unique, path in files.items()}
+
+    def set_flags(self, folder: Folder, flags: dict[str, frozenset[str]]) -> None:
+        """Each file is renamed (atomic) to carry the new info letters, and moves to ``cur/``."""
+        keywords = self._keywords(folder.native_id)
+        known = len(keywords)
+        renames = []
+        for unique, wanted in flags.items():
+            path = self._locate(folder.native_id, unique)
+            if path is None:
+                continue
+            try:
+                info = _info_letters(wanted, keywords)
+            except ValueError as exc:
+                raise ConnectorError(f"Setting flags in {folder.display}: {exc}") from exc
+            name = f"{path.name.split(':', 1)[0]}:2,{info}"
+            renames.append((unique, path, path.parent.parent / "cur" / name))
+        if len(keywords) != known:  # numbered before any file names the new letters
+            self._write_keywords(folder.native_id, keywords)
+        listing = self._listings.setdefault(folder.native_id, {})
+        for unique, old, new in renames:
+            if old != new:
+                os.rename(old, new)
+                listing[unique] = new
 
     def _scan(self, native_id: str) -> dict[str, Path]:
         directory = self.base / native_id
