@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.http import HttpResponse
+from django.utils.text import slugify
 
 from .models import Mailbox
 
@@ -153,3 +155,11 @@ def export_mailboxes(project, out) -> None:
     writer.writerow(COLUMNS)
     for row in project.mailboxes.order_by("source_address").values_list(*COLUMNS):
         writer.writerow(row)
+
+
+def csv_attachment(project, what: str) -> HttpResponse:
+    """An empty CSV download named after the project, for a view to write rows into."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{slugify(project.client_name) or 'project'}-{what}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

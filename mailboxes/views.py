@@ -6,16 +6,16 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.utils import timezone
-from django.utils.text import slugify
 
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.models import CutoverStep, MailboxStep
 
 from . import services
 from .charts import current_rate, throughput_chart
+from .csvio import csv_attachment
 from .filters import MailboxFilterForm
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
 from .live import render_live
@@ -184,8 +184,6 @@ def mailbox_bulk_action(request, project_id):
 def project_report(request, project_id):
     """The final report as CSV: per user, copied across all passes and what never arrived."""
     project = get_project_for_user(request, project_id)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    filename = f"{slugify(project.client_name) or 'project'}-report.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response = csv_attachment(project, "report")
     write_report(project, response)
     return response

@@ -3,12 +3,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.text import slugify
 from django_htmx.http import HttpResponseStopPolling
 
-from mailboxes.csvio import CsvImportError, export_mailboxes, import_mailboxes
+from mailboxes.csvio import CsvImportError, csv_attachment, export_mailboxes, import_mailboxes
 from mailboxes.models import FolderMapping
 
 from ..access import get_project_for_user
@@ -103,8 +102,6 @@ def mailbox_import(request, project_id):
 @login_required
 def mailbox_export(request, project_id):
     project = get_project_for_user(request, project_id)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    filename = f"{slugify(project.client_name) or 'project'}-mailboxes.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response = csv_attachment(project, "mailboxes")
     export_mailboxes(project, response)
     return response
