@@ -359,7 +359,16 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             path = placement.target
             if placement.role is None and path == folder.path:
                 path = rebase(path, moved)
-            landed = target.ensure_folder(path, folder.kind, placement.role)
+            try:
+                landed = target.ensure_folder(path, folder.kind, placement.role)
+            except (AuthError, TransientError):
+                raise
+            except ConnectorError as exc:
+                # The target cannot hold this folder (an IMAP server and a calendar): this
+                # folder fails with the reason, the others are still copied.
+                job.state, job.error, job.finished_at = FolderJob.State.FAILED, describe(exc), now
+                jobs.append(job)
+                continue
             job.target_path, job.target_native_id = join_path(landed.path), landed.native_id
         if placement.role and split_path(job.target_path) != folder.path:
             moved[folder.path] = split_path(job.target_path)

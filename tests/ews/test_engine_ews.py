@@ -77,3 +77,32 @@ def test_mail_goes_from_exchange_to_a_maildir_as_mime(source, tmp_path, settings
     refused = FolderJob.objects.filter(state="failed").order_by("source_path")
     assert [job.source_path for job in refused] == ["Calendar", "Contacts", "Notes", "Tasks"]
     assert all("cannot travel as RFC 822" in job.error for job in refused)
+
+
+def test_mail_goes_from_exchange_to_an_imap_server(source, dovecot_b, dovecot_user):
+    """Exchange to IMAP: the MIME bytes, read state and received date reach Dovecot; folders
+    IMAP cannot hold fail one by one with the reason, and the mail folders are still copied."""
+    from tests.engine.snapshots import snapshot
+
+    target = dovecot_user(dovecot_b)
+    mailbox = make_mailbox(endpoint(source, ALICE), target.endpoint(), ALICE, target.name)
+
+    done = run_pass(mailbox, "full")
+
+    assert done.items_copied == 7
+    refused = FolderJob.objects.filter(state="failed").order_by("source_path")
+    assert [job.source_path for job in refused] == [
+        "Calendar",
+        "Contacts",
+        "Notes",
+        "Tasks",
+        "Team Calendar",
+    ]
+    assert all("IMAP folders hold mail only" in job.error for job in refused)
+    arrived = snapshot(target.endpoint(), target.name)[("INBOX",)]
+    expected = {
+        (i.mime, i.is_read, i.received.timestamp())
+        for i in source.state.items_in(source.state.folder(ALICE, "Inbox"))
+    }
+    assert {(data, "\\Seen" in flags, at) for data, flags, at in arrived} == expected
+    assert sum(arrived.values()) == 6
