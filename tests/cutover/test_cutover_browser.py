@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from dnscheck.services import check_project
 from projects.cutover import auto_tick
-from tests.dnscheck.zones import DOMAIN, NEW, new_zones, zone
+from tests.dnscheck.zones import serve_target_records
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,9 +42,7 @@ def test_cutover_day(live_server, browser_context, screenshot, django_user_model
 
     # Cutover: DNS now serves the target's records; the beat's re-check ticks the step and
     # the open page shows it on its next poll.
-    old_dns.set_zone(DOMAIN, zone(NEW))
-    old_dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
-    old_dns.reload()
+    serve_target_records(old_dns)
     check_project(project)
     auto_tick(project)
     done = page.locator("li.cutover-step.done", has_text="Set MX, autodiscover")

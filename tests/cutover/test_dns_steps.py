@@ -9,7 +9,7 @@ from django.utils import timezone
 from dnscheck.models import DnsRecord
 from dnscheck.services import check_project
 from projects.cutover import auto_tick, ensure_checklist
-from tests.dnscheck.zones import DOMAIN, GONE, NEW, new_zones, zone
+from tests.dnscheck.zones import DOMAIN, GONE, NEW, serve_target_records, zone
 
 pytestmark = pytest.mark.django_db
 
@@ -49,9 +49,7 @@ def test_steps_tick_as_the_records_change(client, bob, checklist, old_dns):
     assert dns_ticked(checklist) == ["lower-ttl"]
 
     # Cutover: the zone now carries the target's records.
-    old_dns.set_zone(DOMAIN, zone(NEW))
-    old_dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
-    old_dns.reload()
+    serve_target_records(old_dns)
     assert dns_ticked(checklist) == ["old-records-off", "target-domain-on", "target-records"]
     done = checklist.cutover_steps.filter(key__in=DNS_STEPS, done_at__isnull=False)
     assert done.count() == 4 and not done.filter(done_by__isnull=False).exists()
@@ -78,7 +76,5 @@ def test_a_broken_spf_keeps_the_records_step_open(checklist, old_dns):
         '@ 300 IN TXT "v=spf1 include:spf.protection.outlook.com -all"',
         '@ 300 IN TXT "v=spf1 -all"',
     ]
-    old_dns.set_zone(DOMAIN, zone(records))
-    old_dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
-    old_dns.reload()
+    serve_target_records(old_dns, records)
     assert "target-records" not in dns_ticked(checklist)

@@ -7,7 +7,7 @@ from dnscheck.tasks import recheck_cutover_projects
 from projects.cutover import ensure_checklist
 from tests.servers.worker import Worker, wait_until
 
-from .zones import DOMAIN, NEW, new_zones, zone
+from .zones import serve_target_records
 
 
 @pytest.mark.django_db(transaction=True)
@@ -16,9 +16,7 @@ def test_worker_rechecks_and_ticks(tmp_path, domain, old_dns):
     project.state = "cutover"
     project.save()
     ensure_checklist(project)
-    old_dns.set_zone(DOMAIN, zone(NEW))
-    old_dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
-    old_dns.reload()
+    serve_target_records(old_dns)
     worker = Worker(tmp_path / "worker", extra_env={"DNSCHECK_RESOLVERS": ""}).start(1)
     try:
         recheck_cutover_projects.delay()

@@ -36,15 +36,13 @@ def test_only_projects_in_cutover_are_checked(eager, domain, old_dns):
 
 
 def test_recheck_ticks_steps(domain, old_dns):
-    from tests.dnscheck.zones import DOMAIN, NEW, new_zones, zone
+    from tests.dnscheck.zones import serve_target_records
 
     project = domain.project
     project.state = "cutover"
     project.save()
     ensure_checklist(project)
-    old_dns.set_zone(DOMAIN, zone(NEW))
-    old_dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
-    old_dns.reload()
+    serve_target_records(old_dns)
     check_project_dns(project_id=project.pk)
     assert project.cutover_steps.get(key="target-records").is_done
 

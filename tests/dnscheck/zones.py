@@ -37,3 +37,11 @@ def zone(records):
 
 def new_zones(records=NEW):
     return {DOMAIN: zone(records), "protection.outlook.com": OUTLOOK}
+
+
+def serve_target_records(dns, records=NEW):
+    """Cutover on a running NSD server: the domain now carries ``records`` (the target's by
+    default) and Microsoft's SPF include resolves; reloaded at once."""
+    dns.set_zone(DOMAIN, zone(records))
+    dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
+    dns.reload()
