@@ -33,7 +33,16 @@ from projects.models import Project
 from .connectors import AuthError, ConnectorError, Folder, TransientError, open_connector
 from .connectors.base import RFC822
 from .connectors.folders import Override, join_path, place_folders, rebase, split_path
-from .models import CopiedItem, FolderJob, ItemError, Mailbox, MailboxPass, PassKind
+from .models import (
+    SIDES,
+    CopiedItem,
+    Counters,
+    FolderJob,
+    ItemError,
+    Mailbox,
+    MailboxPass,
+    PassKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,28 +117,28 @@ class _Pool:
 _pool = _Pool()
 
 
-def _pool_key(name: str, tenant, address: str) -> tuple:
-    endpoint = tenant.endpoint_config()
+def _pool_key(name: str, endpoint, address: str) -> tuple:
     # The secret is part of the identity (a changed password must log in again), hashed so
     # the key never holds it in clear.
     secret = hashlib.sha256(endpoint.secret.encode()).hexdigest()
-    return (name, tenant.pk, address, repr(endpoint), secret)
+    return (name, address, repr(endpoint), secret)
 
 
 @contextmanager
 def _connectors(mailbox: Mailbox):
-    project = mailbox.project
-    sides = (
-        ("source", project.source, mailbox.source_address),
-        ("target", project.target, mailbox.target_address),
-    )
     opened: list[tuple[tuple, _Side]] = []
     try:
-        for name, tenant, address in sides:
-            key = _pool_key(name, tenant, address)
+        for name in SIDES:
+            address = mailbox.address(name)
+            try:
+                endpoint = mailbox.endpoint(name)
+            except ConnectorError as exc:
+                exc.side = name
+                raise
+            key = _pool_key(name, endpoint, address)
             side = _pool.take(key)
             if side is None:
-                side = _Side(open_connector(tenant.endpoint_config(), address), name)
+                side = _Side(open_connector(endpoint, address), name)
                 opened.append((key, side))
                 side.open()
             else:
@@ -218,13 +227,11 @@ def _finish_pass(mailbox_pass: MailboxPass) -> None:
     if first is not None:
         error = f"{failed.count()} folder(s) failed; {first.source_path}: {first.error}"
     state = MailboxPass.State.FAILED if error else MailboxPass.State.DONE
-    now = timezone.now()
     MailboxPass.objects.filter(pk=mailbox_pass.pk).update(
-        state=state, error=error, finished_at=now, lease_expires_at=None
+        state=state, error=error, finished_at=timezone.now(), lease_expires_at=None
     )
-    Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).exclude(state=Mailbox.State.PAUSED).update(
-        state=Mailbox.State.FAILED if error else Mailbox.State.DONE, error=error, last_activity=now
-    )
+    items_failed = MailboxPass.objects.filter(pk=mailbox_pass.pk, items_failed__gt=0).exists()
+    Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).finish(error, with_errors=items_failed)
 
 
 def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
@@ -240,9 +247,7 @@ def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
             finished_at=timezone.now(),
             lease_expires_at=None,
         )
-        Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).update(
-            state=Mailbox.State.FAILED, error=message, last_activity=timezone.now()
-        )
+        Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).fail(message)
 
 
 def backoff(retries: int, retry_after: float | None) -> float:
@@ -272,6 +277,7 @@ def plan_pass(pass_id: int, scheduler) -> None:
             return
         mailbox_pass.lease_expires_at = timezone.now() + _lease()
         mailbox_pass.save(update_fields=["lease_expires_at"])
+        Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).listing()
     try:
         with _connectors(mailbox_pass.mailbox) as (source, target):
             jobs = _plan_jobs(mailbox_pass, source, target)
@@ -289,13 +295,17 @@ def plan_pass(pass_id: int, scheduler) -> None:
         if current.state != MailboxPass.State.PLANNING:
             return  # another run of this plan got there first
         FolderJob.objects.bulk_create(jobs)
+        totals = {name: sum(getattr(job, name) for job in jobs) for name in Counters.COUNTER_FIELDS}
+        increments = Counters.increments(**totals)
         current.state = MailboxPass.State.RUNNING
         current.lease_expires_at = None
         current.retries = 0
-        current.save(update_fields=["state", "lease_expires_at", "retries"])
-        Mailbox.objects.filter(pk=current.mailbox_id).exclude(state=Mailbox.State.PAUSED).update(
-            state=Mailbox.State.RUNNING, last_activity=timezone.now()
-        )
+        current.error = ""
+        current.save(update_fields=["state", "lease_expires_at", "retries", "error"])
+        if increments:
+            MailboxPass.objects.filter(pk=current.pk).update(**increments)
+            Mailbox.objects.filter(pk=current.mailbox_id).update(**increments)
+        Mailbox.objects.filter(pk=current.mailbox_id).copying()
         fill_pass(current, scheduler)
 
 
@@ -304,10 +314,15 @@ def _retry_plan(mailbox_pass: MailboxPass, exc: TransientError, scheduler) -> No
     if retries > _max_retries():
         fail_mailbox(mailbox_pass, f"{describe(exc)} (gave up after {retries} attempts)")
         return
+    delay = backoff(retries, exc.retry_after)
+    # Said on the pass and in the log: a consultant must not stare at "Listing" for minutes.
+    note = f"{describe(exc)}; retry {retries} of {_max_retries()} in {delay:.0f} s"
+    log.warning("planning %s: %s", mailbox_pass, note)
     with transaction.atomic():
         mailbox_pass.retries = retries
-        mailbox_pass.save(update_fields=["retries"])
-        queue_plan(mailbox_pass, scheduler, backoff(retries, exc.retry_after))
+        mailbox_pass.error = note
+        mailbox_pass.save(update_fields=["retries", "error"])
+        queue_plan(mailbox_pass, scheduler, delay)
 
 
 def _previous_jobs(mailbox: Mailbox, kinds=(PassKind.FULL, PassKind.DELTA)) -> dict[str, FolderJob]:
@@ -321,6 +336,8 @@ def _previous_jobs(mailbox: Mailbox, kinds=(PassKind.FULL, PassKind.DELTA)) -> d
 
 
 def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
+    """A job per source folder, each already listed: the pass knows its whole to do before the
+    first copy, so its percent and ETA mean something from the start."""
     mailbox = mailbox_pass.mailbox
     overrides = [
         Override(split_path(m.source_path), split_path(m.target_path), m.exclude)
@@ -331,7 +348,9 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
     moved: dict[tuple, tuple] = {}
     jobs = []
     now = timezone.now()
-    for placement in place_folders(source.folders(), overrides):
+    folders = source.folders()
+    _record_source_holds(mailbox, folders)
+    for placement in place_folders(folders, overrides):
         folder = placement.folder
         job = FolderJob(
             mailbox_pass=mailbox_pass,
@@ -340,12 +359,14 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             kind=folder.kind,
             role=placement.role or "",
             source_native_id=folder.native_id,
+            listed_at=now,
         )
         prior = previous.get(job.source_path)
         if prior is not None:
             job.start_state = prior.sync_state
             job.target_path, job.target_native_id = prior.target_path, prior.target_native_id
-            changes = source.changes(folder, prior.sync_state)
+        changes = source.changes(folder, job.start_state, mailbox_pass.before)
+        if prior is not None:
             flag_state = flagged.get(job.source_path, prior).sync_state
             if (
                 not changes.items
@@ -354,7 +375,8 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             ):
                 # Nothing new, no flag changed: done without a task or a look at the target.
                 job.state, job.sync_state = FolderJob.State.DONE, changes.state
-                job.listed_at = job.started_at = job.finished_at = now
+                job.started_at = job.finished_at = now
+        _count_listing(job, changes)
         if job.state != FolderJob.State.DONE:
             path = placement.target
             if placement.role is None and path == folder.path:
@@ -365,8 +387,11 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
                 raise
             except ConnectorError as exc:
                 # The target cannot hold this folder (an IMAP server and a calendar): this
-                # folder fails with the reason, the others are still copied.
+                # folder fails with the reason and its items count as failed; the others are
+                # still copied.
                 job.state, job.error, job.finished_at = FolderJob.State.FAILED, describe(exc), now
+                job.items_failed = job.items_total - job.items_skipped
+                job.bytes_failed = job.bytes_total - job.bytes_skipped
                 jobs.append(job)
                 continue
             job.target_path, job.target_native_id = join_path(landed.path), landed.native_id
@@ -374,6 +399,25 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             moved[folder.path] = split_path(job.target_path)
         jobs.append(job)
     return jobs
+
+
+def _record_source_holds(mailbox: Mailbox, folders) -> None:
+    """What the source holds, from its folder list; bytes only where every folder says."""
+    items = sum(folder.count for folder in folders)
+    sized = all(folder.size or not folder.count for folder in folders)
+    mailbox.record_source_listing(items, sum(f.size for f in folders) if sized else None)
+
+
+def _count_listing(job: FolderJob, changes) -> None:
+    """This job's to do, and what of it an earlier pass already put on the target."""
+    job.verify_target = changes.reset
+    job.items_total = len(changes.items)
+    job.bytes_total = sum(ref.size for ref in changes.items)
+    copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)
+    done = set(copied.values_list("source_id", flat=True)) if changes.items else set()
+    already = [ref for ref in changes.items if ref.source_id in done]
+    job.items_skipped = len(already)
+    job.bytes_skipped = sum(ref.size for ref in already)
 
 
 # --- copying ------------------------------------------------------------------------------
@@ -461,9 +505,12 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
     changes = source.changes(source_folder, job.start_state, job.mailbox_pass.before)
     copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)
     done = dict(copied.values_list("source_id", "target_id"))
-    pending = [ref for ref in changes.items if ref.source_id not in done]
-    if job.listed_at is None:
-        _record_listing(job, changes, len(changes.items) - len(pending))
+    # Items this job already failed are counted; a later pass tries them again.
+    failed = set(job.item_errors.values_list("source_id", flat=True))
+    pending = [
+        ref for ref in changes.items if ref.source_id not in done and ref.source_id not in failed
+    ]
+    _note_arrivals(job, len(pending), sum(ref.size for ref in pending))
     listed = {ref.source_id for ref in changes.items}
     claimed = [target_id for source_id, target_id in done.items() if source_id in listed]
     matcher = _TargetMatcher(target, target_folder, claimed)
@@ -485,8 +532,12 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
                 inflight=inflight, lease_expires_at=timezone.now() + _lease()
             )
             results = target.store(target_folder, to_store)
-        vanished = len(batch) - len(fetched)
-        _record(job, to_store, results, matched, vanished, remaining, unreadable)
+        fetched_ids = {item.source_id for item in fetched}
+        gone = [ref.size for ref in batch if ref.source_id not in fetched_ids]
+        sizes = {ref.source_id: ref.size for ref in batch}
+        _record(
+            job, to_store, results, matched, (len(gone), sum(gone)), remaining, unreadable, sizes
+        )
         if not _renew_lease(job, token):
             return None
         if time.monotonic() > deadline:
@@ -607,25 +658,24 @@ class _TargetMatcher:
         return matched, to_store
 
 
-def _record_listing(job: FolderJob, changes, already_copied: int) -> None:
-    with transaction.atomic():
-        job.listed_at = timezone.now()
-        job.verify_target = job.verify_target or changes.reset
-        job.save(update_fields=["listed_at", "verify_target"])
-        job.add_counters(
-            items_total=len(changes.items),
-            bytes_total=sum(ref.size for ref in changes.items),
-            items_skipped=already_copied,
-        )
+def _note_arrivals(job: FolderJob, pending: int, pending_bytes: int) -> None:
+    """Items that reached the source folder after it was listed join this pass's to do."""
+    items = pending - (job.items_total - job.items_done)
+    if items > 0:
+        size = max(0, pending_bytes - (job.bytes_total - job.bytes_done))
+        with transaction.atomic():
+            job.add_counters(items_total=items, bytes_total=size)
+        job.items_total, job.bytes_total = job.items_total + items, job.bytes_total + size
 
 
-def _record(job: FolderJob, to_store, results, matched, vanished, inflight, unreadable) -> None:
+def _record(job, to_store, results, matched, vanished, inflight, unreadable, sizes) -> None:
     by_id = {item.source_id: item for item in to_store}
     stored = []
     errors = [
         ItemError(
             folder_job=job,
             source_id=item.source_id,
+            size=sizes.get(item.source_id, 0),
             code=item.error_code[:100],
             reason=f"The source could not hand the item over: {item.error}",
         )
@@ -673,7 +723,21 @@ def _end_job(job, token, scheduler, state, error: str = "", sync_state=None, tak
         if sync_state is not None:
             current.sync_state = sync_state
         current.save()
+        if state == FolderJob.State.DONE:
+            _settle(current)
         return fill_pass(current.mailbox_pass, scheduler, take=take)
+
+
+def _settle(job: FolderJob) -> None:
+    """A finished folder's done equals its to do: what left the source before it was copied
+    counts as skipped, what arrived beyond the listing joins the to do."""
+    items, size = job.items_total - job.items_done, job.bytes_total - job.bytes_done
+    job.add_counters(
+        items_skipped=max(items, 0),
+        bytes_skipped=max(size, 0),
+        items_total=max(-items, 0),
+        bytes_total=max(-size, 0),
+    )
 
 
 def _continue_job(job: FolderJob, token: str, scheduler) -> None:

@@ -4,11 +4,12 @@ from django import forms
 from django.db.models import Q
 from django.http import QueryDict
 
-from .models import Mailbox
+from .models import ACTIVE_STATES, Mailbox
 
 STATE_GROUPS = {
     "failed": (Mailbox.State.FAILED,),
-    "running": (Mailbox.State.QUEUED, Mailbox.State.RUNNING),
+    "done_with_errors": (Mailbox.State.DONE_WITH_ERRORS,),
+    "running": ACTIVE_STATES,
     "paused": (Mailbox.State.PAUSED,),
     "new": (Mailbox.State.NEW,),
     "done": (Mailbox.State.DONE,),
@@ -22,7 +23,8 @@ class MailboxFilterForm(forms.Form):
         choices=[
             ("", "All"),
             ("failed", "Failed"),
-            ("running", "Running"),
+            ("done_with_errors", "Done with errors"),
+            ("running", "Queued, listing or copying"),
             ("paused", "Paused"),
             ("new", "Not started"),
             ("done", "Done"),

@@ -3,7 +3,12 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from projects.fields import EncryptedTextField, is_unreadable
 from projects.models import Project
+
+from .connectors import ConnectorError, Endpoint
+
+SIDES = ("source", "target")
 
 
 class PassKind(models.TextChoices):
@@ -24,6 +29,8 @@ class Counters(models.Model):
     items_failed = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
     bytes_copied = models.BigIntegerField(default=0)
+    bytes_skipped = models.BigIntegerField(default=0)
+    bytes_failed = models.BigIntegerField(default=0)
     # Items copied by an earlier pass whose flags were set again from the source's.
     items_updated = models.BigIntegerField(default=0)
 
@@ -34,25 +41,49 @@ class Counters(models.Model):
         "items_failed",
         "bytes_total",
         "bytes_copied",
+        "bytes_skipped",
+        "bytes_failed",
         "items_updated",
     )
+    FINISHED_STATES = ("done", "done_with_errors", "failed")
 
     class Meta:
         abstract = True
 
+    # "This pass": to do (``items_total``), copied, already there (skipped), failed. Done is
+    # all three; items and bytes count on the same base, so both percentages mean the same.
     @property
     def items_done(self) -> int:
         return self.items_copied + self.items_skipped + self.items_failed
 
     @property
-    def percent(self) -> int:
-        if not self.items_total:
+    def bytes_done(self) -> int:
+        return self.bytes_copied + self.bytes_skipped + self.bytes_failed
+
+    @property
+    def listing_complete(self) -> bool:
+        """Whether ``items_total`` is the whole of this pass's work yet (else no percent)."""
+        return True
+
+    @property
+    def percent(self) -> int | None:
+        """Items done of this pass's to do; None until the listing is complete."""
+        return self._percent(self.items_done, self.items_total)
+
+    @property
+    def bytes_percent(self) -> int | None:
+        return self._percent(self.bytes_done, self.bytes_total)
+
+    def _percent(self, done: int, total: int) -> int | None:
+        if not self.listing_complete:
+            return None
+        if not total:
             return 100 if self.is_finished else 0
-        return min(100, int(100 * self.items_done / self.items_total))
+        return min(100, int(100 * done / total))
 
     @property
     def is_finished(self) -> bool:
-        return getattr(self, "state", None) in ("done", "failed")
+        return getattr(self, "state", None) in self.FINISHED_STATES
 
     @classmethod
     def increments(cls, **deltas) -> dict:
@@ -60,24 +91,84 @@ class Counters(models.Model):
         return {name: F(name) + value for name, value in deltas.items() if value}
 
 
+class MailboxState(models.TextChoices):
+    NEW = "new", "Not started"
+    QUEUED = "queued", "Queued"
+    LISTING = "listing", "Listing"
+    COPYING = "copying", "Copying"
+    PAUSED = "paused", "Paused"
+    DONE = "done", "Done"
+    DONE_WITH_ERRORS = "done_with_errors", "Done with errors"
+    FAILED = "failed", "Failed"
+
+
+# A pass is under way: the worker has work queued or in hand.
+ACTIVE_STATES = (MailboxState.QUEUED, MailboxState.LISTING, MailboxState.COPYING)
+UNLISTED_STATES = (MailboxState.NEW, MailboxState.QUEUED, MailboxState.LISTING)
+
+
+class MailboxQuerySet(models.QuerySet):
+    """The mailbox state machine, set-based: every page and task moves states through here."""
+
+    def _move(self, state, **fields) -> int:
+        return self.update(state=state, last_activity=timezone.now(), **fields)
+
+    def queue_pass(self) -> int:
+        """A new pass is queued: this pass's figures start from zero; lifetime ones stay."""
+        zero = {name: 0 for name in Counters.COUNTER_FIELDS}
+        return self._move(MailboxState.QUEUED, error="", **zero)
+
+    def listing(self) -> int:
+        return self.exclude(state=MailboxState.PAUSED)._move(MailboxState.LISTING)
+
+    def copying(self) -> int:
+        return self.exclude(state=MailboxState.PAUSED)._move(MailboxState.COPYING)
+
+    def finish(self, error: str = "", with_errors: bool = False) -> int:
+        state = MailboxState.DONE_WITH_ERRORS if with_errors or error else MailboxState.DONE
+        return self.exclude(state=MailboxState.PAUSED)._move(state, error=error)
+
+    def fail(self, message: str) -> int:
+        return self._move(MailboxState.FAILED, error=message)
+
+    def pause(self) -> int:
+        return self.filter(state__in=ACTIVE_STATES)._move(MailboxState.PAUSED)
+
+    def resume(self, listed: bool) -> int:
+        state = MailboxState.COPYING if listed else MailboxState.QUEUED
+        return self.filter(state=MailboxState.PAUSED)._move(state)
+
+    def retry(self, listed: bool) -> int:
+        return self._move(MailboxState.COPYING if listed else MailboxState.QUEUED, error="")
+
+
 class Mailbox(Counters):
-    class State(models.TextChoices):
-        NEW = "new", "Not started"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    State = MailboxState
 
     project = models.ForeignKey(Project, models.CASCADE, related_name="mailboxes")
     source_address = models.EmailField()
     target_address = models.EmailField()
     display_name = models.CharField(max_length=200, blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.NEW)
+    # The mailbox's own accounts (README "Who logs in"); empty: the tenant's rule applies.
+    source_login = models.CharField(max_length=254, blank=True)
+    source_password = EncryptedTextField(blank=True)
+    target_login = models.CharField(max_length=254, blank=True)
+    target_password = EncryptedTextField(blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.NEW)
     error = models.TextField(blank=True)
     last_activity = models.DateTimeField(null=True, blank=True)
+    # What the source holds, as its folders were last listed (bytes: None when the server
+    # does not report folder sizes).
+    source_items = models.BigIntegerField(null=True, blank=True)
+    source_bytes = models.BigIntegerField(null=True, blank=True)
+    source_listed_at = models.DateTimeField(null=True, blank=True)
+    # What mailferry put on the target across all passes: never reset by a later pass.
+    items_on_target = models.BigIntegerField(default=0)
+    bytes_on_target = models.BigIntegerField(default=0)
     # Bumped to revoke every end-user link handed out so far.
     link_version = models.PositiveIntegerField(default=1)
+
+    objects = MailboxQuerySet.as_manager()
 
     class Meta:
         ordering = ["source_address"]
@@ -97,6 +188,80 @@ class Mailbox(Counters):
 
     def get_absolute_url(self):
         return reverse("mailbox_detail", args=[self.project_id, self.pk])
+
+    @property
+    def listing_complete(self) -> bool:
+        return self.state not in UNLISTED_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def is_copying(self) -> bool:
+        """Only now do throughput and an ETA mean something."""
+        return self.state == MailboxState.COPYING
+
+    def eta(self, rate):
+        """Time left of this pass at ``rate``; only while copying (None: no honest figure)."""
+        if not self.is_copying:
+            return None
+        return rate.eta(self.bytes_total - self.bytes_done, self.items_total - self.items_done)
+
+    def address(self, side: str) -> str:
+        return self.source_address if side == "source" else self.target_address
+
+    def login(self, side: str) -> tuple[str, str]:
+        if side == "source":
+            return self.source_login, self.source_password
+        return self.target_login, self.target_password
+
+    def tenant(self, side: str):
+        return self.project.source if side == "source" else self.project.target
+
+    def endpoint(self, side: str) -> Endpoint:
+        """How this mailbox logs in on ``side`` (the rule is ``Endpoint.for_mailbox``).
+
+        A secret no configured key decrypts is named as such, never tried as a wrong password.
+        """
+        tenant = self.tenant(side)
+        login, password = self.login(side)
+        if is_unreadable(password) or (not (login and password) and is_unreadable(tenant.secret)):
+            owner = f"mailbox {self.address(side)}" if is_unreadable(password) else "tenant"
+            raise ConnectorError(
+                f"The {side} password of the {owner} cannot be decrypted: FIELD_ENCRYPTION_KEY "
+                "is not the key it was saved with. Restore that key (or list it after the new "
+                "one), or enter the password again."
+            )
+        return tenant.endpoint_config().for_mailbox(self.address(side), login, password)
+
+    def login_label(self, side: str) -> str:
+        """Who logs in for this mailbox on ``side``, in words; never a password."""
+        tenant = self.tenant(side)
+        login, _ = self.login(side)
+        return (
+            tenant.endpoint_config()
+            .for_mailbox(self.address(side), login)
+            .login_label(self.address(side))
+        )
+
+    def account_key(self, side: str) -> tuple:
+        """The account this mailbox reads (source) or writes (target): two mailboxes with the
+        same key would copy one account twice, or two into one."""
+        tenant = self.tenant(side)
+        endpoint = tenant.endpoint_config().for_mailbox(self.address(side), self.login(side)[0])
+        if endpoint.acts_for_mailboxes or endpoint.kind == "maildir":
+            account = self.address(side)
+        else:
+            account = endpoint.username
+        return (tenant.kind, tenant.endpoint.lower(), tenant.port, account.lower())
+
+    def record_source_listing(self, items: int, size: int | None) -> None:
+        self.source_items, self.source_bytes = items, size
+        self.source_listed_at = timezone.now()
+        Mailbox.objects.filter(pk=self.pk).update(
+            source_items=items, source_bytes=size, source_listed_at=self.source_listed_at
+        )
 
 
 class MailboxPass(Counters):
@@ -128,6 +293,10 @@ class MailboxPass(Counters):
 
     def __str__(self):
         return f"{self.get_kind_display()} pass of {self.mailbox}"
+
+    @property
+    def listing_complete(self) -> bool:
+        return self.state != self.State.PLANNING
 
 
 class FolderJob(Counters):
@@ -187,29 +356,42 @@ class FolderJob(Counters):
     def __str__(self):
         return f"{self.mailbox} {self.source_path}"
 
-    def add_counters(self, **deltas) -> None:
+    @property
+    def listing_complete(self) -> bool:
+        return self.listed_at is not None or self.state in (self.State.DONE, self.State.FAILED)
+
+    def add_counters(self, on_target: tuple[int, int] = (0, 0), **deltas) -> None:
         """Add to this job and roll the same deltas up to its pass and mailbox, in the
-        database: the pages read totals there without scanning jobs or items."""
+        database: the pages read totals there without scanning jobs or items. ``on_target``
+        (items, bytes) adds to the mailbox's lifetime figures only."""
         increments = Counters.increments(**deltas)
         if increments:
             FolderJob.objects.filter(pk=self.pk).update(**increments)
             MailboxPass.objects.filter(pk=self.mailbox_pass_id).update(**increments)
+        lifetime = Counters.increments(items_on_target=on_target[0], bytes_on_target=on_target[1])
         now = timezone.now()
-        Mailbox.objects.filter(pk=self.mailbox_id).update(**increments, last_activity=now)
+        Mailbox.objects.filter(pk=self.mailbox_id).update(
+            **increments, **lifetime, last_activity=now
+        )
 
-    def record_batch(self, stored, matched, errors, vanished=0, inflight=()) -> None:
+    def record_batch(self, stored, matched, errors, vanished=(0, 0), inflight=()) -> None:
         """Record one copied batch at once: the ``CopiedItem`` rows of what was stored and of
         what was found already on the target (``matched``), the ``ItemError`` rows, counters and
-        a progress sample. ``inflight`` is what is still unrecorded on the target after it."""
+        a progress sample. ``vanished`` is (items, bytes) listed but gone from the source before
+        they were fetched. ``inflight`` is what is still unrecorded on the target after it."""
         with transaction.atomic():
             CopiedItem.objects.bulk_create([*stored, *matched])
             ItemError.objects.bulk_create(errors)
             copied_bytes = sum(item.size for item in stored)
+            matched_bytes = sum(item.size for item in matched)
             self.add_counters(
+                on_target=(len(stored) + len(matched), copied_bytes + matched_bytes),
                 items_copied=len(stored),
-                items_skipped=len(matched) + vanished,
+                items_skipped=len(matched) + vanished[0],
                 items_failed=len(errors),
                 bytes_copied=copied_bytes,
+                bytes_skipped=matched_bytes + vanished[1],
+                bytes_failed=sum(error.size for error in errors),
             )
             self.inflight = sorted(inflight)
             FolderJob.objects.filter(pk=self.pk).update(inflight=self.inflight, retries=0)

@@ -1,4 +1,8 @@
-"""Mailbox counters rolled up to a project with one aggregate query, never by scanning items."""
+"""Mailbox figures rolled up to a project with one aggregate query, never by scanning items.
+
+The figures mean the same as a mailbox's own (``Counters``, ``Mailbox``): what the source holds,
+what is on the target from mailferry across all passes, and the latest pass of each mailbox.
+"""
 
 from dataclasses import dataclass, field
 
@@ -6,32 +10,37 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
 from .charts import Rate
-from .models import Counters, Mailbox
+from .models import ACTIVE_STATES, UNLISTED_STATES, Counters, Mailbox
 
-ACTIVE_STATES = (Mailbox.State.QUEUED, Mailbox.State.RUNNING)
+SUMMED = (*Counters.COUNTER_FIELDS, "items_on_target", "bytes_on_target", "source_items")
+# Mailbox counts by state, as the project summary shows them.
+STATE_COUNTS = {
+    "mailboxes_new": (Mailbox.State.NEW,),
+    "mailboxes_queued": (Mailbox.State.QUEUED,),
+    "mailboxes_running": (Mailbox.State.LISTING, Mailbox.State.COPYING),
+    "mailboxes_copying": (Mailbox.State.COPYING,),
+    "mailboxes_paused": (Mailbox.State.PAUSED,),
+    "mailboxes_done": (Mailbox.State.DONE,),
+    "mailboxes_done_with_errors": (Mailbox.State.DONE_WITH_ERRORS,),
+    "mailboxes_failed": (Mailbox.State.FAILED,),
+    "mailboxes_active": ACTIVE_STATES,
+    # Started, but the pass does not know its whole to do yet.
+    "mailboxes_unlisted": tuple(state for state in UNLISTED_STATES if state != Mailbox.State.NEW),
+}
 
 
 def rollup_annotations(prefix: str = "") -> dict:
     """Aggregates over mailboxes; ``prefix`` leads from the annotated model ("mailboxes__")."""
 
-    def total(name):
-        return Coalesce(Sum(f"{prefix}{name}"), 0)
-
-    def count_state(*states):
+    def count_state(states):
         return Count(f"{prefix}pk", filter=Q(**{f"{prefix}state__in": states}))
 
     return {
-        "items_total": total("items_total"),
-        "items_copied": total("items_copied"),
-        "items_skipped": total("items_skipped"),
-        "items_failed": total("items_failed"),
-        "bytes_total": total("bytes_total"),
-        "bytes_copied": total("bytes_copied"),
+        **{name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in SUMMED},
+        "source_bytes": Sum(f"{prefix}source_bytes"),
+        "source_unsized": Count(f"{prefix}pk", filter=Q(**{f"{prefix}source_bytes__isnull": True})),
         "mailboxes_total": Count(f"{prefix}pk"),
-        "mailboxes_done": count_state(Mailbox.State.DONE),
-        "mailboxes_active": count_state(*ACTIVE_STATES),
-        "mailboxes_failed": count_state(Mailbox.State.FAILED),
-        "mailboxes_new": count_state(Mailbox.State.NEW),
+        **{name: count_state(states) for name, states in STATE_COUNTS.items()},
     }
 
 
@@ -43,11 +52,25 @@ class Totals:
     items_failed: int = 0
     bytes_total: int = 0
     bytes_copied: int = 0
+    bytes_skipped: int = 0
+    bytes_failed: int = 0
+    items_updated: int = 0
+    items_on_target: int = 0
+    bytes_on_target: int = 0
+    source_items: int = 0
+    source_bytes: int | None = None
+    source_unsized: int = 0
     mailboxes_total: int = 0
-    mailboxes_done: int = 0
-    mailboxes_active: int = 0
-    mailboxes_failed: int = 0
     mailboxes_new: int = 0
+    mailboxes_queued: int = 0
+    mailboxes_running: int = 0
+    mailboxes_copying: int = 0
+    mailboxes_paused: int = 0
+    mailboxes_done: int = 0
+    mailboxes_done_with_errors: int = 0
+    mailboxes_failed: int = 0
+    mailboxes_active: int = 0
+    mailboxes_unlisted: int = 0
     rate: Rate = field(default_factory=Rate)
 
     @classmethod
@@ -55,21 +78,26 @@ class Totals:
         """From an ``aggregate()`` dict or an object annotated with ``rollup_annotations``."""
         get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
         names = [name for name in cls.__dataclass_fields__ if name != "rate"]
-        return cls(**{name: get(name) or 0 for name in names}, rate=rate or Rate())
+        totals = cls(**{name: get(name) or 0 for name in names}, rate=rate or Rate())
+        if totals.source_unsized:
+            totals.source_bytes = None  # some server did not say; a partial sum would mislead
+        return totals
 
-    # The same arithmetic as one row's counters.
+    # The same arithmetic as one mailbox's figures.
     items_done = Counters.items_done
+    bytes_done = Counters.bytes_done
     percent = Counters.percent
+    bytes_percent = Counters.bytes_percent
+    _percent = Counters._percent
+
+    @property
+    def listing_complete(self) -> bool:
+        return not self.mailboxes_unlisted and self.mailboxes_total > self.mailboxes_new
 
     @property
     def is_finished(self) -> bool:
-        return bool(self.mailboxes_total) and self.mailboxes_done == self.mailboxes_total
-
-    @property
-    def bytes_percent(self) -> int:
-        if not self.bytes_total:
-            return self.percent
-        return min(100, int(100 * self.bytes_copied / self.bytes_total))
+        finished = self.mailboxes_done + self.mailboxes_done_with_errors + self.mailboxes_failed
+        return bool(self.mailboxes_total) and finished == self.mailboxes_total
 
     @property
     def errors(self) -> int:
@@ -80,10 +108,15 @@ class Totals:
         return self.mailboxes_active > 0
 
     @property
+    def throughput(self) -> Rate:
+        """The recent rate while something copies; zero the moment nothing does."""
+        return self.rate if self.mailboxes_running else Rate()
+
+    @property
     def eta(self):
-        return self.rate.eta(
-            self.bytes_total - self.bytes_copied, self.items_total - self.items_done
-        )
+        if not self.mailboxes_copying or not self.listing_complete:
+            return None
+        return self.rate.eta(self.bytes_total - self.bytes_done, self.items_total - self.items_done)
 
 
 def mailbox_totals(mailboxes, rate: Rate | None = None) -> Totals:

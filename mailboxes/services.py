@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import engine
-from .models import Counters, FolderJob, Mailbox, MailboxPass, PassKind
+from .models import FolderJob, Mailbox, MailboxPass, PassKind
 
 # Mailboxes handled per round of queries: well under every database's limit on parameters.
 CHUNK = 500
@@ -56,13 +56,8 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
                 MailboxPass(mailbox_id=pk, kind=kind, before=before, lease_expires_at=lease)
                 for pk in free
             )
-            # A mailbox's counters show its latest pass.
-            Mailbox.objects.filter(pk__in=free).update(
-                state=Mailbox.State.QUEUED,
-                error="",
-                last_activity=now,
-                **{name: 0 for name in Counters.COUNTER_FIELDS},
-            )
+            # A mailbox's pass figures show its latest pass.
+            Mailbox.objects.filter(pk__in=free).queue_pass()
             for mailbox_pass in passes:
                 scheduler.plan(mailbox_pass.pk)
             created.extend(passes)
@@ -80,9 +75,7 @@ def pause_mailboxes(mailboxes) -> None:
                 mailbox_pass__in=running, state__in=engine.ACTIVE_JOB_STATES
             ).update(state=FolderJob.State.PAUSED, lease_owner="", lease_expires_at=None)
             running.update(state=MailboxPass.State.PAUSED)
-            Mailbox.objects.filter(
-                pk__in=chunk, state__in=(Mailbox.State.QUEUED, Mailbox.State.RUNNING)
-            ).update(state=Mailbox.State.PAUSED)
+            Mailbox.objects.filter(pk__in=chunk).pause()
 
 
 def resume_mailboxes(mailboxes, scheduler=None) -> None:
@@ -96,17 +89,26 @@ def resume_mailboxes(mailboxes, scheduler=None) -> None:
                 state=FolderJob.State.PENDING
             )
             paused.update(state=MailboxPass.State.RUNNING)
-            Mailbox.objects.filter(pk=mailbox.pk).update(state=Mailbox.State.RUNNING)
+            latest = mailbox.passes.first()
+            listed = latest is not None and latest.state != MailboxPass.State.PLANNING
+            Mailbox.objects.filter(pk=mailbox.pk).resume(listed)
             _restart_latest(mailbox, scheduler)
 
 
-def retry_failed(mailboxes, scheduler=None) -> None:
-    """Run the failed folders of each failed mailbox's latest pass again (or its planning)."""
+RETRYABLE_STATES = (Mailbox.State.FAILED, Mailbox.State.DONE_WITH_ERRORS)
+
+
+def retry_failed(mailboxes, scheduler=None) -> int:
+    """Run the failed folders of each failed mailbox's latest pass again (or its planning);
+    returns how many mailboxes were queued (only those that failed)."""
     scheduler = scheduler or _scheduler()
+    queued = 0
     with transaction.atomic():
         for mailbox in mailboxes:
             latest = mailbox.passes.first()
-            if mailbox.state != Mailbox.State.FAILED or latest is None:
+            if mailbox.state not in RETRYABLE_STATES or latest is None:
+                continue
+            if latest.state != MailboxPass.State.FAILED:
                 continue
             failed_jobs = latest.folder_jobs.filter(state=FolderJob.State.FAILED)
             failed_jobs.update(state=FolderJob.State.PENDING, error="", retries=0, finished_at=None)
@@ -114,8 +116,10 @@ def retry_failed(mailboxes, scheduler=None) -> None:
             latest.state = MailboxPass.State.RUNNING if has_jobs else MailboxPass.State.PLANNING
             latest.error, latest.retries, latest.finished_at = "", 0, None
             latest.save(update_fields=["state", "error", "retries", "finished_at"])
-            Mailbox.objects.filter(pk=mailbox.pk).update(state=Mailbox.State.QUEUED, error="")
+            Mailbox.objects.filter(pk=mailbox.pk).retry(listed=has_jobs)
             _restart_latest(mailbox, scheduler)
+            queued += 1
+    return queued
 
 
 def _restart_latest(mailbox: Mailbox, scheduler) -> None:

@@ -14,14 +14,13 @@ from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.models import CutoverStep, MailboxStep
 
 from . import services
-from .charts import current_rate, throughput_chart
+from .charts import Rate, current_rate, throughput_chart
 from .csvio import csv_attachment
 from .filters import MailboxFilterForm
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
 from .live import render_live
-from .models import ItemError, Mailbox, PassKind
+from .models import ACTIVE_STATES, ItemError, Mailbox, PassKind
 from .report import write_report
-from .rollup import ACTIVE_STATES
 
 ERRORS_SHOWN = 100
 PASSES_SHOWN = 20
@@ -36,14 +35,9 @@ def _user_steps(mailbox: Mailbox) -> list[CutoverStep]:
 
 def _progress_context(mailbox: Mailbox) -> dict:
     """What the polled progress partial shows, on the consultant's and the end user's page."""
-    rate = current_rate(mailbox.progress_samples.all())
-    return {
-        "mailbox": mailbox,
-        "rate": rate,
-        "eta": rate.eta(
-            mailbox.bytes_total - mailbox.bytes_copied, mailbox.items_total - mailbox.items_done
-        ),
-    }
+    # Throughput falls to zero the moment nothing runs; an ETA exists only while copying.
+    rate = current_rate(mailbox.progress_samples.all()) if mailbox.is_active else Rate()
+    return {"mailbox": mailbox, "rate": rate, "eta": mailbox.eta(rate)}
 
 
 class LinkForm(forms.Form):

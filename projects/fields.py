@@ -23,6 +23,20 @@ def fernet() -> MultiFernet:
     return _fernet(settings.FIELD_ENCRYPTION_KEY)
 
 
+class UnreadableSecret(str):
+    """What a secret reads as when no configured key decrypts it: empty, yet recognisable, so
+    the copy can say "the key changed" instead of "wrong password"."""
+
+    def __new__(cls, token: str):
+        secret = super().__new__(cls, "")
+        secret.token = token  # saved back unchanged, so a later key fix recovers it
+        return secret
+
+
+def is_unreadable(secret: str) -> bool:
+    return isinstance(secret, UnreadableSecret)
+
+
 class EncryptedTextField(models.TextField):
     """Stores Fernet tokens; Python code sees plain text. Empty stays empty."""
 
@@ -33,9 +47,11 @@ class EncryptedTextField(models.TextField):
             return fernet().decrypt(value.encode()).decode()
         except InvalidToken:
             # A wrong or rotated-away key must not crash every page that loads a tenant.
-            return ""
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value):
+        if is_unreadable(value):
+            return value.token
         if not value:
             return ""
         return fernet().encrypt(str(value).encode()).decode()

@@ -131,6 +131,9 @@ class Project(models.Model):
     planned_cutover = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNING)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects")
+    # Whom the end users ask: shown on their progress page.
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     objects = ProjectQuerySet.as_manager()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 # Item kinds a folder holds (EWS folder classes map onto these; IMAP/maildir are always "mail").
@@ -46,6 +46,10 @@ class NoConnector(ConnectorError):
     """The tenant kind has no connector in this build."""
 
 
+# Kinds that never log in as a user: an application reads every mailbox (or files do).
+APP_KINDS = ("exchange_online", "maildir")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """How to reach one tenant. Built from a ``projects.Tenant``; secrets are plain text only
@@ -64,6 +68,37 @@ class Endpoint:
     impersonation: str = ""  # admin/master account acting for each mailbox
     verify_tls: bool = True
     options: dict = field(default_factory=dict)
+
+    @property
+    def acts_for_mailboxes(self) -> bool:
+        """An admin or application account opens every mailbox (EWS impersonation, IMAP master
+        user, OAuth2 client credentials, Graph): no mailbox needs a password of its own."""
+        return bool(self.impersonation) or self.auth_method == "oauth2" or self.kind in APP_KINDS
+
+    def for_mailbox(self, address: str, login: str = "", password: str = "") -> Endpoint:
+        """How one mailbox logs in; the one rule, stated in the README ("Who logs in"):
+
+        1. the mailbox's own login, with its own password (else the tenant's);
+        2. else the tenant's admin/master account acting for the mailbox;
+        3. else the mailbox's address with the tenant's password.
+
+        The tenant's own ``username`` serves its connection test and admin calls only: it never
+        becomes every mailbox's login (which copied one account into every target)."""
+        if login and self.kind not in APP_KINDS:
+            return replace(self, username=login, secret=password or self.secret, impersonation="")
+        if self.acts_for_mailboxes:
+            return self
+        return replace(self, username=address)
+
+    def login_label(self, address: str) -> str:
+        """Who logs in for ``address``, in words (the "logs in as" of a mailbox row)."""
+        if self.kind == "maildir":
+            return f"files under {self.host}"
+        if self.kind in APP_KINDS or self.auth_method == "oauth2":
+            return f"the application {self.oauth_client_id or '(no client id)'} for {address}"
+        if self.impersonation:
+            return f"{self.impersonation} acting for {address}"
+        return self.username or address
 
 
 @dataclass(frozen=True)

@@ -314,7 +314,8 @@ class EwsConnector(Connector):
                 identity=Identity(primary_smtp_address=self.mailbox),
                 authority=endpoint.oauth_authority,
             )
-        return Credentials(endpoint.username, endpoint.secret)
+        # Impersonation logs in as the admin account that acts for the mailbox.
+        return Credentials(endpoint.impersonation or endpoint.username, endpoint.secret)
 
     def _autodiscover(self, credentials) -> str:
         _, protocol = Autodiscovery(email=self.mailbox, credentials=credentials).discover()

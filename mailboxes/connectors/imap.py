@@ -528,9 +528,9 @@ class ImapConnector(Connector):
             # RFC 4616: authenticate as the admin (authcid), act as the mailbox (authzid).
             self.login_plain(endpoint.impersonation, endpoint.secret, authzid=self.mailbox)
         elif "AUTH=PLAIN" in self.client.capabilities:
-            self.login_plain(endpoint.username or self.mailbox, endpoint.secret)
+            self.login_plain(endpoint.username, endpoint.secret)
         else:
-            self._login(endpoint.username or self.mailbox, endpoint.secret)
+            self._login(endpoint.username, endpoint.secret)
 
     def login_plain(self, user: str, password: str, authzid: str = "") -> None:
         response = "\0".join((authzid, user, password)).encode()

@@ -6,187 +6,340 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('projects', '0001_initial'),
+        ("projects", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FolderJob',
+            name="FolderJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('items_total', models.BigIntegerField(default=0)),
-                ('items_copied', models.BigIntegerField(default=0)),
-                ('items_skipped', models.BigIntegerField(default=0)),
-                ('items_failed', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('bytes_copied', models.BigIntegerField(default=0)),
-                ('source_path', models.CharField(max_length=1000)),
-                ('target_path', models.CharField(blank=True, max_length=1000)),
-                ('kind', models.CharField(default='mail', max_length=20)),
-                ('role', models.CharField(blank=True, max_length=20)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('paused', 'Paused'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('sync_state', models.JSONField(blank=True, default=dict)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("items_total", models.BigIntegerField(default=0)),
+                ("items_copied", models.BigIntegerField(default=0)),
+                ("items_skipped", models.BigIntegerField(default=0)),
+                ("items_failed", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("bytes_copied", models.BigIntegerField(default=0)),
+                ("source_path", models.CharField(max_length=1000)),
+                ("target_path", models.CharField(blank=True, max_length=1000)),
+                ("kind", models.CharField(default="mail", max_length=20)),
+                ("role", models.CharField(blank=True, max_length=20)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("sync_state", models.JSONField(blank=True, default=dict)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['source_path', 'id'],
+                "ordering": ["source_path", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ItemError',
+            name="ItemError",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_id', models.CharField(max_length=500)),
-                ('size', models.BigIntegerField(default=0)),
-                ('code', models.CharField(blank=True, max_length=100)),
-                ('reason', models.TextField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('folder_job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='item_errors', to='mailboxes.folderjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_id", models.CharField(max_length=500)),
+                ("size", models.BigIntegerField(default=0)),
+                ("code", models.CharField(blank=True, max_length=100)),
+                ("reason", models.TextField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "folder_job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="item_errors",
+                        to="mailboxes.folderjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created', 'id'],
+                "ordering": ["created", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Mailbox',
+            name="Mailbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('items_total', models.BigIntegerField(default=0)),
-                ('items_copied', models.BigIntegerField(default=0)),
-                ('items_skipped', models.BigIntegerField(default=0)),
-                ('items_failed', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('bytes_copied', models.BigIntegerField(default=0)),
-                ('source_address', models.EmailField(max_length=254)),
-                ('target_address', models.EmailField(max_length=254)),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('state', models.CharField(choices=[('new', 'Not started'), ('queued', 'Queued'), ('running', 'Running'), ('paused', 'Paused'), ('done', 'Done'), ('failed', 'Failed')], default='new', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('last_activity', models.DateTimeField(blank=True, null=True)),
-                ('link_version', models.PositiveIntegerField(default=1)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mailboxes', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("items_total", models.BigIntegerField(default=0)),
+                ("items_copied", models.BigIntegerField(default=0)),
+                ("items_skipped", models.BigIntegerField(default=0)),
+                ("items_failed", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("bytes_copied", models.BigIntegerField(default=0)),
+                ("source_address", models.EmailField(max_length=254)),
+                ("target_address", models.EmailField(max_length=254)),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("new", "Not started"),
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="new",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("last_activity", models.DateTimeField(blank=True, null=True)),
+                ("link_version", models.PositiveIntegerField(default=1)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mailboxes",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'mailboxes',
-                'ordering': ['source_address'],
+                "verbose_name_plural": "mailboxes",
+                "ordering": ["source_address"],
             },
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='mailbox',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='folder_jobs', to='mailboxes.mailbox'),
+            model_name="folderjob",
+            name="mailbox",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="folder_jobs",
+                to="mailboxes.mailbox",
+            ),
         ),
         migrations.CreateModel(
-            name='CopiedItem',
+            name="CopiedItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_path', models.CharField(max_length=1000)),
-                ('source_id', models.CharField(max_length=500)),
-                ('target_id', models.CharField(blank=True, max_length=500)),
-                ('fingerprint', models.CharField(db_index=True, max_length=64)),
-                ('size', models.BigIntegerField(default=0)),
-                ('copied_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='copied_items', to='mailboxes.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_path", models.CharField(max_length=1000)),
+                ("source_id", models.CharField(max_length=500)),
+                ("target_id", models.CharField(blank=True, max_length=500)),
+                ("fingerprint", models.CharField(db_index=True, max_length=64)),
+                ("size", models.BigIntegerField(default=0)),
+                ("copied_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="copied_items",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='MailboxPass',
+            name="MailboxPass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('items_total', models.BigIntegerField(default=0)),
-                ('items_copied', models.BigIntegerField(default=0)),
-                ('items_skipped', models.BigIntegerField(default=0)),
-                ('items_failed', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('bytes_copied', models.BigIntegerField(default=0)),
-                ('kind', models.CharField(choices=[('prestage', 'Pre-stage'), ('full', 'Full'), ('delta', 'Delta')], max_length=10)),
-                ('before', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('planning', 'Planning'), ('running', 'Running'), ('paused', 'Paused'), ('done', 'Done'), ('failed', 'Failed')], default='planning', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='passes', to='mailboxes.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("items_total", models.BigIntegerField(default=0)),
+                ("items_copied", models.BigIntegerField(default=0)),
+                ("items_skipped", models.BigIntegerField(default=0)),
+                ("items_failed", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("bytes_copied", models.BigIntegerField(default=0)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("prestage", "Pre-stage"), ("full", "Full"), ("delta", "Delta")],
+                        max_length=10,
+                    ),
+                ),
+                ("before", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("planning", "Planning"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="planning",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="passes",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'mailbox passes',
-                'ordering': ['-started_at', '-id'],
+                "verbose_name_plural": "mailbox passes",
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='mailbox_pass',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='folder_jobs', to='mailboxes.mailboxpass'),
+            model_name="folderjob",
+            name="mailbox_pass",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="folder_jobs",
+                to="mailboxes.mailboxpass",
+            ),
         ),
         migrations.CreateModel(
-            name='ProgressSample',
+            name="ProgressSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('items', models.PositiveIntegerField(default=0)),
-                ('bytes', models.BigIntegerField(default=0)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress_samples', to='mailboxes.mailbox')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress_samples', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("items", models.PositiveIntegerField(default=0)),
+                ("bytes", models.BigIntegerField(default=0)),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="progress_samples",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="progress_samples",
+                        to="projects.project",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='FolderMapping',
+            name="FolderMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_path', models.CharField(max_length=1000)),
-                ('target_path', models.CharField(blank=True, max_length=1000)),
-                ('exclude', models.BooleanField(default=False)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='folder_mappings', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_path", models.CharField(max_length=1000)),
+                ("target_path", models.CharField(blank=True, max_length=1000)),
+                ("exclude", models.BooleanField(default=False)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="folder_mappings",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['source_path'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'source_path'), name='unique_mapping_per_project')],
+                "ordering": ["source_path"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "source_path"), name="unique_mapping_per_project"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='mailbox',
-            index=models.Index(fields=['project', 'state'], name='mailboxes_m_project_591914_idx'),
+            model_name="mailbox",
+            index=models.Index(fields=["project", "state"], name="mailboxes_m_project_591914_idx"),
         ),
         migrations.AddConstraint(
-            model_name='mailbox',
-            constraint=models.UniqueConstraint(fields=('project', 'source_address'), name='unique_source_per_project'),
+            model_name="mailbox",
+            constraint=models.UniqueConstraint(
+                fields=("project", "source_address"), name="unique_source_per_project"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='mailbox',
-            constraint=models.UniqueConstraint(fields=('project', 'target_address'), name='unique_target_per_project'),
+            model_name="mailbox",
+            constraint=models.UniqueConstraint(
+                fields=("project", "target_address"), name="unique_target_per_project"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='copieditem',
-            constraint=models.UniqueConstraint(fields=('mailbox', 'source_path', 'source_id'), name='unique_copied_item'),
+            model_name="copieditem",
+            constraint=models.UniqueConstraint(
+                fields=("mailbox", "source_path", "source_id"), name="unique_copied_item"
+            ),
         ),
         migrations.AddIndex(
-            model_name='mailboxpass',
-            index=models.Index(fields=['mailbox', 'state'], name='mailboxes_m_mailbox_07332f_idx'),
+            model_name="mailboxpass",
+            index=models.Index(fields=["mailbox", "state"], name="mailboxes_m_mailbox_07332f_idx"),
         ),
         migrations.AddIndex(
-            model_name='folderjob',
-            index=models.Index(fields=['mailbox', 'source_path'], name='mailboxes_f_mailbox_6e8e1f_idx'),
+            model_name="folderjob",
+            index=models.Index(
+                fields=["mailbox", "source_path"], name="mailboxes_f_mailbox_6e8e1f_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='folderjob',
-            index=models.Index(fields=['state', 'lease_expires_at'], name='mailboxes_f_state_d05e13_idx'),
+            model_name="folderjob",
+            index=models.Index(
+                fields=["state", "lease_expires_at"], name="mailboxes_f_state_d05e13_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='folderjob',
-            constraint=models.UniqueConstraint(fields=('mailbox_pass', 'source_path'), name='unique_folder_per_pass'),
+            model_name="folderjob",
+            constraint=models.UniqueConstraint(
+                fields=("mailbox_pass", "source_path"), name="unique_folder_per_pass"
+            ),
         ),
         migrations.AddIndex(
-            model_name='progresssample',
-            index=models.Index(fields=['project', 'at'], name='mailboxes_p_project_79e9ad_idx'),
+            model_name="progresssample",
+            index=models.Index(fields=["project", "at"], name="mailboxes_p_project_79e9ad_idx"),
         ),
         migrations.AddIndex(
-            model_name='progresssample',
-            index=models.Index(fields=['mailbox', 'at'], name='mailboxes_p_mailbox_c5a3ce_idx'),
+            model_name="progresssample",
+            index=models.Index(fields=["mailbox", "at"], name="mailboxes_p_mailbox_c5a3ce_idx"),
         ),
     ]

@@ -4,65 +4,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailboxes', '0001_initial'),
+        ("mailboxes", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='folderjob',
-            name='inflight',
+            model_name="folderjob",
+            name="inflight",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='lease_owner',
+            model_name="folderjob",
+            name="lease_owner",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='listed_at',
+            model_name="folderjob",
+            name="listed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='queue_token',
+            model_name="folderjob",
+            name="queue_token",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='retries',
+            model_name="folderjob",
+            name="retries",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='source_native_id',
+            model_name="folderjob",
+            name="source_native_id",
             field=models.CharField(blank=True, max_length=1000),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='start_state',
+            model_name="folderjob",
+            name="start_state",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='target_native_id',
+            model_name="folderjob",
+            name="target_native_id",
             field=models.CharField(blank=True, max_length=1000),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='verify_target',
+            model_name="folderjob",
+            name="verify_target",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='mailboxpass',
-            name='lease_expires_at',
+            model_name="mailboxpass",
+            name="lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='mailboxpass',
-            name='retries',
+            model_name="mailboxpass",
+            name="retries",
             field=models.PositiveIntegerField(default=0),
         ),
     ]

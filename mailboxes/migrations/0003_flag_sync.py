@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailboxes', '0002_engine_leases'),
+        ("mailboxes", "0002_engine_leases"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='copieditem',
-            name='flags',
+            model_name="copieditem",
+            name="flags",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='folderjob',
-            name='items_updated',
+            model_name="folderjob",
+            name="items_updated",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='mailbox',
-            name='items_updated',
+            model_name="mailbox",
+            name="items_updated",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='mailboxpass',
-            name='items_updated',
+            model_name="mailboxpass",
+            name="items_updated",
             field=models.BigIntegerField(default=0),
         ),
     ]

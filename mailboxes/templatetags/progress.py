@@ -33,6 +33,13 @@ def percent_of(part, whole) -> int:
     return min(100, int(100 * (part or 0) / whole))
 
 
+@register.filter
+def count(value, noun: str) -> str:
+    """``3 items``, ``1 item``, with thousands separated: "3,040 items"."""
+    value = value or 0
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
+
+
 @register.inclusion_tag("mailboxes/_chart.html")
 def throughput_chart(chart, title):
     return {"chart": chart, "title": title}
@@ -45,6 +52,13 @@ def progress_bar(counters, label):
     A simple tag rather than an included template: it renders once per row of a polled table.
     """
     percent = counters.percent
+    if percent is None:
+        # Until the listing is complete there is no honest percent: an indeterminate bar.
+        return format_html(
+            '<div class="progress-cell"><progress aria-label="{0}: listing, no percent yet">'
+            '</progress><span class="pct muted">—</span></div>',
+            label,
+        )
     return format_html(
         '<div class="progress-cell"><progress max="100" value="{0}" aria-label="{1}: {0} % done">'
         '{0} %</progress><span class="pct">{0}&nbsp;%</span></div>',

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,70 +15,218 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('ews', 'Exchange (EWS)'), ('exchange_online', 'Exchange Online (Microsoft Graph)'), ('imap', 'IMAP'), ('maildir', 'Local maildir')], default='imap', max_length=20)),
-                ('endpoint', models.CharField(blank=True, help_text='IMAP host, EWS URL (empty: autodiscover), Graph base URL, or maildir folder.', max_length=500)),
-                ('port', models.PositiveIntegerField(blank=True, null=True)),
-                ('security', models.CharField(choices=[('tls', 'TLS'), ('starttls', 'STARTTLS'), ('plain', 'None (plain text)')], default='tls', max_length=10)),
-                ('auth_method', models.CharField(choices=[('basic', 'Basic / LOGIN'), ('ntlm', 'NTLM'), ('oauth2', 'OAuth2 client credentials')], default='basic', max_length=10)),
-                ('username', models.CharField(blank=True, max_length=254)),
-                ('secret', projects.fields.EncryptedTextField(blank=True, help_text='Password or OAuth2 client secret.')),
-                ('oauth_tenant_id', models.CharField(blank=True, max_length=100, verbose_name='OAuth2 tenant id')),
-                ('oauth_client_id', models.CharField(blank=True, max_length=100, verbose_name='OAuth2 client id')),
-                ('impersonation', models.CharField(blank=True, help_text='Admin account that acts for each mailbox (EWS impersonation, IMAP master user).', max_length=254)),
-                ('verify_tls', models.BooleanField(default=True)),
-                ('check_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('last_check_at', models.DateTimeField(blank=True, null=True)),
-                ('last_check_ok', models.BooleanField(null=True)),
-                ('last_check_message', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("ews", "Exchange (EWS)"),
+                            ("exchange_online", "Exchange Online (Microsoft Graph)"),
+                            ("imap", "IMAP"),
+                            ("maildir", "Local maildir"),
+                        ],
+                        default="imap",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "endpoint",
+                    models.CharField(
+                        blank=True,
+                        help_text="IMAP host, EWS URL (empty: autodiscover), Graph base URL, or maildir folder.",
+                        max_length=500,
+                    ),
+                ),
+                ("port", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "security",
+                    models.CharField(
+                        choices=[
+                            ("tls", "TLS"),
+                            ("starttls", "STARTTLS"),
+                            ("plain", "None (plain text)"),
+                        ],
+                        default="tls",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "auth_method",
+                    models.CharField(
+                        choices=[
+                            ("basic", "Basic / LOGIN"),
+                            ("ntlm", "NTLM"),
+                            ("oauth2", "OAuth2 client credentials"),
+                        ],
+                        default="basic",
+                        max_length=10,
+                    ),
+                ),
+                ("username", models.CharField(blank=True, max_length=254)),
+                (
+                    "secret",
+                    projects.fields.EncryptedTextField(
+                        blank=True, help_text="Password or OAuth2 client secret."
+                    ),
+                ),
+                (
+                    "oauth_tenant_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="OAuth2 tenant id"),
+                ),
+                (
+                    "oauth_client_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="OAuth2 client id"),
+                ),
+                (
+                    "impersonation",
+                    models.CharField(
+                        blank=True,
+                        help_text="Admin account that acts for each mailbox (EWS impersonation, IMAP master user).",
+                        max_length=254,
+                    ),
+                ),
+                ("verify_tls", models.BooleanField(default=True)),
+                ("check_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("last_check_at", models.DateTimeField(blank=True, null=True)),
+                ("last_check_ok", models.BooleanField(null=True)),
+                ("last_check_message", models.TextField(blank=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('client_name', models.CharField(max_length=200)),
-                ('planned_cutover', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('planning', 'Planning'), ('prestage', 'Pre-stage'), ('cutover', 'Cutover'), ('closed', 'Closed')], default='planning', max_length=10)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(related_name='projects', to=settings.AUTH_USER_MODEL)),
-                ('source', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='source_of', to='projects.tenant')),
-                ('target', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='target_of', to='projects.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("client_name", models.CharField(max_length=200)),
+                ("planned_cutover", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("planning", "Planning"),
+                            ("prestage", "Pre-stage"),
+                            ("cutover", "Cutover"),
+                            ("closed", "Closed"),
+                        ],
+                        default="planning",
+                        max_length=10,
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(related_name="projects", to=settings.AUTH_USER_MODEL),
+                ),
+                (
+                    "source",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="source_of",
+                        to="projects.tenant",
+                    ),
+                ),
+                (
+                    "target",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="target_of",
+                        to="projects.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['client_name', 'id'],
+                "ordering": ["client_name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CutoverStep',
+            name="CutoverStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('title', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('manual', 'Ticked by a person'), ('dns', 'Ticks when the DNS check passes'), ('copy', "Ticks when every mailbox's pass is done"), ('delta', 'Starts the delta pass'), ('per_user', 'Done per mailbox')], default='manual', max_length=10)),
-                ('warning', models.TextField(blank=True)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('done_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cutover_steps', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("title", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Ticked by a person"),
+                            ("dns", "Ticks when the DNS check passes"),
+                            ("copy", "Ticks when every mailbox's pass is done"),
+                            ("delta", "Starts the delta pass"),
+                            ("per_user", "Done per mailbox"),
+                        ],
+                        default="manual",
+                        max_length=10,
+                    ),
+                ),
+                ("warning", models.TextField(blank=True)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "done_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cutover_steps",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project', 'position', 'id'],
+                "ordering": ["project", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Domain',
+            name="Domain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=253)),
-                ('nameservers', models.CharField(blank=True, max_length=500)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domains', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=253)),
+                ("nameservers", models.CharField(blank=True, max_length=500)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="domains",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'name'), name='unique_domain_per_project')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "name"), name="unique_domain_per_project"
+                    )
+                ],
             },
         ),
     ]

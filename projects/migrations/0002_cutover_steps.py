@@ -7,66 +7,138 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailboxes', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("mailboxes", "0001_initial"),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cutoverstep',
-            name='dns_groups',
+            model_name="cutoverstep",
+            name="dns_groups",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='cutoverstep',
-            name='key',
+            model_name="cutoverstep",
+            name="key",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.AddField(
-            model_name='cutoverstep',
-            name='owner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="cutoverstep",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='cutoverstep',
-            name='pass_kind',
+            model_name="cutoverstep",
+            name="pass_kind",
             field=models.CharField(blank=True, max_length=10),
         ),
         migrations.AddField(
-            model_name='cutoverstep',
-            name='passes_started_at',
+            model_name="cutoverstep",
+            name="passes_started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='CutoverEvent',
+            name="CutoverEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('done', 'Ticked'), ('undone', 'Un-ticked')], max_length=10)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('note', models.TextField(blank=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('mailbox', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='mailboxes.mailbox')),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='projects.cutoverstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("done", "Ticked"), ("undone", "Un-ticked")], max_length=10
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="projects.cutoverstep",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MailboxStep',
+            name="MailboxStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('done_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cutover_parts', to='mailboxes.mailbox')),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mailbox_steps', to='projects.cutoverstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "done_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cutover_parts",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mailbox_steps",
+                        to="projects.cutoverstep",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('step', 'mailbox'), name='unique_step_per_mailbox')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("step", "mailbox"), name="unique_step_per_mailbox"
+                    )
+                ],
             },
         ),
     ]

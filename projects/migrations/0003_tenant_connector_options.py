@@ -4,20 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('projects', '0002_cutover_steps'),
+        ("projects", "0002_cutover_steps"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tenant',
-            name='oauth_authority',
-            field=models.URLField(blank=True, help_text='Only for sovereign clouds: the login endpoint, e.g. https://login.microsoftonline.us/<tenant id>.', verbose_name='OAuth2 authority'),
+            model_name="tenant",
+            name="oauth_authority",
+            field=models.URLField(
+                blank=True,
+                help_text="Only for sovereign clouds: the login endpoint, e.g. https://login.microsoftonline.us/<tenant id>.",
+                verbose_name="OAuth2 authority",
+            ),
         ),
         migrations.AddField(
-            model_name='tenant',
-            name='options',
-            field=models.JSONField(blank=True, default=dict, help_text='Advanced, per connector, e.g. {"ca_file": "/etc/ssl/corp-ca.pem", "concurrency": 4, "timeout": 60}.', verbose_name='connector options'),
+            model_name="tenant",
+            name="options",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='Advanced, per connector, e.g. {"ca_file": "/etc/ssl/corp-ca.pem", "concurrency": 4, "timeout": 60}.',
+                verbose_name="connector options",
+            ),
         ),
     ]

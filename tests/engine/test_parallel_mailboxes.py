@@ -5,7 +5,6 @@ import pytest
 
 from mailboxes import services
 from mailboxes.models import MailboxPass, ProgressSample
-from projects.models import Project
 from tests.servers.worker import Worker, wait_until
 
 from .conftest import make_mailbox
@@ -18,15 +17,26 @@ MESSAGES = 200
 
 
 def copy_mailboxes(tmp_path, dovecot_a, dovecot_b, dovecot_user, **env):
-    first = None
-    for _ in range(MAILBOXES):
+    """Three users with their own passwords and their own mail, in one project whose tenants
+    carry no login: each mailbox logs in with its own."""
+    project, users = None, {}
+    for number in range(MAILBOXES):
         source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
-        source.load("INBOX", bulk(MESSAGES))
-        if first is None:
-            first = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
-        else:  # one project, so one source and one target tenant for all mailboxes
-            first.project.mailboxes.create(source_address=source.name, target_address=target.name)
-    project = Project.objects.get()
+        source.load("INBOX", bulk(MESSAGES + number))
+        if project is None:
+            project = make_mailbox(
+                dovecot_a.endpoint(), dovecot_b.endpoint(), source.name, target.name
+            ).project
+            project.mailboxes.all().delete()
+        project.mailboxes.create(
+            source_address=f"{source.name}@a.test",
+            target_address=f"{target.name}@b.test",
+            source_login=source.name,
+            source_password=source.password,
+            target_login=target.name,
+            target_password=target.password,
+        )
+        users[source.name] = (source, target)
     worker_env = {"COPY_BATCH_ITEMS": "4", **env}
     worker = Worker(tmp_path / "worker", extra_env=worker_env).start(concurrency=MAILBOXES)
     try:
@@ -38,7 +48,20 @@ def copy_mailboxes(tmp_path, dovecot_a, dovecot_b, dovecot_user, **env):
         )
     finally:
         worker.stop()
+    for source, target in users.values():
+        assert inbox_messages(target) == inbox_messages(source)
     return project
+
+
+def inbox_messages(user) -> list[bytes]:
+    """What the server itself holds in the user's INBOX, read with imaplib, sorted."""
+    client = user.server.client(user.name, user.password)
+    try:
+        client.select("INBOX", readonly=True)
+        _, data = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        return sorted(part[1] for part in data if isinstance(part, tuple))
+    finally:
+        client.logout()
 
 
 def spans(project):
@@ -66,7 +89,9 @@ def test_worker_processes_copy_mailboxes_side_by_side(tmp_path, dovecot_a, dovec
     intervals = spans(project)
     assert len(intervals) == MAILBOXES
     assert overlapping_pairs(intervals) >= 1, intervals
-    assert sum(m.items_copied for m in project.mailboxes.all()) == MAILBOXES * MESSAGES
+    assert sorted(m.items_copied for m in project.mailboxes.all()) == [
+        MESSAGES + number for number in range(MAILBOXES)
+    ]
 
 
 def test_tenant_limit_of_one_copies_one_mailbox_at_a_time(
@@ -78,4 +103,6 @@ def test_tenant_limit_of_one_copies_one_mailbox_at_a_time(
     intervals = spans(project)
     assert len(intervals) == MAILBOXES
     assert overlapping_pairs(intervals) == 0
-    assert sum(m.items_copied for m in project.mailboxes.all()) == MAILBOXES * MESSAGES
+    assert sorted(m.items_copied for m in project.mailboxes.all()) == [
+        MESSAGES + number for number in range(MAILBOXES)
+    ]

@@ -225,10 +225,12 @@ class Command(BaseCommand):
 
     def _draw(self, mailbox_pass: MailboxPass) -> None:
         width = 30
-        filled = width * mailbox_pass.percent // 100
+        percent = mailbox_pass.percent
+        filled = width * (percent or 0) // 100
         bar = "#" * filled + "-" * (width - filled)
+        shown = "  —" if percent is None else f"{percent:3d}"
         self.stderr.write(
-            f"\r[{bar}] {mailbox_pass.percent:3d}% {mailbox_pass.items_done}/"
+            f"\r[{bar}] {shown}% {mailbox_pass.items_done}/"
             f"{mailbox_pass.items_total} items {mailbox_pass.bytes_copied / 1e6:.1f} MB "
             f"{mailbox_pass.get_state_display()}  ",
             ending="",
