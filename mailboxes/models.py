@@ -167,6 +167,11 @@ class Mailbox(Counters):
     bytes_on_target = models.BigIntegerField(default=0)
     # Bumped to revoke every end-user link handed out so far.
     link_version = models.PositiveIntegerField(default=1)
+    # "Test logins": both sides' logins tried in the worker, the result shown on the row.
+    login_check_requested_at = models.DateTimeField(null=True, blank=True)
+    login_checked_at = models.DateTimeField(null=True, blank=True)
+    login_check_ok = models.BooleanField(null=True)
+    login_check_message = models.TextField(blank=True)
 
     objects = MailboxQuerySet.as_manager()
 
@@ -244,17 +249,6 @@ class Mailbox(Counters):
             .for_mailbox(self.address(side), login)
             .login_label(self.address(side))
         )
-
-    def account_key(self, side: str) -> tuple:
-        """The account this mailbox reads (source) or writes (target): two mailboxes with the
-        same key would copy one account twice, or two into one."""
-        tenant = self.tenant(side)
-        endpoint = tenant.endpoint_config().for_mailbox(self.address(side), self.login(side)[0])
-        if endpoint.acts_for_mailboxes or endpoint.kind == "maildir":
-            account = self.address(side)
-        else:
-            account = endpoint.username
-        return (tenant.kind, tenant.endpoint.lower(), tenant.port, account.lower())
 
     def record_source_listing(self, items: int, size: int | None) -> None:
         self.source_items, self.source_bytes = items, size

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine
+from . import engine, identity
 from .models import FolderJob, Mailbox, MailboxPass, PassKind
 
 # Mailboxes handled per round of queries: well under every database's limit on parameters.
@@ -36,9 +36,11 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
     """A new pass per mailbox that has none under way; returns the passes created.
 
     Set-based, a few queries per chunk of mailboxes, so that "pre-stage all 10,000" answers in
-    seconds, within one transaction: either every pass is queued or none is.
+    seconds, within one transaction: either every pass is queued or none is. Mailboxes that
+    resolve to one account are refused first (``identity.IdentityRefused``), nothing started.
     """
     kind = PassKind(kind)
+    identity.check(mailboxes)
     scheduler = scheduler or _scheduler()
     now = timezone.now()
     before = now - timedelta(days=older_than_days or 0) if kind == PassKind.PRESTAGE else None

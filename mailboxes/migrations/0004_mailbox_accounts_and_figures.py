@@ -123,5 +123,26 @@ class Migration(migrations.Migration):
                 max_length=20,
             ),
         ),
+        migrations.AddField(
+            model_name='mailbox',
+            name='login_check_message',
+            field=models.TextField(blank=True),
+        ),
+        migrations.AddField(
+            model_name='mailbox',
+            name='login_check_ok',
+            field=models.BooleanField(null=True),
+        ),
+        migrations.AddField(
+            model_name='mailbox',
+            name='login_check_requested_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name='mailbox',
+            name='login_checked_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+    
         migrations.RunPython(forwards, backwards),
     ]
