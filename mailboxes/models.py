@@ -199,6 +199,10 @@ class Mailbox(Counters):
         return self.state not in UNLISTED_STATES
 
     @property
+    def has_pass(self) -> bool:
+        return self.state != MailboxState.NEW
+
+    @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 

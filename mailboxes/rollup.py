@@ -5,8 +5,9 @@ what is on the target from mailferry across all passes, and the latest pass of e
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
 
 from .charts import Rate
@@ -37,8 +38,13 @@ def rollup_annotations(prefix: str = "") -> dict:
 
     return {
         **{name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in SUMMED},
-        "source_bytes": Sum(f"{prefix}source_bytes"),
+        # Aliases apart from the field names: the counts below filter on those fields.
+        "source_size": Sum(f"{prefix}source_bytes"),
         "source_unsized": Count(f"{prefix}pk", filter=Q(**{f"{prefix}source_bytes__isnull": True})),
+        "source_last_listed": Max(f"{prefix}source_listed_at"),
+        "mailboxes_unlisted_source": Count(
+            f"{prefix}pk", filter=Q(**{f"{prefix}source_listed_at__isnull": True})
+        ),
         "mailboxes_total": Count(f"{prefix}pk"),
         **{name: count_state(states) for name, states in STATE_COUNTS.items()},
     }
@@ -60,6 +66,8 @@ class Totals:
     source_items: int = 0
     source_bytes: int | None = None
     source_unsized: int = 0
+    source_listed_at: datetime | None = None
+    mailboxes_unlisted_source: int = 0
     mailboxes_total: int = 0
     mailboxes_new: int = 0
     mailboxes_queued: int = 0
@@ -73,12 +81,16 @@ class Totals:
     mailboxes_unlisted: int = 0
     rate: Rate = field(default_factory=Rate)
 
+    NOT_SUMMED = ("rate", "source_bytes", "source_listed_at")
+
     @classmethod
     def from_row(cls, row, rate: Rate | None = None) -> "Totals":
         """From an ``aggregate()`` dict or an object annotated with ``rollup_annotations``."""
         get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-        names = [name for name in cls.__dataclass_fields__ if name != "rate"]
+        names = [name for name in cls.__dataclass_fields__ if name not in cls.NOT_SUMMED]
         totals = cls(**{name: get(name) or 0 for name in names}, rate=rate or Rate())
+        totals.source_bytes = get("source_size")
+        totals.source_listed_at = get("source_last_listed")
         if totals.source_unsized:
             totals.source_bytes = None  # some server did not say; a partial sum would mislead
         return totals
@@ -91,8 +103,12 @@ class Totals:
     _percent = Counters._percent
 
     @property
+    def has_pass(self) -> bool:
+        return self.mailboxes_total > self.mailboxes_new
+
+    @property
     def listing_complete(self) -> bool:
-        return not self.mailboxes_unlisted and self.mailboxes_total > self.mailboxes_new
+        return not self.mailboxes_unlisted and self.has_pass
 
     @property
     def is_finished(self) -> bool:

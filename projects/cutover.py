@@ -189,3 +189,13 @@ def auto_tick(project: Project) -> list[CutoverStep]:
             step.tick(None, "ticked itself: its checks passed")
             ticked.append(step)
     return ticked
+
+
+# What a per-user step means to the person it is done for, in plain words (end-user page).
+ENDUSER_HELP = {
+    "old-client-off": "Your IT team removes old programs (the sign-in assistant, old chat and "
+    "meeting clients) so they stop connecting to the old system. Nothing for you to do unless "
+    "they ask.",
+    "outlook-profile": "Outlook gets a new profile that opens your new mailbox. After it, Outlook "
+    "shows the mail already copied there; if it asks you to sign in, use your new address.",
+}

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django import template
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -52,6 +53,7 @@ def progress_bar(counters, label):
     A simple tag rather than an included template: it renders once per row of a polled table.
     """
     percent = counters.percent
+    failed = ' class="failed"' if getattr(counters, "state", "") == "failed" else ""
     if percent is None:
         # Until the listing is complete there is no honest percent: an indeterminate bar.
         return format_html(
@@ -60,8 +62,9 @@ def progress_bar(counters, label):
             label,
         )
     return format_html(
-        '<div class="progress-cell"><progress max="100" value="{0}" aria-label="{1}: {0} % done">'
-        '{0} %</progress><span class="pct">{0}&nbsp;%</span></div>',
+        '<div class="progress-cell"><progress{2} max="100" value="{0}" aria-label="{1}: {0} % '
+        'done">{0} %</progress><span class="pct">{0}&nbsp;%</span></div>',
         percent,
         label,
+        mark_safe(failed),
     )

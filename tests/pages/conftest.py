@@ -57,7 +57,7 @@ def add_samples(mailbox, count=3, items=10, bytes_=10_000, spacing=timedelta(sec
 def busy_project(project):
     """Contoso mid-migration: one mailbox done, one running, one failed, one not started."""
     add_mailbox(project, "dora", Mailbox.State.DONE, copied=100, total=100)
-    running = add_mailbox(project, "rick", Mailbox.State.RUNNING, copied=50, total=200)
+    running = add_mailbox(project, "rick", Mailbox.State.COPYING, copied=50, total=200)
     add_mailbox(project, "fred", Mailbox.State.FAILED, copied=5, total=10, failed=2, error="Denied")
     add_mailbox(project, "nina")
     add_pass(running)

@@ -62,7 +62,7 @@ def test_filtered_scope_acts_on_every_matching_row_and_keeps_the_filter(
     assert by_name(busy_project, "dora").state == Mailbox.State.DONE
     with django_capture_on_commit_callbacks():
         act(client, busy_project, action="resume", scope="filtered", show="paused")
-    assert by_name(busy_project, "rick").state == Mailbox.State.RUNNING
+    assert by_name(busy_project, "rick").state == Mailbox.State.COPYING
 
 
 @pytest.mark.django_db

@@ -48,7 +48,7 @@ def test_filters_and_sorts(client, bob):
     calm = make_project(members=[bob], client_name="Calm", state=Project.State.PRESTAGE)
     add_mailbox(calm, "a", Mailbox.State.DONE, copied=10, total=10)
     broken = make_project(members=[bob], client_name="Broken", state=Project.State.PRESTAGE)
-    add_mailbox(broken, "b", Mailbox.State.RUNNING, copied=1, total=10, failed=1)
+    add_mailbox(broken, "b", Mailbox.State.COPYING, copied=1, total=10, failed=1)
     make_project(members=[bob], client_name="Later")
     client.force_login(bob)
     assert rows(client.get(HOME)) == ["Broken", "Calm", "Later"]
@@ -63,7 +63,7 @@ def test_query_count_does_not_grow_with_projects(client, bob, django_assert_max_
     for n in range(12):
         project = make_project(members=[bob], client_name=f"Client {n}")
         for m in range(5):
-            mailbox = add_mailbox(project, f"user{m}", Mailbox.State.RUNNING, copied=1, total=9)
+            mailbox = add_mailbox(project, f"user{m}", Mailbox.State.COPYING, copied=1, total=9)
             add_samples(mailbox, count=2)
         CutoverStep.objects.create(project=project, title="Step")
     client.force_login(bob)
@@ -81,7 +81,7 @@ def test_polls_while_running_and_stops_after(client, bob, busy_project):
     body = poll.content.decode()
     assert poll.status_code == 200
     assert body.lstrip().startswith('<section id="projects"') and "<html" not in body
-    busy_project.mailboxes.filter(state=Mailbox.State.RUNNING).update(state=Mailbox.State.DONE)
+    busy_project.mailboxes.filter(state=Mailbox.State.COPYING).update(state=Mailbox.State.DONE)
     final = client.get(HOME, headers={"HX-Request": "true"})
     assert final.status_code == 286  # htmx stops polling
     assert "hx-trigger" not in final.content.decode()

@@ -13,7 +13,7 @@ from .conftest import add_mailbox
 
 @pytest.fixture
 def ann(project):
-    return add_mailbox(project, "ann", Mailbox.State.RUNNING, copied=30, total=120)
+    return add_mailbox(project, "ann", Mailbox.State.COPYING, copied=30, total=120)
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_shows_that_mailbox_only_without_login(client, ann, ben, django_assert_m
         response = client.get(links.enduser_url(ann))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "ann@contoso.example" in html and 'value="25"' in html and "30 of 120" in html
+    assert "ann@contoso.example" in html and 'value="25"' in html and "30 of the 120 items" in html
     assert "ben@" not in html and "Contoso" not in html  # nothing of anyone else
     assert response["X-Robots-Tag"].startswith("noindex")
     assert response["Referrer-Policy"] == "no-referrer"

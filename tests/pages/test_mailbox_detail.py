@@ -8,7 +8,7 @@ from .conftest import add_mailbox, add_pass, add_samples
 
 @pytest.fixture
 def rick(project):
-    mailbox = add_mailbox(project, "rick", Mailbox.State.RUNNING, copied=8, total=20, failed=1)
+    mailbox = add_mailbox(project, "rick", Mailbox.State.COPYING, copied=8, total=20, failed=1)
     old = add_pass(mailbox, folders=("INBOX",), state="done")
     current = add_pass(mailbox, folders=("INBOX", "Sent", "Projects/2026"))
     ItemError.objects.create(

@@ -24,7 +24,7 @@ def test_one_row_per_mailbox_with_its_progress(client, bob, busy_project):
     html = response.content.decode()
     rick = re.search(r'<tr id="mailbox-\d+">(?:(?!</tr>).)*rick@(?:(?!</tr>).)*</tr>', html, re.S)
     assert 'value="25"' in rick.group(0)  # 50 of 200 items
-    assert "50 / 200" in rick.group(0) and "Running" in rick.group(0)
+    assert "50 / 200" in rick.group(0) and "Copying" in rick.group(0)
     assert "Denied" in html  # the failed mailbox's reason
     for name in ("mailbox_import", "mailbox_export"):
         assert reverse(name, args=[busy_project.pk]) in html
@@ -58,7 +58,7 @@ def test_thousands_of_mailboxes_are_paged_in_constant_queries(
             project=project,
             source_address=f"u{n:04}@contoso.example",
             target_address=f"u{n:04}@new.example",
-            state=Mailbox.State.RUNNING,
+            state=Mailbox.State.COPYING,
             items_total=10,
         )
         for n in range(1200)
@@ -93,7 +93,7 @@ def test_partial_polls_with_the_filter_and_keeps_ticked_rows(client, bob, busy_p
 
 @pytest.mark.django_db
 def test_polling_stops_when_nothing_runs(client, bob, busy_project):
-    busy_project.mailboxes.filter(state=Mailbox.State.RUNNING).update(state=Mailbox.State.DONE)
+    busy_project.mailboxes.filter(state=Mailbox.State.COPYING).update(state=Mailbox.State.DONE)
     client.force_login(bob)
     response = client.get(url(busy_project), headers={"HX-Request": "true"})
     assert response.status_code == 286
@@ -109,7 +109,7 @@ def test_empty_project_points_to_the_import(client, bob, project):
 
 @pytest.mark.django_db
 def test_a_running_mailbox_shows_its_throughput(client, bob, project):
-    mailbox = add_mailbox(project, "ann", Mailbox.State.RUNNING, copied=1, total=5)
+    mailbox = add_mailbox(project, "ann", Mailbox.State.COPYING, copied=1, total=5)
     add_samples(mailbox, count=2, bytes_=2_000_000, items=1)
     client.force_login(bob)
     row = client.get(url(project)).context["page"].object_list[0]
