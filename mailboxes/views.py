@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from projects.access import get_mailbox_for_user, get_project_for_user
+from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
 
 from . import services
@@ -30,7 +31,10 @@ def _user_steps(mailbox: Mailbox) -> list[CutoverStep]:
     """The checklist's per-user steps, each with ``mailbox_done_at``: this mailbox's own part."""
     own_part = MailboxStep.objects.filter(step=OuterRef("pk"), mailbox=mailbox)
     steps = mailbox.project.cutover_steps.filter(kind=CutoverStep.Kind.PER_USER)
-    return list(steps.annotate(mailbox_done_at=Subquery(own_part.values("done_at")[:1])))
+    steps = list(steps.annotate(mailbox_done_at=Subquery(own_part.values("done_at")[:1])))
+    for step in steps:
+        step.enduser_help = ENDUSER_HELP.get(step.key, "")
+    return steps
 
 
 def _progress_context(mailbox: Mailbox) -> dict:
@@ -106,7 +110,7 @@ def enduser_progress(request, token):
         raise Http404("No such page.") from exc
     except LinkGone:
         return render_live(request, "mailboxes/enduser_gone.html", "gone", {}, False, status=410)
-    context = _progress_context(mailbox)
+    context = {**_progress_context(mailbox), "project": mailbox.project}
     if not request.htmx:
         context["user_steps"] = _user_steps(mailbox)
     response = render_live(
