@@ -1,5 +1,6 @@
-"""The final report of a project: per user, what was copied across all passes and what never
-arrived, with the servers' reasons. Built in three queries whatever the project's size."""
+"""The final report of a project: per user, what the source holds, what is on the target from
+mailferry across all passes, what the passes copied, and what never arrived, with the servers'
+reasons. Built in three queries whatever the project's size."""
 
 import csv
 from collections import defaultdict
@@ -15,6 +16,10 @@ COLUMNS = (
     "state",
     "passes",
     "last_pass",
+    "source_items",
+    "source_bytes",
+    "items_on_target",
+    "bytes_on_target",
     "items_copied",
     "bytes_copied",
     "items_failed",
@@ -82,6 +87,10 @@ def write_report(project, out) -> None:
                 mailbox.state,
                 total.get("passes", 0),
                 last_pass.get(mailbox.pk, ""),
+                "" if mailbox.source_items is None else mailbox.source_items,
+                "" if mailbox.source_bytes is None else mailbox.source_bytes,
+                mailbox.items_on_target,
+                mailbox.bytes_on_target,
                 total.get("copied") or 0,
                 total.get("bytes") or 0,
                 len(set().union(*failed.values())) if failed else 0,
