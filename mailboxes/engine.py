@@ -825,8 +825,10 @@ class InlineScheduler:
         due = time.monotonic() + countdown
         heapq.heappush(self._queue, (due, next(self._order), function, args))
 
-    def run(self) -> None:
-        while self._queue:
+    def run(self, steps: int | None = None) -> None:
+        """Run the queued steps (and those they queue) in due order; at most ``steps``."""
+        while self._queue and (steps is None or steps > 0):
             due, _, function, args = heapq.heappop(self._queue)
             time.sleep(max(0.0, due - time.monotonic()))
             function(*args)
+            steps = None if steps is None else steps - 1

@@ -77,8 +77,8 @@ class Counters(models.Model):
     def _percent(self, done: int, total: int) -> int | None:
         if not self.listing_complete:
             return None
-        if not total:
-            return 100 if self.is_finished else 0
+        if not total:  # nothing to do: complete once done, nothing done if it failed
+            return 100 if self.is_finished and getattr(self, "state", "") != "failed" else 0
         return min(100, int(100 * done / total))
 
     @property

@@ -601,6 +601,13 @@ class ImapConnector(Connector):
     # -- folders ---------------------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
+        # Always listed afresh: a pooled connection's earlier listing holds stale counts, and
+        # STATUS of the folder still selected answers from that selection's old view
+        # (RFC 3501 6.3.10), so the selection is released first (UNSELECT, RFC 3691).
+        self._listing = None
+        if self._selected:
+            self.client.run("UNSELECT" if self.offers("UNSELECT") else "NOOP")
+            self._selected = None
         return [folder for folder, _ in self._list()]
 
     def _list(self) -> list[tuple[Folder, set[str]]]:

@@ -133,6 +133,28 @@ class RawMessage:
     internaldate: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """One account's content as the server reports it: folder -> sorted (bytes, flags)."""
+
+    folders: dict
+
+    @property
+    def messages(self) -> int:
+        return sum(len(items) for items in self.folders.values())
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for items in self.folders.values() for data, _ in items)
+
+    def bodies(self) -> list[bytes]:
+        return sorted(data for items in self.folders.values() for data, _ in items)
+
+
+_LIST_NAME = re.compile(r'\) "[^"]*" "?(.*?)"?$')
+_FLAGS = re.compile(r"FLAGS \(([^)]*)\)")
+
+
 @dataclass
 class DovecotServer:
     name: str
@@ -175,6 +197,28 @@ class DovecotServer:
         client = imaplib.IMAP4(self.host, self.port)
         client.login(user, password)
         return client
+
+    def holdings(self, user: str, password: str) -> Holdings:
+        """Every folder's messages as (bytes, flags), read with plain imaplib (not our code)."""
+        client = self.client(user, password)
+        try:
+            _, listing = client.list()
+            folders = {}
+            for line in listing:
+                name = _LIST_NAME.search(line.decode()).group(1)
+                _, (count,) = client.select(f'"{name}"', readonly=True)
+                if not int(count):
+                    folders[name] = []
+                    continue
+                _, data = client.fetch("1:*", "(FLAGS BODY.PEEK[])")
+                folders[name] = sorted(
+                    (part[1], " ".join(sorted(_FLAGS.search(part[0].decode()).group(1).split())))
+                    for part in data
+                    if isinstance(part, tuple)
+                )
+            return Holdings(folders)
+        finally:
+            client.logout()
 
     def load(self, user: str, password: str, mailbox: str, messages) -> list[int]:
         """APPEND raw messages with a plain imaplib client (not our connector); returns UIDs.
@@ -357,6 +401,10 @@ class DovecotUser:
     @property
     def maildir(self) -> Path:
         return self.server.maildir(self.name)
+
+    def holdings(self) -> Holdings:
+        """What the server itself holds for this user, counted with plain imaplib."""
+        return self.server.holdings(self.name, self.password)
 
 
 @pytest.fixture
