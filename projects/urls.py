@@ -25,6 +25,11 @@ urlpatterns = [
         setup.mailbox_export,
         name="mailbox_export",
     ),
+    path(
+        "projects/<int:project_id>/mailboxes/sample.csv",
+        setup.mailbox_sample,
+        name="mailbox_sample",
+    ),
     path("projects/<int:project_id>/cutover/", cutover.cutover, name="cutover"),
     path("projects/<int:project_id>/cutover/state/", cutover.cutover_state, name="cutover_state"),
     path(

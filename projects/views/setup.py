@@ -7,7 +7,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseStopPolling
 
-from mailboxes.csvio import CsvImportError, csv_attachment, export_mailboxes, import_mailboxes
+from mailboxes.csvio import (
+    SAMPLE,
+    CsvImportError,
+    csv_attachment,
+    export_mailboxes,
+    import_mailboxes,
+)
 from mailboxes.models import FolderMapping
 
 from ..access import get_project_for_user
@@ -97,6 +103,15 @@ def mailbox_import(request, project_id):
             return redirect(project)
     context = {"project": project, "form": form, "problems": problems}
     return render(request, "projects/mailbox_import.html", context, status=400 if problems else 200)
+
+
+@login_required
+def mailbox_sample(request, project_id):
+    """A CSV to start from: every column the import takes, with example rows."""
+    project = get_project_for_user(request, project_id)
+    response = csv_attachment(project, "mailboxes-sample")
+    response.write(SAMPLE)
+    return response
 
 
 @login_required
