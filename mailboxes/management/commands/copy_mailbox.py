@@ -6,99 +6,27 @@
 URLs: ``imap://`` (plain, port 143), ``imaps://`` (TLS, 993), ``imap+starttls://`` (STARTTLS,
 143), ``maildir:///path`` (the path is the mailbox's maildir; created when it is the target).
 User and password are percent-decoded (``%40`` for ``@``). ``?insecure=1`` skips TLS certificate
-checks. The project, tenants and mailbox are created the first time and reused after, so a
-second run copies only what is new. Ends with one summary line on stdout:
-``copied=N skipped=N failed=N bytes=N seconds=S``.
+checks.
+
+The URLs' servers pick the project (``--project ID``, or the first project between those two
+servers, or a new one); an existing project's tenants are never changed. The URL's user and
+password become the mailbox's own login. A second run copies only what is new; a pass a killed
+run left behind is taken over. Ends with one summary line on stdout,
+``copied=N skipped=N failed=N bytes=N seconds=S``, then one line per failure; exits 1 when
+anything failed, 2 on bad input.
 """
 
-import os
-import socket
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Q
 
-from mailboxes import engine, services
-from mailboxes.models import Mailbox, MailboxPass, PassKind
-from projects.models import Project, Tenant
-
-SCHEMES = {"imap": ("plain", 143), "imaps": ("tls", 993), "imap+starttls": ("starttls", 143)}
-FINISHED = (MailboxPass.State.DONE, MailboxPass.State.FAILED)
-
-
-@dataclass
-class Side:
-    """One end of the copy, from its URL."""
-
-    kind: str
-    host: str
-    port: int | None
-    security: str
-    username: str
-    password: str
-    verify_tls: bool
-
-    @property
-    def address(self) -> str:
-        return self.username if self.kind == "imap" else self.host
-
-    def matches(self, tenant: Tenant) -> bool:
-        return (tenant.kind, tenant.endpoint, tenant.port, tenant.username) == (
-            self.kind,
-            self.host,
-            self.port,
-            self.username,
-        )
-
-    def apply(self, tenant: Tenant) -> Tenant:
-        tenant.kind, tenant.endpoint, tenant.port = self.kind, self.host, self.port
-        tenant.security, tenant.username, tenant.secret = (
-            self.security,
-            self.username,
-            self.password,
-        )
-        tenant.verify_tls = self.verify_tls
-        tenant.save()
-        return tenant
-
-
-def parse_url(url: str, role: str) -> Side:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise CommandError(f"The {role} URL is not valid: {exc}.", returncode=2) from exc
-    scheme = parts.scheme.lower()
-    if scheme == "maildir":
-        if not parts.path or parts.netloc:
-            raise CommandError(f"The {role} URL must look like maildir:///path.", returncode=2)
-        return Side("maildir", parts.path, None, "plain", "", "", True)
-    if scheme not in SCHEMES:
-        known = ", ".join([*SCHEMES, "maildir"])
-        raise CommandError(
-            f"The {role} URL must start with one of {known} (got {url.split(':')[0]!r}).",
-            returncode=2,
-        )
-    if not parts.hostname or not parts.username:
-        raise CommandError(
-            f"The {role} URL needs a user and a host: {scheme}://user:password@host[:port].",
-            returncode=2,
-        )
-    security, default_port = SCHEMES[scheme]
-    insecure = parse_qs(parts.query).get("insecure", ["0"])[0] in ("1", "true", "yes")
-    return Side(
-        "imap",
-        parts.hostname,
-        port or default_port,
-        security,
-        unquote(parts.username),
-        unquote(parts.password or ""),
-        not insecure,
-    )
+from mailboxes.management import passes
+from mailboxes.management.servers import Side, describe_server, parse_url, tenant_server
+from mailboxes.models import Mailbox, PassKind
+from projects.models import Project
 
 
 class Command(BaseCommand):
@@ -113,7 +41,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than", type=int, default=None, help="pre-stage: items older than DAYS"
         )
-        parser.add_argument("--project", type=int, help="record the copy in this project")
+        parser.add_argument(
+            "--project", type=int, help="record the copy in this project (its servers must match)"
+        )
         parser.add_argument(
             "--inline", action="store_true", help="copy in this process instead of the worker"
         )
@@ -126,37 +56,25 @@ class Command(BaseCommand):
         self._prepare_maildirs(source, target)
         mailbox = self._mailbox(source, target, options["project"])
         started = time.monotonic()
-        inline = options["inline"] or not self._worker_running()
-        scheduler = engine.InlineScheduler(f"inline-{socket.gethostname()}:{os.getpid()}")
-        passes = services.start_passes(
-            [mailbox],
-            options["kind"],
-            options["older_than"],
-            scheduler=scheduler if inline else None,
-        )
-        if not passes:
-            raise CommandError(f"A pass of {mailbox} is already under way.")
-        mailbox_pass = passes[0]
-        stop = threading.Event()
-        progress = threading.Thread(target=self._show_progress, args=(mailbox_pass.pk, stop))
-        progress.start()
-        try:
-            if inline:
-                scheduler.run()
-            else:
-                self._wait(mailbox_pass.pk)
-        finally:
-            stop.set()
-            progress.join()
-        mailbox_pass.refresh_from_db()
+        runner = passes.Runner(self.stderr, inline=options["inline"])
+        (mailbox_pass,) = runner.start([mailbox], options["kind"], options["older_than"])
+        runner.run([mailbox_pass])
         seconds = time.monotonic() - started
         self.stdout.write(
             f"copied={mailbox_pass.items_copied} skipped={mailbox_pass.items_skipped} "
             f"failed={mailbox_pass.items_failed} bytes={mailbox_pass.bytes_copied} "
             f"seconds={seconds:.2f}"
         )
-        if mailbox_pass.state != MailboxPass.State.DONE:
-            raise CommandError(mailbox_pass.error or "The copy did not finish.")
+        for line in passes.failures(mailbox_pass):
+            self.stdout.write(f"  {line}")
+        if not passes.succeeded(mailbox_pass):
+            if mailbox_pass.error:
+                raise CommandError(mailbox_pass.error)
+            if mailbox_pass.items_failed:
+                raise CommandError(f"{mailbox_pass.items_failed} item(s) could not be copied.")
+            raise CommandError(
+                f"The copy did not finish: the pass is {mailbox_pass.get_state_display().lower()}."
+            )
 
     def _prepare_maildirs(self, source: Side, target: Side) -> None:
         if source.kind == "maildir" and not (Path(source.host) / "cur").is_dir():
@@ -167,72 +85,95 @@ class Command(BaseCommand):
 
     def _mailbox(self, source: Side, target: Side, project_id: int | None) -> Mailbox:
         with transaction.atomic():
-            if project_id is not None:
-                project = Project.objects.filter(pk=project_id).first()
-                if project is None:
-                    raise CommandError(f"There is no project {project_id}.", returncode=2)
-            else:
-                project = next(
-                    (
-                        p
-                        for p in Project.objects.select_related("source", "target")
-                        if source.matches(p.source) and target.matches(p.target)
-                    ),
-                    None,
-                )
-            if project is None:
-                project = Project.objects.create(
-                    client_name=f"copy_mailbox {source.address} -> {target.address}"[:200],
-                    source=source.apply(Tenant()),
-                    target=target.apply(Tenant()),
-                )
-            else:
-                source.apply(project.source)
-                target.apply(project.target)
-            mailbox, _ = Mailbox.objects.get_or_create(
-                project=project,
-                source_address=source.address,
-                defaults={"target_address": target.address},
-            )
-            if mailbox.target_address != target.address:
-                mailbox.target_address = target.address
-                mailbox.save(update_fields=["target_address"])
+            project = self._project(source, target, project_id)
+            mailbox = self._find_mailbox(project, source, target)
+            changed = []
+            for side, url in (("source", source), ("target", target)):
+                if not url.has_login:
+                    continue  # the project's login rule applies (maildir, or no password given)
+                for name, value in (
+                    (f"{side}_login", url.username),
+                    (f"{side}_password", url.password),
+                ):
+                    if getattr(mailbox, name) != value:
+                        setattr(mailbox, name, value)
+                        changed.append(name)
+            if changed:
+                mailbox.save(update_fields=changed)
             return mailbox
 
-    def _worker_running(self) -> bool:
-        from migrator.celery import app
+    def _project(self, source: Side, target: Side, project_id: int | None) -> Project:
+        """The project whose servers the URLs name; its tenants are never changed."""
+        projects = Project.objects.select_related("source", "target")
+        if project_id is not None:
+            project = projects.filter(pk=project_id).first()
+            if project is None:
+                raise CommandError(f"There is no project {project_id}.", returncode=2)
+            for role, side, tenant in (
+                ("source", source, project.source),
+                ("target", target, project.target),
+            ):
+                if not side.serves(tenant):
+                    raise CommandError(
+                        f"The {role} URL names {side.describe()}, but the {role} of project "
+                        f"{project.pk} ({project}) is {describe_server(tenant_server(tenant))}. "
+                        "copy_mailbox never changes a project's servers: edit the project, or "
+                        "leave out --project.",
+                        returncode=2,
+                    )
+        else:
+            project = next(
+                (
+                    p
+                    for p in projects.exclude(state=Project.State.CLOSED).order_by("pk")
+                    if source.serves(p.source) and target.serves(p.target)
+                ),
+                None,
+            )
+            if project is None:
+                return Project.objects.create(
+                    client_name=f"copy_mailbox {source.address} -> {target.address}"[:200],
+                    source=source.new_tenant(),
+                    target=target.new_tenant(),
+                )
+        for role, side, tenant in (
+            ("source", source, project.source),
+            ("target", target, project.target),
+        ):
+            if side.kind == "imap" and side.verify_tls != tenant.verify_tls:
+                checks = "checks" if tenant.verify_tls else "does not check"
+                self.stderr.write(
+                    f"Note: the {role} of project {project.pk} {checks} TLS certificates; the "
+                    "URL's ?insecure= is not applied (edit the project to change it)."
+                )
+        return project
 
-        try:
-            replies = app.control.ping(timeout=1.0)
-        except OSError:
-            replies = []
-        if not replies:
-            self.stderr.write("No worker answered; copying in this process.")
-        return bool(replies)
-
-    def _wait(self, pass_id: int) -> None:
-        while MailboxPass.objects.get(pk=pass_id).state not in FINISHED:
-            time.sleep(0.1)
-
-    def _show_progress(self, pass_id: int, stop: threading.Event) -> None:
-        try:
-            while not stop.wait(0.5):
-                self._draw(MailboxPass.objects.get(pk=pass_id))
-            self._draw(MailboxPass.objects.get(pk=pass_id))
-            self.stderr.write("")
-        finally:
-            connection.close()
-
-    def _draw(self, mailbox_pass: MailboxPass) -> None:
-        width = 30
-        percent = mailbox_pass.percent
-        filled = width * (percent or 0) // 100
-        bar = "#" * filled + "-" * (width - filled)
-        shown = "  —" if percent is None else f"{percent:3d}"
-        self.stderr.write(
-            f"\r[{bar}] {shown}% {mailbox_pass.items_done}/"
-            f"{mailbox_pass.items_total} items {mailbox_pass.bytes_copied / 1e6:.1f} MB "
-            f"{mailbox_pass.get_state_display()}  ",
-            ending="",
+    def _find_mailbox(self, project: Project, source: Side, target: Side) -> Mailbox:
+        """The project's mailbox for the source URL (by address or by its login), or a new
+        one; a mailbox already copied elsewhere is not silently redirected."""
+        found = Q(source_address__iexact=source.address)
+        if source.kind == "imap":
+            found |= Q(source_login=source.username)
+        mailbox = project.mailboxes.filter(found).order_by("pk").first()
+        if mailbox is None:
+            owner = project.mailboxes.filter(target_address__iexact=target.address).first()
+            if owner is not None:
+                raise CommandError(
+                    f"In project {project.pk} ({project}) the target {target.address} already "
+                    f"receives the mailbox {owner.source_address}.",
+                    returncode=2,
+                )
+            return Mailbox.objects.create(
+                project=project, source_address=source.address, target_address=target.address
+            )
+        same_target = mailbox.target_address.lower() == target.address.lower() or (
+            target.kind == "imap" and mailbox.target_login == target.username
         )
-        self.stderr.flush()
+        if not same_target:
+            raise CommandError(
+                f"In project {project.pk} ({project}) the mailbox {mailbox.source_address} is "
+                f"copied to {mailbox.target_address}, not to {target.address}. Use another "
+                "project for another target (create_project, then --project).",
+                returncode=2,
+            )
+        return mailbox

@@ -1,0 +1,82 @@
+"""Start a pass for a project's mailboxes from the command line, and wait for it if asked.
+
+    manage.py run_pass PROJECT_ID --kind full [--mailbox ann@old.example ...] --wait
+
+Through the worker when one answers, otherwise (or with ``--inline``) in this process, which
+then always waits. With ``--wait``: progress on stderr, then one line per mailbox on stdout,
+``ADDRESS state=STATE copied=N failed=N``, each followed by its failures (folder, item and
+the server's reason). Exits 1 when a mailbox failed, is done with errors or did not finish, or
+when the passes were refused (the identity guard, or a pass held by a running process: nothing
+is started then); 2 on bad arguments.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from mailboxes.management import passes
+from mailboxes.models import Mailbox, PassKind
+from projects.models import Project
+
+
+class Command(BaseCommand):
+    help = "Start a pre-stage, full or delta pass for a project's mailboxes."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project_id", type=int)
+        parser.add_argument("--kind", required=True, choices=[k.value for k in PassKind])
+        parser.add_argument(
+            "--older-than", type=int, default=None, help="pre-stage: items older than DAYS"
+        )
+        parser.add_argument(
+            "--mailbox",
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help="only this mailbox (its source address; repeatable); default: all",
+        )
+        parser.add_argument("--wait", action="store_true", help="wait for the passes to end")
+        parser.add_argument(
+            "--inline", action="store_true", help="copy in this process instead of the worker"
+        )
+
+    def handle(self, *args, **options):
+        if options["kind"] == PassKind.PRESTAGE and options["older_than"] is None:
+            raise CommandError("--kind prestage needs --older-than DAYS.", returncode=2)
+        project = Project.objects.filter(pk=options["project_id"]).first()
+        if project is None:
+            raise CommandError(f"There is no project {options['project_id']}.", returncode=2)
+        mailboxes = self._mailboxes(project, options["mailbox"])
+        runner = passes.Runner(self.stderr, inline=options["inline"])
+        started = runner.start(mailboxes, options["kind"], options["older_than"])
+        if not (options["wait"] or runner.inline):
+            for mailbox_pass in started:
+                self.stdout.write(f"{mailbox_pass.mailbox} queued")
+            return
+        runner.run(started)
+        failed = 0
+        for mailbox_pass in started:
+            mailbox = Mailbox.objects.get(pk=mailbox_pass.mailbox_id)
+            self.stdout.write(
+                f"{mailbox} state={mailbox.state} copied={mailbox_pass.items_copied} "
+                f"failed={mailbox_pass.items_failed}"
+            )
+            for line in passes.failures(mailbox_pass):
+                self.stdout.write(f"  {line}")
+            failed += not passes.succeeded(mailbox_pass)
+        if failed:
+            raise CommandError(f"{failed} of {len(started)} mailbox(es) did not finish cleanly.")
+
+    def _mailboxes(self, project: Project, addresses: list[str]) -> list[Mailbox]:
+        mailboxes = project.mailboxes.order_by("source_address")
+        if not addresses:
+            found = list(mailboxes)
+            if not found:
+                raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
+            return found
+        wanted = {address.strip().lower() for address in addresses}
+        found = [m for m in mailboxes if m.source_address.lower() in wanted]
+        unknown = sorted(wanted - {m.source_address.lower() for m in found})
+        if unknown:
+            raise CommandError(
+                f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
+            )
+        return found
