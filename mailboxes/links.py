@@ -18,7 +18,9 @@ SALT = "mailferry.enduser-link"
 
 
 class LinkInvalid(Exception):
-    """Tampered or unknown: answer as if the page did not exist."""
+    """Tampered, cut short, or its mailbox deleted: no page behind it (404). The user sees the
+    same friendly page as for a revoked link: they cannot tell the cases apart, and the answer
+    must not help anyone guessing tokens either."""
 
 
 class LinkGone(Exception):

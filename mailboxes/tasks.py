@@ -12,7 +12,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import transaction
 
-from . import engine
+from . import engine, logins
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -58,3 +58,9 @@ def _resume_after_restart(sender, **kwargs):
     requeue_stalled_jobs.delay(sender.hostname)
     lease = settings.COPY_LEASE_SECONDS + 1
     requeue_stalled_jobs.apply_async(countdown=lease)
+
+
+@shared_task(**TASK_OPTIONS)
+def check_mailbox_logins(mailbox_ids: list[int]) -> None:
+    """The "Test logins" of a few mailboxes (``logins.PER_TASK``); a rerun only tests again."""
+    logins.check_mailboxes(mailbox_ids)

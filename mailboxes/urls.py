@@ -3,6 +3,22 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("projects/<int:project_id>/mailboxes/new/", views.mailbox_add, name="mailbox_add"),
+    path(
+        "projects/<int:project_id>/mailboxes/<int:mailbox_id>/edit/",
+        views.mailbox_edit,
+        name="mailbox_edit",
+    ),
+    path(
+        "projects/<int:project_id>/mailboxes/<int:mailbox_id>/delete/",
+        views.mailbox_delete,
+        name="mailbox_delete",
+    ),
+    path(
+        "projects/<int:project_id>/mailboxes/login-checks/",
+        views.mailbox_login_checks,
+        name="mailbox_login_checks",
+    ),
     path(
         "projects/<int:project_id>/mailboxes/<int:mailbox_id>/",
         views.mailbox_detail,

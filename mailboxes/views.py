@@ -6,25 +6,31 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
-from django.http import Http404, HttpResponseNotAllowed
-from django.shortcuts import redirect
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django_htmx.http import HttpResponseStopPolling
 
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
 
-from . import services
+from . import logins, services
 from .charts import Rate, current_rate, throughput_chart
 from .csvio import csv_attachment
 from .filters import MailboxFilterForm
+from .forms import MailboxForm
+from .identity import IdentityRefused
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
 from .live import render_live
-from .models import ACTIVE_STATES, ItemError, Mailbox, PassKind
+from .models import ACTIVE_STATES, SIDES, ItemError, Mailbox, PassKind
 from .report import write_report
 
 ERRORS_SHOWN = 100
 PASSES_SHOWN = 20
+# While nothing runs the mailbox page still asks now and then, so a pass started elsewhere (the
+# project page, the checklist, the command line) shows without a reload.
+IDLE_POLL = "20s"
 
 
 def _user_steps(mailbox: Mailbox) -> list[CutoverStep]:
@@ -72,6 +78,7 @@ def _history_context(request, mailbox: Mailbox) -> dict:
         "user_steps": _user_steps(mailbox),
         "link_form": link_form,
         "enduser_link": link_form.url(request, mailbox),
+        "logins": [(side, mailbox.login_label(side)) for side in SIDES],
     }
 
 
@@ -89,7 +96,104 @@ def mailbox_detail(request, project_id, mailbox_id):
     if not request.htmx:
         context.update(_history_context(request, mailbox))
     live = mailbox.state in ACTIVE_STATES
-    return render_live(request, "mailboxes/detail.html", "progress", context, live)
+    return render_live(
+        request, "mailboxes/detail.html", "progress", context, live, idle_poll=IDLE_POLL
+    )
+
+
+def _busy(mailbox: Mailbox, what: str) -> str:
+    """Why ``mailbox`` cannot be changed now, or "" (a worker may be using it)."""
+    if not mailbox.is_active:
+        return ""
+    return (
+        f"A pass of {mailbox} is under way ({mailbox.get_state_display().lower()}): {what} it "
+        "once the pass is done, or pause it first."
+    )
+
+
+@login_required
+def mailbox_add(request, project_id):
+    project = get_project_for_user(request, project_id)
+    form = MailboxForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        mailbox = form.save()
+        messages.success(request, f"Mailbox {mailbox} added.")
+        return redirect(mailbox)
+    context = {"project": project, "form": form, "mailbox": None}
+    return render(request, "mailboxes/mailbox_form.html", context)
+
+
+@login_required
+def mailbox_edit(request, project_id, mailbox_id):
+    project = get_project_for_user(request, project_id)
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    busy = _busy(mailbox, "edit")
+    if busy:
+        messages.error(request, busy)
+        return redirect(mailbox)
+    form = MailboxForm(request.POST or None, instance=mailbox, project=project)
+    if request.method == "POST" and form.is_valid():
+        edited = form.save(commit=False)
+        # Only if no pass started since the page was loaded: one conditional UPDATE, and
+        # only the form's fields, so counters a worker writes are never overwritten.
+        written = (
+            Mailbox.objects.filter(pk=edited.pk)
+            .exclude(state__in=ACTIVE_STATES)
+            .update(**form.written_fields())
+        )
+        if written:
+            messages.success(request, f"Mailbox {edited} saved.")
+        else:
+            edited.refresh_from_db(fields=["state"])
+            messages.error(request, _busy(edited, "edit") or f"Mailbox {edited} was not saved.")
+        return redirect(edited)
+    context = {"project": project, "form": form, "mailbox": mailbox}
+    return render(request, "mailboxes/mailbox_form.html", context)
+
+
+@login_required
+def mailbox_delete(request, project_id, mailbox_id):
+    """GET asks for confirmation and says what goes; POST deletes (mailferry's records only)."""
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    busy = _busy(mailbox, "delete")
+    if busy:
+        messages.error(request, busy)
+        return redirect(mailbox)
+    if request.method == "POST":
+        deleted, _ = Mailbox.objects.filter(pk=mailbox.pk).exclude(state__in=ACTIVE_STATES).delete()
+        if not deleted:
+            mailbox.refresh_from_db(fields=["state"])
+            messages.error(request, _busy(mailbox, "delete") or f"{mailbox} was not deleted.")
+            return redirect(mailbox)
+        messages.success(
+            request,
+            f"Mailbox {mailbox} deleted from mailferry; nothing was changed on the servers.",
+        )
+        return redirect(mailbox.project)
+    context = {
+        "project": mailbox.project,
+        "mailbox": mailbox,
+        "copied_items": mailbox.copied_items.count(),
+        "passes": mailbox.passes.count(),
+        "item_errors": ItemError.objects.filter(folder_job__mailbox=mailbox).count(),
+    }
+    return render(request, "mailboxes/mailbox_confirm_delete.html", context)
+
+
+@login_required
+def mailbox_login_checks(request, project_id):
+    """The polled "Test logins" results of the rows ``?id=…`` (swapped in out of band); the
+    poll ends (286) once none of them is still being tested."""
+    project = get_project_for_user(request, project_id)
+    ids = [pk for pk in request.GET.getlist("id") if pk.isdigit()][: logins.POLLED_ROWS]
+    mailboxes = list(project.mailboxes.filter(pk__in=ids))
+    for mailbox in mailboxes:
+        mailbox.project = project
+    context = {"project": project, "mailboxes": mailboxes}
+    response = render(request, "mailboxes/_login_checks.html", context)
+    if request.htmx and not any(logins.is_pending(mailbox) for mailbox in mailboxes):
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
 
 
 @login_required
@@ -106,8 +210,10 @@ def enduser_progress(request, token):
     """Login-free, read-only: exactly one mailbox, found only through its signed token."""
     try:
         mailbox = mailbox_for_token(token, Mailbox.objects.select_related("project"))
-    except LinkInvalid as exc:
-        raise Http404("No such page.") from exc
+    except LinkInvalid:
+        # Tampered, cut short by a mail client, or its mailbox deleted: the same page as a
+        # revoked link (a user cannot tell these apart, nor do anything else about them).
+        return render_live(request, "mailboxes/enduser_gone.html", "gone", {}, False, status=404)
     except LinkGone:
         return render_live(request, "mailboxes/enduser_gone.html", "gone", {}, False, status=410)
     context = {**_progress_context(mailbox), "project": mailbox.project}
@@ -127,15 +233,16 @@ def _mailboxes(count: int) -> str:
 
 
 class BulkActionForm(forms.Form):
-    ACTIONS = ["prestage", "delta", "retry", "pause", "resume"]
+    ACTIONS = ["prestage", "full", "delta", "retry", "pause", "resume", "logins"]
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
     older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
 
     def run(self, mailboxes, count: int) -> str:
-        """Hand the mailboxes to the copy services; say what happened."""
+        """Hand the mailboxes to the copy services; say what happened. A pass refused by the
+        identity guard raises ``IdentityRefused`` with nothing started."""
         action = self.cleaned_data["action"]
-        if action in ("prestage", "delta"):
+        if action in ("prestage", "full", "delta"):
             days = self.cleaned_data["older_than_days"] if action == "prestage" else None
             started = len(services.start_passes(mailboxes, action, older_than_days=days))
             kind = PassKind(action).label
@@ -143,8 +250,13 @@ class BulkActionForm(forms.Form):
             note = f" ({_mailboxes(busy)} already had a pass under way)" if busy else ""
             return f"{kind} pass started for {_mailboxes(started)}{note}."
         if action == "retry":
-            services.retry_failed(mailboxes)
-            return f"Failed folders of {_mailboxes(count)} queued again (failed ones only)."
+            queued = services.retry_failed(mailboxes)
+            idle = count - queued
+            note = f"; {idle} had nothing to retry" if idle else ""
+            return f"Retry queued for {_mailboxes(queued)}{note}."
+        if action == "logins":
+            tested = logins.request_checks(mailboxes)
+            return f"Testing the logins of {_mailboxes(tested)}; each row shows its result."
         if action == "pause":
             services.pause_mailboxes(mailboxes)
             return f"Pause requested for {_mailboxes(count)} (running ones only)."
@@ -174,7 +286,12 @@ def mailbox_bulk_action(request, project_id):
     if not count:
         messages.error(request, "No mailbox selected: tick some rows or choose all filtered.")
         return redirect(back)
-    messages.success(request, form.run(mailboxes, count))
+    try:
+        messages.success(request, form.run(mailboxes, count))
+    except IdentityRefused as refused:
+        messages.error(request, "Nothing was started: some mailboxes would share one account.")
+        for message in refused.messages:
+            messages.error(request, message)
     return redirect(back)
 
 

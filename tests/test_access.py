@@ -80,6 +80,7 @@ def urls(project, mailbox):
 def test_every_url_is_walked(urls):
     names = {name for name, _ in urls}
     assert {"home", "project_detail", "project_edit", "mailbox_import", "tenant_check"} <= names
+    assert {"mailbox_add", "mailbox_edit", "mailbox_delete", "mailbox_login_checks"} <= names
 
 
 @pytest.mark.django_db
