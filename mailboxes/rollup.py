@@ -116,6 +116,25 @@ class Totals:
         return bool(self.mailboxes_total) and finished == self.mailboxes_total
 
     @property
+    def state(self) -> tuple[str, str]:
+        """(state, label) of the project's mailboxes as one badge: it follows them."""
+        if self.mailboxes_failed:
+            return "failed", f"{self.mailboxes_failed} failed"
+        if self.mailboxes_running:
+            return "copying", "listing or copying" if self.mailboxes_unlisted else "copying"
+        if self.mailboxes_queued:
+            return "queued", "queued"
+        if self.mailboxes_paused:
+            return "paused", "paused"
+        if not self.has_pass:
+            return "new", "not started"
+        if self.mailboxes_new:
+            return "new", f"{self.mailboxes_new} not started"
+        if self.mailboxes_done_with_errors:
+            return "done_with_errors", "done with errors"
+        return "done", "done"
+
+    @property
     def errors(self) -> int:
         return self.items_failed + self.mailboxes_failed
 

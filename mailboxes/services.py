@@ -9,6 +9,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from projects.models import Project
+
 from . import engine, identity
 from .models import FolderJob, Mailbox, MailboxPass, PassKind
 
@@ -63,6 +65,11 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
             for mailbox_pass in passes:
                 scheduler.plan(mailbox_pass.pk)
             created.extend(passes)
+        if created:  # a project whose copying began is no longer planning
+            projects = {mailbox.project_id for mailbox in mailboxes}
+            Project.objects.filter(pk__in=projects, state=Project.State.PLANNING).update(
+                state=Project.State.PRESTAGE
+            )
     return created
 
 
