@@ -16,8 +16,13 @@ from django.utils import timezone
 RATE_WINDOW = timedelta(minutes=5)
 # A pass that started seconds ago would otherwise show a wildly inflated rate.
 MIN_RATE_SPAN = timedelta(seconds=10)
-CHART_WINDOW = timedelta(hours=1)
-CHART_BUCKET = "minute"
+# The chart spans the recent activity, from its first sample: at least a few minutes (a short
+# pass is not a sliver of an hour), at most an hour, in at most CHART_BARS bars of the smallest
+# of these sizes that fits (a 5-minute window has 5-second bars, an hour one-minute bars).
+CHART_MAX_WINDOW = timedelta(hours=1)
+CHART_MIN_WINDOW = timedelta(minutes=5)
+CHART_BARS = 60
+BUCKET_SECONDS = (5, 10, 15, 20, 30, 60)
 
 
 @dataclass(frozen=True)
@@ -82,48 +87,102 @@ class Bar:
     bytes_per_second: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class Chart:
-    """Bytes per second per minute over the last hour, laid out for an SVG viewBox."""
+    """Bytes per second per bucket from ``start`` to ``end``, laid out for an SVG viewBox."""
 
     bars: list[Bar]
     peak_bytes_per_second: float
+    start: datetime | None = None
+    end: datetime | None = None
+    bucket_seconds: int = 60
     width: int = 600
     height: int = 80
-    bar_width: int = 9  # one minute is 10 units wide; 1 unit of gap
 
     @property
     def is_empty(self) -> bool:
         return not self.bars
 
+    @property
+    def span_seconds(self) -> float:
+        return (self.end - self.start).total_seconds() if self.start and self.end else 0.0
+
+    @property
+    def bar_width(self) -> float:
+        """One bucket wide, less a tenth for the gap between bars."""
+        if not self.span_seconds:
+            return 0.0
+        return round(0.9 * self.width * self.bucket_seconds / self.span_seconds, 1)
+
+    @property
+    def start_label(self) -> str:
+        return f"{timezone.localtime(self.start):%H:%M}" if self.start else ""
+
+    @property
+    def end_label(self) -> str:
+        return f"{timezone.localtime(self.end):%H:%M}" if self.end else ""
+
+    @property
+    def bucket_label(self) -> str:
+        return "minute" if self.bucket_seconds == 60 else f"{self.bucket_seconds} s"
+
+
+def _bucket_size(span_seconds: float) -> int:
+    return next((b for b in BUCKET_SECONDS if span_seconds / b <= CHART_BARS), BUCKET_SECONDS[-1])
+
+
+def _floor(moment: datetime, seconds: int) -> datetime:
+    """``moment`` down to a multiple of ``seconds`` since the epoch: bars keep their place
+    from one poll to the next while the window's ends move."""
+    epoch = moment.timestamp()
+    return moment - timedelta(seconds=epoch % seconds)
+
 
 def throughput_chart(samples) -> Chart:
+    """The chart of a ``ProgressSample`` queryset, from one aggregate query (per second over
+    at most an hour, so at most 3,600 rows whatever the number of samples)."""
     now = timezone.now()
-    start = now - CHART_WINDOW
     rows = (
-        samples.filter(at__gte=start)
-        .annotate(bucket=Trunc("at", CHART_BUCKET))
+        samples.filter(at__gte=now - CHART_MAX_WINDOW)
+        .annotate(second=Trunc("at", "second"))
         .order_by()
-        .values("bucket")
+        .values("second")
         .annotate(bytes=Sum("bytes"))
-        .order_by("bucket")
+        .order_by("second")
     )
-    per_second = [(row["bucket"], (row["bytes"] or 0) / 60) for row in rows]
-    peak = max((rate for _, rate in per_second), default=0)
-    if not peak:
+    per_second = [(row["second"], row["bytes"] or 0) for row in rows if row["bytes"]]
+    if not per_second:
         return Chart(bars=[], peak_bytes_per_second=0)
-    chart = Chart(bars=[], peak_bytes_per_second=peak)
-    span = CHART_WINDOW.total_seconds()
-    for bucket, rate in per_second:
-        height = max(1.0, chart.height * rate / peak)
-        x = chart.width * max(0.0, (bucket - start).total_seconds()) / span
-        label = f"{timezone.localtime(bucket):%H:%M}"
+    first, last = per_second[0][0], per_second[-1][0]
+    # Still copying (a sample within the rate window): the chart ends now. A pass that ended
+    # earlier is shown whole, ending at its last sample, instead of shrinking to the left.
+    end = now if now - last <= RATE_WINDOW else last + timedelta(seconds=1)
+    start = min(first, end - CHART_MIN_WINDOW)
+    bucket = _bucket_size((end - start).total_seconds())
+    totals: dict[datetime, int] = {}
+    for second, size in per_second:
+        key = _floor(second, bucket)
+        totals[key] = totals.get(key, 0) + size
+    rates = {key: size / bucket for key, size in totals.items()}
+    chart = Chart(
+        bars=[],
+        peak_bytes_per_second=max(rates.values()),
+        start=start,
+        end=end,
+        bucket_seconds=bucket,
+    )
+    span = chart.span_seconds
+    label_format = "%H:%M" if bucket == 60 else "%H:%M:%S"
+    for key in sorted(rates):
+        rate = rates[key]
+        height = max(1.0, chart.height * rate / chart.peak_bytes_per_second)
+        x = chart.width * max(0.0, (key - start).total_seconds()) / span
         chart.bars.append(
             Bar(
-                x=round(x, 1),
+                x=round(min(x, chart.width - chart.bar_width), 1),
                 y=round(chart.height - height, 1),
                 height=round(height, 1),
-                label=label,
+                label=f"{timezone.localtime(key):{label_format}}",
                 bytes_per_second=rate,
             )
         )
