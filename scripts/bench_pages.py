@@ -42,8 +42,8 @@ FOLDERS_PER_MAILBOX = 20
 STEPS_PER_PROJECT = 10
 SAMPLES_PER_RUNNING_MAILBOX = 12
 BATCH = 5000
-# done, running, failed, paused, not started: a migration in full swing.
-STATE_CYCLE = ["done"] * 8 + ["running"] * 4 + ["failed"] + ["paused"] + ["new"] * 6
+# done, copying, failed, paused, not started: a migration in full swing.
+STATE_CYCLE = ["done"] * 8 + ["copying"] * 4 + ["failed"] + ["paused"] + ["new"] * 6
 
 
 def fill(user, projects: int) -> None:
@@ -102,7 +102,7 @@ def fill(user, projects: int) -> None:
                     bytes=4_000_000,
                 )
                 for m in mailboxes
-                if m.state == "running"
+                if m.state == "copying"
                 for s in range(SAMPLES_PER_RUNNING_MAILBOX)
             ),
             batch_size=BATCH,
@@ -123,13 +123,18 @@ def _mailbox(project, n, state, now):
         items_failed=3 if state == "failed" else 0,
         bytes_total=total * 100_000,
         bytes_copied=copied * 100_000,
+        items_on_target=copied,
+        bytes_on_target=copied * 100_000,
+        source_items=total,
+        source_bytes=total * 100_000,
+        source_listed_at=now if state != "new" else None,
         last_activity=now if copied else None,
         error="Login refused by the source" if state == "failed" else "",
     )
 
 
 def _pass_state(mailbox_state):
-    return {"new": "planning", "running": "running"}.get(mailbox_state, mailbox_state)
+    return {"new": "planning", "copying": "running"}.get(mailbox_state, mailbox_state)
 
 
 def measure(client, url, runs, **headers):
@@ -161,7 +166,7 @@ def pages(project, mailbox):
 
 def run_all(client, runs):
     project = Project.objects.order_by("pk").first()
-    mailbox = project.mailboxes.filter(state="running").first()
+    mailbox = project.mailboxes.filter(state="copying").first()
     return {name: measure(client, url, runs, **h) for name, url, h in pages(project, mailbox)}
 
 
