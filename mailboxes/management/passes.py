@@ -247,11 +247,11 @@ def progress_line(passes: list[MailboxPass], width: int = 30) -> str:
     done = sum(p.items_done for p in passes)
     total = sum(p.items_total for p in passes)
     copied = sum(p.bytes_copied for p in passes)
-    listed = all(p.listing_complete for p in passes)
-    finished = all(p.is_finished for p in passes)
     percent = None
-    if listed:
-        percent = min(100, 100 * done // total) if total else (100 if finished else 0)
+    if total and all(p.listing_complete for p in passes):
+        percent = min(100, 100 * done // total)
+    elif all(p.state == MailboxPass.State.DONE for p in passes):
+        percent = 100  # nothing to do, and done (a failed pass with nothing done is no 100 %)
     filled = width * (percent or 0) // 100
     bar = "#" * filled + "-" * (width - filled)
     shown = "  —" if percent is None else f"{percent:3d}"
@@ -269,10 +269,11 @@ def progress_line(passes: list[MailboxPass], width: int = 30) -> str:
 # -- the report ----------------------------------------------------------------------------
 
 
-def failures(mailbox_pass: MailboxPass, cap: int = FAILURES_SHOWN) -> list[str]:
+def failures(mailbox_pass: MailboxPass, cap: int | None = None) -> list[str]:
     """Every failure of a pass, one line each (at most ``cap``, then a count of the rest):
     the mailbox's when it stopped as a whole, each folder that failed as a whole, each item
     with its folder and the server's reason."""
+    cap = FAILURES_SHOWN if cap is None else cap
     lines = []
     failed_jobs = list(
         mailbox_pass.folder_jobs.filter(state=FolderJob.State.FAILED).order_by("source_path")

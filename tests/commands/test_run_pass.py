@@ -9,6 +9,7 @@ import pytest
 
 from mailboxes.models import CopiedItem, Mailbox, MailboxPass
 from projects.models import Project
+from tests.servers.worker import wait_until
 
 from .conftest import all_bytes, held_messages, run, unique_messages
 
@@ -182,8 +183,8 @@ def test_only_the_named_mailboxes_and_a_delta_after_the_full_copies_only_what_is
         "--mailbox", first, "--wait", "--inline",
     )  # fmt: skip
     assert done.code == 0, done.message
-    assert (
-        done.out == f"{first} state=done copied=2 failed=0\n{second} state=done copied=2 failed=0\n"
+    assert done.out == "".join(
+        f"{address} state=done copied=2 failed=0\n" for address in sorted([first, second])
     )
     assert Mailbox.objects.get(source_address=rows[1][0]).state == Mailbox.State.NEW
 
@@ -237,3 +238,14 @@ def test_through_a_running_worker(tmp_path, dovecot_a, dovecot_b, celery_worker_
     for row in rows:
         source = held_messages(dovecot_a, row[3], row[4])
         assert held_messages(dovecot_b, row[5], row[6]) == source
+
+    # Without --wait the worker is handed the passes and the command returns at once.
+    dovecot_a.load(rows[0][3], rows[0][4], "INBOX", unique_messages("late", 1))
+    queued = run("run_pass", project_id, "--kind", "delta")
+    assert queued.code == 0, queued.message
+    assert queued.out == "".join(f"{row[0]} queued\n" for row in sorted(rows))
+    wait_until(
+        lambda: not MailboxPass.objects.exclude(state=MailboxPass.State.DONE).exists(), timeout=60
+    )
+    source = held_messages(dovecot_a, rows[0][3], rows[0][4])
+    assert held_messages(dovecot_b, rows[0][5], rows[0][6]) == source
