@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from dnscheck.models import DnsCheck, DnsRecord
 from mailboxes.models import MailboxPass
@@ -134,6 +134,20 @@ def ensure_checklist(project: Project) -> None:
             )
             for position, t in enumerate(TEMPLATE, start=1)
         )
+
+
+def step_counts(project_ids) -> dict[int, tuple[int, int]]:
+    """(done, total) of each project's checklist, in one query. A project whose checklist
+    has no steps yet gets the template's when it is first opened (``ensure_checklist``), so it
+    counts those: "0 / 16", never "0 / 0"."""
+    rows = (
+        CutoverStep.objects.filter(project__in=project_ids)
+        .order_by()
+        .values("project")
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(done_at__isnull=False)))
+    )
+    counts = {row["project"]: (row["done"], row["total"]) for row in rows}
+    return {pk: counts.get(pk, (0, len(TEMPLATE))) for pk in project_ids}
 
 
 def passes_done(step: CutoverStep) -> bool:

@@ -29,8 +29,13 @@ class ProjectForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["client_name", "planned_cutover", "state"]
+        fields = ["client_name", "planned_cutover", "state", "contact_name", "contact_email"]
         widgets = {"planned_cutover": forms.DateTimeInput(attrs={"type": "datetime-local"})}
+        labels = {"contact_name": "Contact for end users", "contact_email": "Contact's email"}
+        help_texts = {
+            "contact_name": "Whom the users ask about their move: shown on their progress page.",
+            "contact_email": "Shown on the users' progress page beside the name.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -75,8 +80,87 @@ class ProjectForm(forms.ModelForm):
         return names
 
 
+K = Tenant.Kind
+
+# The fields each connector reads (mailboxes/connectors/), in the order the form shows them.
+KIND_FIELDS = {
+    K.IMAP: (
+        "endpoint",
+        "port",
+        "security",
+        "username",
+        "secret",
+        "impersonation",
+        "verify_tls",
+        "options",
+    ),
+    K.EWS: (
+        "endpoint",
+        "auth_method",
+        "username",
+        "secret",
+        "impersonation",
+        "oauth_tenant_id",
+        "oauth_client_id",
+        "oauth_authority",
+        "verify_tls",
+        "options",
+    ),
+    K.EXCHANGE_ONLINE: (
+        "oauth_tenant_id",
+        "oauth_client_id",
+        "secret",
+        "oauth_authority",
+        "endpoint",
+        "verify_tls",
+        "options",
+    ),
+    K.MAILDIR: ("endpoint",),
+}
+# Everything that decides where and how the tenant is reached: a change makes the last
+# connection test say nothing about the tenant as it is now.
+CONNECTION_FIELDS = (
+    "kind",
+    "endpoint",
+    "port",
+    "security",
+    "auth_method",
+    "username",
+    "secret",
+    "oauth_tenant_id",
+    "oauth_client_id",
+    "oauth_authority",
+    "impersonation",
+    "verify_tls",
+    "options",
+)
+ENDPOINT_LABELS = {
+    K.IMAP: ("IMAP host", ""),
+    K.EWS: ("EWS URL", "Empty: autodiscover from each mailbox's domain."),
+    K.EXCHANGE_ONLINE: (
+        "Graph base URL",
+        "Empty: Microsoft Graph (graph.microsoft.com); sovereign clouds: e.g. graph.microsoft.us.",
+    ),
+    K.MAILDIR: (
+        "Maildir folder",
+        "A folder the worker can read and write: one maildir per mailbox address under it.",
+    ),
+}
+SECRET_LABELS = {
+    K.IMAP: "Password (of the master user, or shared by the mailboxes)",
+    K.EWS: "Password or client secret",
+    K.EXCHANGE_ONLINE: "Client secret",
+}
+
+
 class TenantForm(forms.ModelForm):
-    """Secrets are write-only: the form never renders the stored value back."""
+    """Only the fields of the chosen connector kind; secrets are write-only (the form never
+    renders the stored value back).
+
+    The kind comes from the submitted data, else the tenant's. ``shown_kind`` says which
+    kind's fields were on the page: a kind changed without its fields being shown (no
+    JavaScript) is shown first, not saved. Fields another kind uses are reset on save, so no
+    stale IMAP host becomes a Graph URL."""
 
     secret = forms.CharField(
         label="Password or client secret",
@@ -91,34 +175,66 @@ class TenantForm(forms.ModelForm):
         assume_scheme="https",
         help_text=Tenant._meta.get_field("oauth_authority").help_text,
     )
+    shown_kind = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Tenant
-        fields = [
-            "kind",
-            "endpoint",
-            "port",
-            "security",
-            "auth_method",
-            "username",
-            "secret",
-            "oauth_tenant_id",
-            "oauth_client_id",
-            "oauth_authority",
-            "impersonation",
-            "verify_tls",
-            "options",
-        ]
+        fields = ["kind", *CONNECTION_FIELDS[1:]]
+        labels = {
+            "impersonation": "Impersonation account",
+            "verify_tls": "Verify the server's TLS certificate",
+        }
+        help_texts = {
+            "username": "The tenant's own account: for the connection test and admin calls "
+            "only. Mailboxes log in by the rule (their own login, else the impersonation or "
+            "master account, else their address), never all as this one."
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stored = {name: getattr(self.instance, name) for name in CONNECTION_FIELDS}
+        self.kind = self._chosen_kind()
+        shown = self.data.get(self.add_prefix("shown_kind")) if self.is_bound else None
+        self.kind_switched = bool(shown) and shown != self.kind
+        self.shown_before = KIND_FIELDS.get(shown, ()) if shown else None
+        if self.is_bound:
+            self.data = self.data.copy()
+            self.data[self.add_prefix("shown_kind")] = self.kind
+        self.initial["shown_kind"] = self.kind
+        for name in CONNECTION_FIELDS[1:]:
+            if name not in KIND_FIELDS[self.kind]:
+                del self.fields[name]
+        self.order_fields(["kind", *KIND_FIELDS[self.kind]])
+        self._label_for_kind()
+
+    def _chosen_kind(self) -> str:
+        value = self.data.get(self.add_prefix("kind")) if self.is_bound else None
+        value = value or self.initial.get("kind") or self.instance.kind or K.IMAP
+        return value if value in KIND_FIELDS else (self.instance.kind or K.IMAP)
+
+    def _label_for_kind(self) -> None:
+        fields = self.fields
+        label, help_text = ENDPOINT_LABELS[self.kind]
+        fields["endpoint"].label, fields["endpoint"].help_text = label, help_text
+        if "secret" in fields:
+            fields["secret"].label = SECRET_LABELS[self.kind]
+        if self.kind == K.IMAP:
+            fields["impersonation"].label = "Master user (impersonation)"
+            fields["impersonation"].help_text = (
+                "Logs in for each mailbox (SASL PLAIN authorization identity), with the "
+                "password above."
+            )
 
     def clean(self):
         cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind in (Tenant.Kind.IMAP, Tenant.Kind.MAILDIR) and not cleaned.get("endpoint"):
-            label = "IMAP host" if kind == Tenant.Kind.IMAP else "maildir folder"
+        kind = self.kind
+        if kind in (K.IMAP, K.MAILDIR) and not cleaned.get("endpoint"):
+            label = "IMAP host" if kind == K.IMAP else "maildir folder"
             self.add_error("endpoint", f"Give the {label}.")
-        if not isinstance(cleaned.get("options") or {}, dict):
+        if "options" in self.fields and not isinstance(cleaned.get("options") or {}, dict):
             self.add_error("options", 'Give a JSON object, e.g. {"timeout": 60}.')
-        if cleaned.get("auth_method") == Tenant.AuthMethod.OAUTH2:
+        oauth = kind == K.EXCHANGE_ONLINE or cleaned.get("auth_method") == Tenant.AuthMethod.OAUTH2
+        if oauth:
             for field in ("oauth_tenant_id", "oauth_client_id"):
                 if not cleaned.get(field):
                     self.add_error(field, "Required for OAuth2 client credentials.")
@@ -126,12 +242,41 @@ class TenantForm(forms.ModelForm):
 
     def save(self, commit=True):
         tenant = super().save(commit=False)
-        new_secret = self.cleaned_data.get("secret")
-        if not new_secret and self.instance.pk:
-            tenant.secret = Tenant.objects.get(pk=self.instance.pk).secret
+        tenant.kind = self.kind
+        for name in CONNECTION_FIELDS[1:]:
+            if name not in self.fields:
+                setattr(tenant, name, Tenant._meta.get_field(name).get_default())
+        if "secret" in self.fields and not self.cleaned_data.get("secret"):
+            tenant.secret = self._stored["secret"]
+        if any(getattr(tenant, name) != self._stored[name] for name in CONNECTION_FIELDS):
+            # The old result was about another server or account: it must not read as this
+            # tenant's ("Connected" after the host was changed to a wrong one).
+            tenant.check_requested_at = tenant.last_check_at = tenant.last_check_ok = None
+            tenant.last_check_message = ""
         if commit:
             tenant.save()
         return tenant
+
+
+def draft(form_class, data, **kwargs):
+    """An unbound form showing ``data``'s values: redrawn for another tenant kind, it
+    validates nothing and so shows no error yet. Secrets are never carried over, nor a
+    tenant's endpoint into another kind (an IMAP host is no EWS URL)."""
+    probe = form_class(data, **kwargs)
+    shown = getattr(probe, "shown_before", None)
+    initial = {}
+    for name, field in probe.fields.items():
+        key = probe.add_prefix(name)
+        was_shown = name in shown if shown is not None else key in data
+        if name == "secret" or not was_shown:
+            continue
+        initial[name] = field.widget.value_from_datadict(data, None, key)
+    if isinstance(probe, TenantForm):
+        initial["kind"] = probe.kind
+        if probe.kind_switched:
+            same = probe.instance.kind == probe.kind
+            initial["endpoint"] = probe.instance.endpoint if same else ""
+    return form_class(initial=initial, **kwargs)
 
 
 class MailboxImportForm(forms.Form):

@@ -7,7 +7,7 @@ from the rows (``Counters``) and rolled up with aggregates, rates come from grou
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, FloatField, Q
+from django.db.models import F, FloatField
 from django.db.models.functions import Cast, NullIf
 
 from mailboxes.charts import current_rate, rates_by, throughput_chart
@@ -17,7 +17,8 @@ from mailboxes.models import ProgressSample
 from mailboxes.rollup import Totals, mailbox_totals, rollup_annotations
 
 from ..access import get_project_for_user
-from ..models import CutoverStep, Project
+from ..cutover import step_counts
+from ..models import Project
 
 MAILBOXES_PER_PAGE = 50
 
@@ -68,23 +69,13 @@ def _with_rollup(projects):
     )
 
 
-def _step_counts(project_ids) -> dict[int, tuple[int, int]]:
-    rows = (
-        CutoverStep.objects.filter(project__in=project_ids)
-        .order_by()
-        .values("project")
-        .annotate(total=Count("pk"), done=Count("pk", filter=Q(done_at__isnull=False)))
-    )
-    return {row["project"]: (row["done"], row["total"]) for row in rows}
-
-
 @login_required
 def home(request):
     form = DashboardFilterForm(request.GET or None)
     projects = list(form.filter(_with_rollup(Project.objects.for_user(request.user))))
     ids = [project.pk for project in projects]
     rates = rates_by(ProgressSample.objects.filter(project__in=ids), "project")
-    steps = _step_counts(ids)
+    steps = step_counts(ids)
     for project in projects:
         project.totals = Totals.from_row(project, rates.get(project.pk))
         project.steps_done, project.steps_total = steps.get(project.pk, (0, 0))
@@ -118,6 +109,6 @@ def project_detail(request, project_id):
         "totals": totals,
         "chart": throughput_chart(samples),
         "selected": selected,
-        "steps": _step_counts([project.pk]).get(project.pk, (0, 0)),
+        "steps": step_counts([project.pk]).get(project.pk, (0, 0)),
     }
     return render_live(request, "projects/detail.html", "live", context, totals.is_live)

@@ -17,17 +17,24 @@ from mailboxes.csvio import (
 from mailboxes.models import FolderMapping
 
 from ..access import get_project_for_user
-from ..forms import MailboxImportForm, ProjectForm, TenantForm
+from ..cutover import ensure_checklist
+from ..forms import MailboxImportForm, ProjectForm, TenantForm, draft
 from ..models import Domain, Project
 from ..tasks import check_tenant
+
+SIDES = ("source", "target")
 
 
 def _save_project(form, source_form, target_form, user) -> Project:
     with transaction.atomic():
         project = form.save(commit=False)
+        created = project.pk is None
         project.source = source_form.save()
         project.target = target_form.save()
         project.save()
+        if created:
+            # The checklist exists with the project, so its count is right from the start.
+            ensure_checklist(project)
         project.members.set({*form.cleaned_data["members"], user})
         names = form.cleaned_data["domains"]
         project.domains.exclude(name__in=names).delete()
@@ -41,16 +48,56 @@ def _save_project(form, source_form, target_form, user) -> Project:
     return project
 
 
+def _live_kind(request, form, side):
+    """The kind select redraws its tenant's fields (htmx); the secret never goes in the URL."""
+    form.fields["kind"].widget.attrs.update(
+        {
+            "hx-get": f"{request.path}?tenant_fields={side}",
+            "hx-trigger": "change",
+            "hx-target": f"#tenant-{side}",
+            "hx-swap": "outerHTML",
+            "hx-include": f"#tenant-{side}",
+            "hx-params": f"not {side}-secret",
+        }
+    )
+    return form
+
+
+def _tenant_form(request, data, side, project, drafting=False):
+    kwargs = {"prefix": side, "instance": project and getattr(project, side)}
+    form = draft(TenantForm, data, **kwargs) if drafting else TenantForm(data, **kwargs)
+    return _live_kind(request, form, side)
+
+
 def _project_form_page(request, project=None):
+    side = request.GET.get("tenant_fields")
+    if request.method == "GET" and side in SIDES:
+        # The kind select changed: that tenant's fields for the new kind, values kept.
+        context = {"tenant_form": _tenant_form(request, request.GET, side, project, True)}
+        context["side"] = side
+        return render(request, "projects/project_form.html#tenant_fields", context)
     data = request.POST if request.method == "POST" else None
+    tenant_forms = {side: _tenant_form(request, data, side, project) for side in SIDES}
     form = ProjectForm(data, instance=project)
-    source_form = TenantForm(data, prefix="source", instance=project and project.source)
-    target_form = TenantForm(data, prefix="target", instance=project and project.target)
-    if data is not None and all(f.is_valid() for f in (form, source_form, target_form)):
-        project = _save_project(form, source_form, target_form, request.user)
+    # Without JavaScript: "Show fields for this kind", or a kind changed on a form showing
+    # another kind's fields, redraws the form for the kinds chosen and saves nothing yet.
+    redraw = data is not None and (
+        data.get("show_fields") in SIDES or any(f.kind_switched for f in tenant_forms.values())
+    )
+    if redraw:
+        form = draft(ProjectForm, data, instance=project)
+        tenant_forms = {side: _tenant_form(request, data, side, project, True) for side in SIDES}
+        messages.info(request, "Fill in the fields of the kind chosen; nothing is saved yet.")
+    elif data is not None and all(f.is_valid() for f in (form, *tenant_forms.values())):
+        project = _save_project(form, tenant_forms["source"], tenant_forms["target"], request.user)
         messages.success(request, f"Project {project} saved.")
         return redirect(project)
-    ctx = {"form": form, "source_form": source_form, "target_form": target_form, "project": project}
+    ctx = {
+        "form": form,
+        "source_form": tenant_forms["source"],
+        "target_form": tenant_forms["target"],
+        "project": project,
+    }
     return render(request, "projects/project_form.html", ctx)
 
 

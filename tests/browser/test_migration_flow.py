@@ -51,6 +51,9 @@ def create_project(page, source, target):
     page.fill("#id_client_name", "Contoso")
     for side, root in (("source", source), ("target", target)):
         page.select_option(f"#id_{side}-kind", "maildir")
+        # htmx redraws the tenant with the maildir fields only: fill in the new ones.
+        expect(page.locator(f"#tenant-{side}")).to_contain_text("Maildir folder")
+        expect(page.locator(f"#id_{side}-username")).to_have_count(0)
         page.fill(f"#id_{side}-endpoint", str(root))
     page.get_by_role("button", name="Save project").click()
     expect(page.get_by_role("heading", name="Contoso")).to_be_visible()
