@@ -80,8 +80,10 @@ class Hold:
         )
 
 
-class Pending:
-    """Deciding who holds a pass asks whether a worker is up at most once."""
+class Holders:
+    """Who holds a pass under way: a live lease, except one of an in-process run on this
+    machine whose process has ended, or a queued message when no worker answers (then only a
+    command's own queue, perhaps a killed one's, held it). Asks for workers at most once."""
 
     def __init__(self):
         self._workers = None
@@ -148,8 +150,8 @@ class Runner:
 
     def __init__(self, stderr, inline: bool = False):
         self.stderr = stderr
-        self.pending = Pending()
-        if not inline and not self.pending.workers:
+        self.holders = Holders()
+        if not inline and not self.holders.workers:
             self.stderr.write("No worker answered; copying in this process.")
             inline = True
         self.inline = inline
@@ -175,7 +177,7 @@ class Runner:
                     "is paused: resume it on the project page, or let it be."
                 )
                 continue
-            hold = self.pending.hold(mailbox_pass)
+            hold = self.holders.hold(mailbox_pass)
             if hold is not None:
                 refusals.append(hold.message(mailbox_pass))
         if refusals:
