@@ -75,7 +75,8 @@ def check_side(mailbox: Mailbox, side: str) -> tuple[bool, str]:
 def check_mailbox(mailbox: Mailbox) -> tuple[bool, str]:
     results = [(side, *check_side(mailbox, side)) for side in SIDES]
     ok = all(result_ok for _, result_ok, _ in results)
-    return ok, "; ".join(f"{side}: {message}" for side, _, message in results)
+    parts = (f"{side}: {message.rstrip('.')}" for side, _, message in results)
+    return ok, "; ".join(parts) + "."
 
 
 def record(mailbox_id: int, ok: bool, message: str) -> None:

@@ -81,7 +81,8 @@ class TestLoginChecksPoll:
         html = done.content.decode()
         assert done.status_code == 286 and "hx-trigger" not in html
         assert f'id="login-check-{ann.pk}" class="small login-check" hx-swap-oob="true"' in html
-        assert "✔ source: Connected: 5 folders; target: Connected" in html
+        assert "✔ logins work" in html
+        assert 'title="source: Connected: 5 folders; target: Connected"' in html
         assert "✘ source: IMAP login refused: Authentication failed." in html
 
     def test_a_test_that_never_answers_is_not_testing_for_ever(self, client, bob, project):
@@ -133,7 +134,7 @@ class TestCheckMailboxLoginsTask:
         ann.refresh_from_db()
         assert ann.login_check_ok is False and not logins.is_pending(ann)
         assert ann.login_check_message.startswith(
-            "source: There is no connector for tenant kind 'gopher' yet.; target: "
+            "source: There is no connector for tenant kind 'gopher' yet; target: "
         )
 
     def test_a_secret_no_key_decrypts_is_named(self, project):
@@ -190,8 +191,11 @@ def test_a_real_worker_tests_each_mailbox_on_dovecot(client, bob, three_users, t
     html = client.get(project.get_absolute_url()).content.decode()
     ann, ben, cid = project.mailboxes.order_by("pk")
     assert (ann.login_check_ok, ben.login_check_ok, cid.login_check_ok) == (True, False, True)
-    assert f"✔ source: Connected: 6 folders in {ann.source_address}" in row(html, ann)
-    assert "target: Connected" in row(html, ann)
+    assert "✔ logins work" in row(html, ann)
+    assert (
+        f'title="source: Connected: 6 folders in {ann.source_address}; target: Connected: '
+        f'6 folders in {ann.target_address}."' in row(html, ann)
+    )
     wrong = row(html, ben)
     assert "✘ source: IMAP login refused for" in wrong and users[1][0].name in wrong
     assert "Authentication failed" in wrong  # Dovecot's own reason
