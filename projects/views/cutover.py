@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from dnscheck.models import DnsCheck
+from mailboxes.identity import IdentityRefused
 from mailboxes.services import start_passes
 
 from ..access import get_mailbox_for_user, get_project_for_user
@@ -178,11 +179,19 @@ def cutover_delta(request, project, step_id):
     if step.kind != CutoverStep.Kind.DELTA:
         messages.error(request, f"“{step}” does not start passes.")
         return _checklist_response(request, project)
-    with transaction.atomic():
-        # Before the passes exist: they must count as started since the button.
-        step.passes_started_at = timezone.now()
-        step.save(update_fields=["passes_started_at"])
-        started = start_passes(project.mailboxes.all(), "delta")
+    try:
+        with transaction.atomic():
+            # Before the passes exist: they must count as started since the button.
+            step.passes_started_at = timezone.now()
+            step.save(update_fields=["passes_started_at"])
+            started = start_passes(project.mailboxes.all(), "delta")
+    except IdentityRefused as refused:
+        messages.error(
+            request, "No delta pass was started: some mailboxes would share one account."
+        )
+        for message in refused.messages:
+            messages.error(request, message)
+        return _checklist_response(request, project)
     messages.success(request, f"Delta pass queued for {len(started)} mailbox(es).")
     return _checklist_response(request, project)
 

@@ -213,3 +213,20 @@ def test_events_are_kept_when_a_person_unticks_an_automatic_step(project, bob, s
         ("undone", bob.pk),
         ("done", None),
     ]
+
+
+def test_delta_button_refused_by_the_identity_guard_starts_nothing(client, project, steps):
+    for name in ("ann", "bo"):
+        project.mailboxes.create(
+            source_address=f"{name}@contoso.example",
+            target_address=f"{name}@fabrikam.example",
+            source_login="shared",
+        )
+    response = client.post(step_url("cutover_delta", steps["delta"]), follow=True)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "No delta pass was started: some mailboxes would share one account." in body
+    assert "ann@contoso.example and bo@contoso.example would all log in to the source" in body
+    assert not MailboxPass.objects.exists()
+    steps["delta"].refresh_from_db()
+    assert steps["delta"].passes_started_at is None
