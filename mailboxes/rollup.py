@@ -40,7 +40,16 @@ def rollup_annotations(prefix: str = "") -> dict:
         **{name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in SUMMED},
         # Aliases apart from the field names: the counts below filter on those fields.
         "source_size": Sum(f"{prefix}source_bytes"),
-        "source_unsized": Count(f"{prefix}pk", filter=Q(**{f"{prefix}source_bytes__isnull": True})),
+        # Listed, but the server gave no folder sizes (never listed is counted apart).
+        "source_unsized": Count(
+            f"{prefix}pk",
+            filter=Q(
+                **{
+                    f"{prefix}source_bytes__isnull": True,
+                    f"{prefix}source_listed_at__isnull": False,
+                }
+            ),
+        ),
         "source_last_listed": Max(f"{prefix}source_listed_at"),
         "mailboxes_unlisted_source": Count(
             f"{prefix}pk", filter=Q(**{f"{prefix}source_listed_at__isnull": True})

@@ -205,6 +205,8 @@ class DovecotServer:
             _, listing = client.list()
             folders = {}
             for line in listing:
+                if b"\\Noselect" in line or b"\\NonExistent" in line:
+                    continue  # a parent that exists only in name holds nothing
                 name = _LIST_NAME.search(line.decode()).group(1)
                 _, (count,) = client.select(f'"{name}"', readonly=True)
                 if not int(count):
