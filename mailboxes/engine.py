@@ -350,6 +350,7 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
     now = timezone.now()
     folders = source.folders()
     _record_source_holds(mailbox, folders)
+    first_copy = not CopiedItem.objects.filter(mailbox=mailbox).exists()
     for placement in place_folders(folders, overrides):
         folder = placement.folder
         job = FolderJob(
@@ -376,7 +377,7 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
                 # Nothing new, no flag changed: done without a task or a look at the target.
                 job.state, job.sync_state = FolderJob.State.DONE, changes.state
                 job.started_at = job.finished_at = now
-        _count_listing(job, changes)
+        _count_listing(job, changes, first_copy)
         if job.state != FolderJob.State.DONE:
             path = placement.target
             if placement.role is None and path == folder.path:
@@ -408,9 +409,13 @@ def _record_source_holds(mailbox: Mailbox, folders) -> None:
     mailbox.record_source_listing(items, sum(f.size for f in folders) if sized else None)
 
 
-def _count_listing(job: FolderJob, changes) -> None:
-    """This job's to do, and what of it an earlier pass already put on the target."""
-    job.verify_target = changes.reset
+def _count_listing(job: FolderJob, changes, first_copy: bool) -> None:
+    """This job's to do, and what of it an earlier pass already put on the target.
+
+    A mailbox's first copy looks on the target before storing (a mailbox deleted and added
+    again, or one another tool half-copied, must not get its mail twice): cheap on an empty
+    target folder, which is the usual case."""
+    job.verify_target = changes.reset or first_copy
     job.items_total = len(changes.items)
     job.bytes_total = sum(ref.size for ref in changes.items)
     copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)

@@ -43,6 +43,23 @@ def same(source, target) -> bool:
     return expected == snapshot(target.endpoint(), target.name) and total(expected) >= 90
 
 
+def test_a_mailbox_added_again_finds_its_copies_on_the_target_instead_of_copying_twice(imap_pair):
+    mailbox, source, target = imap_pair
+    first = run_pass(mailbox, "full")
+    project = mailbox.project
+    mailbox.delete()  # its copy records go with it; the target keeps the mail
+    again = project.mailboxes.create(source_address=source.name, target_address=target.name)
+    second = run_pass(again, "full")
+    assert (second.state, second.items_copied, second.items_skipped) == (
+        "done",
+        0,
+        first.items_copied,
+    )
+    assert same(source, target)
+    again.refresh_from_db()
+    assert again.items_on_target == first.items_copied
+
+
 def test_copy_is_exact_and_idempotent(imap_pair):
     mailbox, source, target = imap_pair
     first = run_pass(mailbox, "full")
