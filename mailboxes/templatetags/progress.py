@@ -54,6 +54,13 @@ def progress_bar(counters, label):
     """
     percent = counters.percent
     failed = ' class="failed"' if getattr(counters, "state", "") == "failed" else ""
+    if percent is None and not getattr(counters, "has_pass", True):
+        # Nothing started: an empty bar, not a moving one.
+        return format_html(
+            '<div class="progress-cell"><progress max="100" value="0" aria-label="{0}: not '
+            'started"></progress><span class="pct muted">—</span></div>',
+            label,
+        )
     if percent is None:
         # Until the listing is complete there is no honest percent: an indeterminate bar.
         return format_html(
