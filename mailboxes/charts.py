@@ -7,7 +7,7 @@ cost the same for ten mailboxes or ten thousand.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Min, Sum
+from django.db.models import Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -54,10 +54,21 @@ def rate_window_start(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - RATE_WINDOW
 
 
+def _recent(samples, now: datetime):
+    """The samples of the rate window that belong to each mailbox's latest pass: the speed of a
+    pass that ended minutes ago is no throughput now (a new pass still listing showed it)."""
+    from .models import MailboxPass
+
+    latest = MailboxPass.objects.filter(mailbox=OuterRef("mailbox")).order_by("-started_at", "-id")
+    return samples.filter(at__gte=rate_window_start(now)).filter(
+        at__gte=Subquery(latest.values("started_at")[:1])
+    )
+
+
 def current_rate(samples) -> Rate:
     """The rate over ``RATE_WINDOW`` of a ``ProgressSample`` queryset (one query)."""
     now = timezone.now()
-    window = samples.filter(at__gte=rate_window_start(now)).aggregate(
+    window = _recent(samples, now).aggregate(
         items=Sum("items"), bytes=Sum("bytes"), first_at=Min("at")
     )
     return Rate.from_window(window["items"], window["bytes"], window["first_at"], now)
@@ -67,7 +78,7 @@ def rates_by(samples, field: str) -> dict[int, Rate]:
     """Rates of many mailboxes or projects at once, keyed by ``field`` (one query)."""
     now = timezone.now()
     rows = (
-        samples.filter(at__gte=rate_window_start(now))
+        _recent(samples, now)
         .order_by()
         .values(field)
         .annotate(items=Sum("items"), bytes=Sum("bytes"), first_at=Min("at"))

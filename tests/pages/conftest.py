@@ -24,8 +24,11 @@ def add_mailbox(project, name, state=Mailbox.State.NEW, copied=0, total=0, faile
     )
 
 
-def add_pass(mailbox, folders=("INBOX", "Sent"), state=MailboxPass.State.RUNNING):
-    mailbox_pass = MailboxPass.objects.create(mailbox=mailbox, kind="prestage", state=state)
+def add_pass(mailbox, folders=("INBOX", "Sent"), state=MailboxPass.State.RUNNING, **fields):
+    fields.setdefault("started_at", timezone.now() - timedelta(hours=1))
+    mailbox_pass = MailboxPass.objects.create(
+        mailbox=mailbox, kind="prestage", state=state, **fields
+    )
     for path in folders:
         FolderJob.objects.create(
             mailbox_pass=mailbox_pass,

@@ -2,10 +2,11 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from mailboxes.models import Mailbox
 
-from .conftest import add_mailbox, add_samples
+from .conftest import add_mailbox, add_pass, add_samples
 
 
 def url(project):
@@ -110,7 +111,23 @@ def test_empty_project_points_to_the_import(client, bob, project):
 @pytest.mark.django_db
 def test_a_running_mailbox_shows_its_throughput(client, bob, project):
     mailbox = add_mailbox(project, "ann", Mailbox.State.COPYING, copied=1, total=5)
+    add_pass(mailbox)
     add_samples(mailbox, count=2, bytes_=2_000_000, items=1)
     client.force_login(bob)
     row = client.get(url(project)).context["page"].object_list[0]
     assert row.rate.bytes_per_second == pytest.approx(4_000_000 / 20, rel=0.01)
+    row_html = client.get(url(project)).content.decode().split('id="mailbox-')[1]
+    assert re.search(r"19\d\.\d\xa0KB/s", row_html)
+
+
+@pytest.mark.django_db
+def test_a_new_pass_shows_no_throughput_of_the_pass_before(client, bob, project):
+    """Copied a minute ago by the last pass; the new one is still listing: no speed to show."""
+    mailbox = add_mailbox(project, "ann", Mailbox.State.LISTING)
+    add_samples(mailbox, count=2, bytes_=2_000_000, items=1)
+    add_pass(mailbox, folders=(), state="planning", started_at=timezone.now())
+    client.force_login(bob)
+    response = client.get(url(project))
+    assert response.context["page"].object_list[0].rate is None
+    assert response.context["totals"].throughput.bytes_per_second == 0
+    assert "KB/s" not in response.content.decode().split('id="mailbox-')[1]
