@@ -7,9 +7,11 @@ cost the same for ten mailboxes or ten thousand.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Min, OuterRef, Subquery, Sum
+from django.db.models import Min, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
+
+from .models import MailboxPass
 
 # The rate is what the last few minutes copied: long enough to smooth out batch boundaries,
 # short enough that a stalled migration shows zero quickly.
@@ -54,15 +56,14 @@ def rate_window_start(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - RATE_WINDOW
 
 
-def _recent(samples, now: datetime):
-    """The samples of the rate window that belong to each mailbox's latest pass: the speed of a
-    pass that ended minutes ago is no throughput now (a new pass still listing showed it)."""
-    from .models import MailboxPass
+# Only the samples of passes under way are throughput now.
+UNDER_WAY = (MailboxPass.State.PLANNING, MailboxPass.State.RUNNING)
 
-    latest = MailboxPass.objects.filter(mailbox=OuterRef("mailbox")).order_by("-started_at", "-id")
-    return samples.filter(at__gte=rate_window_start(now)).filter(
-        at__gte=Subquery(latest.values("started_at")[:1])
-    )
+
+def _recent(samples, now: datetime):
+    """The samples of the rate window copied by passes still under way: the speed of a pass that
+    ended minutes ago is no throughput now (a new pass still listing showed it)."""
+    return samples.filter(at__gte=rate_window_start(now), mailbox_pass__state__in=UNDER_WAY)
 
 
 def current_rate(samples) -> Rate:

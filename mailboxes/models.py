@@ -397,6 +397,7 @@ class FolderJob(Counters):
                 ProgressSample.objects.create(
                     mailbox_id=self.mailbox_id,
                     project_id=self.mailbox.project_id,
+                    mailbox_pass_id=self.mailbox_pass_id,
                     items=len(stored),
                     bytes=copied_bytes,
                 )
@@ -469,6 +470,10 @@ class ProgressSample(models.Model):
 
     mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="progress_samples")
     project = models.ForeignKey(Project, models.CASCADE, related_name="progress_samples")
+    # The pass that copied: throughput counts only passes under way.
+    mailbox_pass = models.ForeignKey(
+        MailboxPass, models.CASCADE, null=True, blank=True, related_name="progress_samples"
+    )
     at = models.DateTimeField(default=timezone.now)
     items = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)

@@ -95,14 +95,15 @@ def fill(user, projects: int) -> None:
         ProgressSample.objects.bulk_create(
             (
                 ProgressSample(
-                    mailbox=m,
+                    mailbox=mailbox_pass.mailbox,
                     project=project,
+                    mailbox_pass=mailbox_pass,
                     at=now - timedelta(seconds=30 * s),
                     items=40,
                     bytes=4_000_000,
                 )
-                for m in mailboxes
-                if m.state == "copying"
+                for mailbox_pass in passes
+                if mailbox_pass.mailbox.state == "copying"
                 for s in range(SAMPLES_PER_RUNNING_MAILBOX)
             ),
             batch_size=BATCH,

@@ -43,11 +43,14 @@ def add_pass(mailbox, folders=("INBOX", "Sent"), state=MailboxPass.State.RUNNING
 
 
 def add_samples(mailbox, count=3, items=10, bytes_=10_000, spacing=timedelta(seconds=20)):
+    """Batches copied by the mailbox's latest pass (one running is made if it has none)."""
     now = timezone.now()
+    mailbox_pass = mailbox.passes.first() or add_pass(mailbox, folders=())
     ProgressSample.objects.bulk_create(
         ProgressSample(
             mailbox=mailbox,
             project=mailbox.project,
+            mailbox_pass=mailbox_pass,
             at=now - i * spacing,
             items=items,
             bytes=bytes_,

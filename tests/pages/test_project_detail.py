@@ -124,6 +124,7 @@ def test_a_running_mailbox_shows_its_throughput(client, bob, project):
 def test_a_new_pass_shows_no_throughput_of_the_pass_before(client, bob, project):
     """Copied a minute ago by the last pass; the new one is still listing: no speed to show."""
     mailbox = add_mailbox(project, "ann", Mailbox.State.LISTING)
+    add_pass(mailbox, folders=(), state="done")
     add_samples(mailbox, count=2, bytes_=2_000_000, items=1)
     add_pass(mailbox, folders=(), state="planning", started_at=timezone.now())
     client.force_login(bob)
