@@ -15,6 +15,8 @@ class PassKind(models.TextChoices):
     PRESTAGE = "prestage", "Pre-stage"
     FULL = "full", "Full"
     DELTA = "delta", "Delta"
+    # Copies exactly the items the mailbox's last verification found missing on the target.
+    MISSING = "missing", "Copy what is missing"
 
 
 class Counters(models.Model):
@@ -167,6 +169,19 @@ class Mailbox(Counters):
     bytes_on_target = models.BigIntegerField(default=0)
     # Bumped to revoke every end-user link handed out so far.
     link_version = models.PositiveIntegerField(default=1)
+    # Discovery, before copying: what the source holds and what the target can take, laid out
+    # by ``mailboxes.discovery``; ``discovery_blocking`` marks a problem that stops the copy.
+    discovery = models.JSONField(default=dict, blank=True)
+    discovery_requested_at = models.DateTimeField(null=True, blank=True)
+    discovered_at = models.DateTimeField(null=True, blank=True)
+    discovery_blocking = models.BooleanField(default=False)
+    # Verification, after copying: source and target compared folder by folder, laid out by
+    # ``mailboxes.verification``. ``verified`` is None until a verification has run.
+    verification = models.JSONField(default=dict, blank=True)
+    verify_requested_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified = models.BooleanField(null=True)
+    items_missing = models.BigIntegerField(default=0)
     # "Test logins": both sides' logins tried in the worker, the result shown on the row.
     login_check_requested_at = models.DateTimeField(null=True, blank=True)
     login_checked_at = models.DateTimeField(null=True, blank=True)
@@ -416,6 +431,9 @@ class CopiedItem(models.Model):
     # The source's flags last given to the target copy, sorted; null: unknown. Flag sync sets
     # only the copies whose source flags differ from these.
     flags = models.JSONField(null=True, blank=True)
+    # Set when the target server stored something else than was sent (it rewrote header bytes):
+    # "changed by the target server" and the header lines that differ.
+    altered = models.TextField(blank=True)
 
     class Meta:
         constraints = [
