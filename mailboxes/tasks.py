@@ -64,3 +64,11 @@ def _resume_after_restart(sender, **kwargs):
 def check_mailbox_logins(mailbox_ids: list[int]) -> None:
     """The "Test logins" of a few mailboxes (``logins.PER_TASK``); a rerun only tests again."""
     logins.check_mailboxes(mailbox_ids)
+
+
+@shared_task(**TASK_OPTIONS)
+def discover_mailboxes(mailbox_ids: list[int]) -> None:
+    """Discovery of a few mailboxes (``discovery.PER_TASK``); a rerun only discovers again."""
+    from . import discovery
+
+    discovery.discover_mailboxes(mailbox_ids)

@@ -158,6 +158,30 @@ class StoreResult:
     error_code: str = ""
 
 
+@dataclass(frozen=True)
+class TargetLimits:
+    """What a target mailbox can take, as far as its protocol tells (None: not told).
+
+    ``max_item_size``: the largest item it stores, in bytes, and ``size_source`` where that
+    figure comes from; ``quota_limit``/``quota_used``: its storage quota, in bytes."""
+
+    max_item_size: int | None = None
+    size_source: str = ""
+    quota_limit: int | None = None
+    quota_used: int | None = None
+
+    @property
+    def quota_free(self) -> int | None:
+        if self.quota_limit is None:
+            return None
+        return max(0, self.quota_limit - (self.quota_used or 0))
+
+
+# Longest folder name component most servers and file systems accept (NAME_MAX, Exchange's
+# displayName limit).
+MAX_FOLDER_NAME = 255
+
+
 def fingerprint(data: bytes) -> str:
     """Identity of an item's bytes, used to recognise a copy whose record was lost."""
     return hashlib.sha256(data).hexdigest()
@@ -231,3 +255,25 @@ class Connector(ABC):
         """Give these target items exactly these flags (system flags and keywords, never
         \\Recent); ids the folder no longer holds are skipped. Optional: the default keeps
         the flags the items were stored with."""
+
+    # -- discovery (before copying): optional, with defaults every connector can live with --
+
+    def limits(self) -> TargetLimits:
+        """What this mailbox can take as a target. The default knows only the tenant's
+        ``max_item_size`` option (bytes)."""
+        configured = self.endpoint.options.get("max_item_size")
+        if configured:
+            return TargetLimits(int(configured), "the tenant's max_item_size option")
+        return TargetLimits()
+
+    def subjects(self, folder: Folder, ids: list[str]) -> dict[str, str]:
+        """source id -> subject of a few items (the largest, for the readiness page); {} when
+        not cheap to read."""
+        return {}
+
+    def folder_problem(self, path: tuple[str, ...], kind: str) -> str:
+        """Why this mailbox (as a target) cannot hold a folder at ``path`` of ``kind``, or ""."""
+        for part in path:
+            if len(part) > MAX_FOLDER_NAME:
+                return f"a folder name is longer than {MAX_FOLDER_NAME} characters"
+        return ""

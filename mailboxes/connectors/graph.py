@@ -47,6 +47,7 @@ from .base import (
     Item,
     ItemRef,
     StoreResult,
+    TargetLimits,
     TransientError,
 )
 from .roles import (
@@ -57,6 +58,7 @@ from .roles import (
 )
 
 GRAPH_FTS = "graph-fts"
+EXCHANGE_ONLINE_MAX_ITEM = 150 * 1024 * 1024
 # EWS ExportItems/UploadItems carry the same FastTransfer stream as Graph's exportItems/importItem:
 # Microsoft's examples of both (UploadItems "Data" and importItem "Data") start with the same
 # header bytes. The import accepts either; Graph never produces the EWS name.
@@ -798,6 +800,17 @@ class GraphConnector(Connector):
                     if prop.get("id") == FINGERPRINT:
                         found.setdefault(prop["value"], []).append(resource["id"])
         return found
+
+    # -- discovery (before copying) --------------------------------------------------------
+
+    def limits(self) -> TargetLimits:
+        """Exchange Online takes messages up to 150 MB ("Exchange Online limits", message
+        limits: maximum message size, learn.microsoft.com); a tenant that set a lower limit
+        says so in the ``max_item_size`` option. Graph documents no mailbox quota call."""
+        configured = super().limits()
+        if configured.max_item_size:
+            return configured
+        return TargetLimits(EXCHANGE_ONLINE_MAX_ITEM, "Exchange Online's 150 MB limit")
 
 
 class _DeltaExpired(Exception):

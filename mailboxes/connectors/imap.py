@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email
+import email.policy
 import logging
 import re
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from . import utf7
@@ -34,6 +36,7 @@ from .base import (
     Item,
     ItemRef,
     StoreResult,
+    TargetLimits,
     TransientError,
     fingerprint,
 )
@@ -881,6 +884,59 @@ class ImapConnector(Connector):
                 results.append(StoreResult(item.source_id, None, reply.text, code))
         return results
 
+    # -- discovery (before copying) --------------------------------------------------------
+
+    def limits(self) -> TargetLimits:
+        """The largest message this server takes: APPENDLIMIT=N in CAPABILITY (RFC 7889 §3),
+        else the tenant's ``max_item_size`` option (Dovecot 2.3 enforces
+        ``quota_max_mail_size`` without announcing it). The storage quota of the INBOX's quota
+        root: ``GETQUOTAROOT INBOX`` (RFC 9208 §4.3.2, formerly RFC 2087), whose STORAGE
+        resource counts units of 1024 octets (RFC 9208 §5.1)."""
+        limits = super().limits()
+        announced = next(
+            (c.partition("=")[2] for c in self.client.capabilities if c.startswith("APPENDLIMIT=")),
+            "",
+        )
+        if announced.isdigit():
+            limits = TargetLimits(int(announced), "the server's APPENDLIMIT")
+        if not self.offers("QUOTA"):
+            return limits
+        reply = self.client.run("GETQUOTAROOT INBOX")
+        if not reply.ok:
+            return limits
+        for _root, resources in reply.data("QUOTA"):
+            values = [str(value).upper() for value in resources or ()]
+            for i in range(0, len(values) - 2, 3):
+                if values[i] == "STORAGE" and values[i + 1].isdigit() and values[i + 2].isdigit():
+                    used, limit = int(values[i + 1]) * 1024, int(values[i + 2]) * 1024
+                    return replace(limits, quota_limit=limit, quota_used=used)
+        return limits
+
+    def subjects(self, folder: Folder, ids: list[str]) -> dict[str, str]:
+        """One UID FETCH of the Subject header field of ``ids`` (RFC 3501 §6.4.5)."""
+        if not ids:
+            return {}
+        uids = self._uids(folder, ids)
+        validity = self._selected[1]["UIDVALIDITY"]
+        reply = self.client.run(
+            f"UID FETCH {uid_set(uids)} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+        )
+        self.client.check(reply, f"Reading subjects in {folder.display}")
+        found = {}
+        for data in map(_pairs, _values(reply)):
+            header = data.get("BODY[HEADER.FIELDS (SUBJECT)]")
+            if "UID" in data and header is not None:
+                found[f"{validity}:{data['UID']}"] = subject_of(_body(header))
+        return found
+
+    def folder_problem(self, path: tuple[str, ...], kind: str) -> str:
+        if kind != MAIL:
+            return f"IMAP folders hold mail only, not {kind}"
+        for part in path:
+            if any(ord(char) < 0x20 or char == "\x7f" for char in part):
+                return "a folder name holds control characters"
+        return super().folder_problem(path, kind)
+
 
 def _target_ids(reply: Reply, count: int) -> list[str]:
     """Target ids from APPENDUID (RFC 4315); empty strings when the server has no UIDPLUS."""
@@ -930,3 +986,12 @@ def _append_arguments(item: Item) -> list:
         arguments.append(" " + format_internaldate(item.received))
     arguments.extend([" ", Literal(item.data)])
     return arguments
+
+
+def subject_of(header: bytes) -> str:
+    """The decoded Subject of a header block (RFC 2047 words decoded), or ""."""
+    message = email.message_from_bytes(header, policy=email.policy.default)
+    try:
+        return str(message.get("Subject") or "").strip()
+    except (ValueError, LookupError):
+        return ""

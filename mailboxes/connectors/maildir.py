@@ -27,6 +27,7 @@ from . import utf7
 from .base import (
     INBOX,
     MAIL,
+    MAX_FOLDER_NAME,
     RFC822,
     Changes,
     Connector,
@@ -271,6 +272,15 @@ class MaildirConnector(Connector):
         temporary = path.with_name(f"{KEYWORDS_FILE}.{new_unique_name()}")
         temporary.write_text("".join(f"{i} {k}\n" for i, k in enumerate(keywords) if k))
         os.rename(temporary, path)
+
+    # -- discovery (before copying) --------------------------------------------------------
+
+    def folder_problem(self, path: tuple[str, ...], kind: str) -> str:
+        """Maildir++ keeps a whole folder path in one directory name (``.a.b``), which the
+        file system limits to 255 bytes (NAME_MAX)."""
+        if len(os.fsencode(folder_dir_name(path))) > MAX_FOLDER_NAME:
+            return f"its directory name would be longer than {MAX_FOLDER_NAME} bytes"
+        return super().folder_problem(path, kind)
 
 
 def _flags_from_name(filename: str, keywords: list[str]) -> frozenset[str]:

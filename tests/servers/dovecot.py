@@ -87,7 +87,7 @@ namespace inbox {{
 }}
 plugin {{
   quota = count:User quota
-  quota_rule = *:storage=0
+  quota_rule = *:storage={quota}
   quota_vsizes = yes
   quota_max_mail_size = {max_message_size}
 }}
@@ -121,7 +121,7 @@ service anvil {{
     mode = 0
   }}
 }}
-"""
+{imap_quota}"""
 
 
 @dataclass(frozen=True)
@@ -295,11 +295,14 @@ def start_dovecot(
     max_message_size: int = 1024 * 1024,
     binary: str = "/usr/sbin/dovecot",
     special_use: dict[str, str] | None = None,
+    quota: str = "",
 ) -> DovecotServer:
     """Start one Dovecot in ``root`` (created if needed) and wait until it accepts IMAP.
 
     ``special_use`` (name -> attribute) are the folders every user gets; the default is the
     five of RFC 6154 that migrations map (Sent, Trash, Drafts, Junk, Archive).
+    ``quota`` ("2M", "500k") limits every user's storage and offers the IMAP QUOTA extension
+    (RFC 9208: GETQUOTAROOT); empty, storage is unlimited and QUOTA is not offered.
     """
     internal_user, login_user, uid, gid = _service_users()
     root.mkdir(parents=True, exist_ok=True)
@@ -328,6 +331,10 @@ def start_dovecot(
         separator=separator,
         mailboxes=mailboxes,
         max_message_size=max_message_size,
+        quota=quota or "0",
+        imap_quota="protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
+        if quota
+        else "",
         port=port,
         tls_port=tls_port,
         fsync="never",

@@ -1,0 +1,88 @@
+"""Discovery of three mailboxes on real Dovecot: every figure equals what imaplib counts."""
+
+import time
+from datetime import datetime
+
+from mailboxes import discovery
+from mailboxes.connectors.folders import join_path
+from mailboxes.models import Mailbox
+
+from .conftest import BULK_ITEMS, TARGET_MAX_MESSAGE, count_on_server
+
+
+def _path(name: str, separator: str) -> str:
+    return join_path(tuple(name.split(separator))) if name != "INBOX" else "INBOX"
+
+
+def assert_matches_server(mailbox: Mailbox, scene) -> None:
+    user, password = scene.accounts[mailbox.source_address]
+    counted = count_on_server(scene.source, user, password)
+    report = mailbox.discovery
+    folders = {f["path"]: f for f in report["folders"]}
+    assert set(folders) == {_path(name, scene.source.separator) for name in counted}
+    for name, truth in counted.items():
+        folder = folders[_path(name, scene.source.separator)]
+        assert (folder["items"], folder["bytes"]) == (truth.items, truth.size), name
+        oldest = datetime.fromisoformat(folder["oldest"]) if folder["oldest"] else None
+        newest = datetime.fromisoformat(folder["newest"]) if folder["newest"] else None
+        assert (oldest, newest) == (truth.oldest, truth.newest), name
+    assert report["items"] == sum(c.items for c in counted.values())
+    assert report["bytes"] == sum(c.size for c in counted.values())
+    largest = [item["size"] for item in report["largest"]]
+    assert largest == sorted(largest, reverse=True)
+    assert largest[0] == max(c.largest for c in counted.values())
+    # The mailbox's "Source holds" figures agree with the discovery.
+    mailbox.refresh_from_db()
+    assert (mailbox.source_items, mailbox.source_bytes) == (report["items"], report["bytes"])
+    assert mailbox.source_listed_at is not None
+
+
+def test_discovery_figures_equal_the_servers(scene):
+    ann, ben, cid = scene.mailboxes
+    started = time.monotonic()
+    for mailbox in scene.mailboxes:
+        discovery.discover_mailbox(mailbox)
+    elapsed = time.monotonic() - started
+    for mailbox in scene.mailboxes:
+        mailbox.refresh_from_db()
+        assert_matches_server(mailbox, scene)
+
+    # ann fits: nothing to report.
+    assert ann.discovery["problems"] == [] and not ann.discovery_blocking
+    assert ann.discovery["over_limit_count"] == 0
+
+    # ben: the 20,000-item folder, and more than the target's 2 MB quota.
+    bulk = next(f for f in ben.discovery["folders"] if f["path"] == "Bulk")
+    assert bulk["items"] == BULK_ITEMS
+    assert ben.discovery_blocking
+    (problem,) = ben.discovery["problems"]
+    assert problem["blocking"] and problem["text"].startswith("Quota short by ")
+    quota = ben.discovery["quota"]
+    assert quota["limit"] == 2 * 1024 * 1024
+    short_mb = -(-(ben.discovery["bytes_to_copy"] - quota["free"]) // (1024 * 1024))
+    assert f"Quota short by {short_mb:,} MB" in problem["text"]
+
+    # cid: one message over the target's limit, which will fail, but does not block.
+    assert not cid.discovery_blocking
+    assert cid.discovery["max_item_size"] == TARGET_MAX_MESSAGE
+    assert cid.discovery["over_limit_count"] == 1
+    (over,) = cid.discovery["over_limit"]
+    assert over["folder"] == "INBOX" and over["size"] > TARGET_MAX_MESSAGE
+    assert cid.discovery["largest"][0]["subject"] == "Big cid"
+    (problem,) = cid.discovery["problems"]
+    assert not problem["blocking"] and "1 item over the target's size limit" in problem["text"]
+    print(f"discovery of 3 mailboxes ({BULK_ITEMS + 27} items): {elapsed:.2f}s")
+    assert elapsed < 60
+
+
+def test_a_refused_target_login_blocks(scene):
+    mailbox = scene.mailboxes[0]
+    mailbox.target_password = "wrong"
+    mailbox.save()
+    discovery.discover_mailbox(mailbox)
+    mailbox.refresh_from_db()
+    assert mailbox.discovery_blocking
+    texts = [p["text"] for p in mailbox.discovery["problems"] if p["blocking"]]
+    assert any(text.startswith("Target login refused") for text in texts)
+    # The source side was still read.
+    assert_matches_server(mailbox, scene)
