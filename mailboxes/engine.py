@@ -232,6 +232,9 @@ def _finish_pass(mailbox_pass: MailboxPass) -> None:
     )
     items_failed = MailboxPass.objects.filter(pk=mailbox_pass.pk, items_failed__gt=0).exists()
     Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).finish(error, with_errors=items_failed)
+    from .verification import after_pass  # verification reads the engine's record
+
+    after_pass(mailbox_pass)
 
 
 def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:

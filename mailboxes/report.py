@@ -25,6 +25,12 @@ COLUMNS = (
     "items_failed",
     "failure_reasons",
     "error",
+    # The last verification (``mailboxes.verification``); empty until one ran.
+    "target_items",
+    "items_excluded",
+    "items_missing",
+    "verified",
+    "verified_at",
 )
 
 
@@ -96,5 +102,20 @@ def write_report(project, out) -> None:
                 len(set().union(*failed.values())) if failed else 0,
                 _reasons(failed),
                 mailbox.error,
+                *_verification_columns(mailbox),
             ]
         )
+
+
+def _verification_columns(mailbox) -> list:
+    """What the target holds, excluded and missing items, and when it was verified."""
+    if mailbox.verified is None:
+        return ["", "", "", "", ""]
+    totals = (mailbox.verification or {}).get("totals", {})
+    return [
+        totals.get("target_items", ""),
+        totals.get("excluded", ""),
+        mailbox.items_missing,
+        "yes" if mailbox.verified else "no",
+        mailbox.verified_at.isoformat() if mailbox.verified_at else "",
+    ]

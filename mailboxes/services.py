@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from projects.models import Project
 
-from . import engine, identity
+from . import engine, identity, verification
 from .models import FolderJob, Mailbox, MailboxPass, PassKind
 
 # Mailboxes handled per round of queries: well under every database's limit on parameters.
@@ -56,6 +56,9 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
                 ).values_list("mailbox_id", flat=True)
             )
             free = [pk for pk in chunk if pk not in busy]
+            if kind == PassKind.MISSING:
+                # Plans like a full pass: only items without a record are copied.
+                verification.forget_missing(free)
             passes = MailboxPass.objects.bulk_create(
                 MailboxPass(mailbox_id=pk, kind=kind, before=before, lease_expires_at=lease)
                 for pk in free

@@ -67,6 +67,18 @@ def check_mailbox_logins(mailbox_ids: list[int]) -> None:
 
 
 @shared_task(**TASK_OPTIONS)
+def verify_mailbox(mailbox_id: int, deep: bool = False) -> None:
+    """Verify one mailbox (``mailboxes.verification``): one task per mailbox, bounded by its
+    folders; a server that cannot be reached ends it with a message."""
+    from .models import Mailbox
+    from .verification import verify
+
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is not None:
+        verify(mailbox, deep)
+
+
+@shared_task(**TASK_OPTIONS)
 def discover_mailboxes(mailbox_ids: list[int]) -> None:
     """Discovery of a few mailboxes (``discovery.PER_TASK``); a rerun only discovers again."""
     from . import discovery

@@ -15,7 +15,7 @@ from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
 
-from . import logins, services
+from . import logins, services, verification
 from .charts import Rate, current_rate, throughput_chart
 from .csvio import csv_attachment
 from .filters import MailboxFilterForm
@@ -233,7 +233,10 @@ def _mailboxes(count: int) -> str:
 
 
 class BulkActionForm(forms.Form):
-    ACTIONS = ["prestage", "full", "delta", "retry", "pause", "resume", "logins"]
+    ACTIONS = [
+        *("prestage", "full", "delta", "missing", "verify"),
+        *("retry", "pause", "resume", "logins"),
+    ]
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
     older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
@@ -242,7 +245,10 @@ class BulkActionForm(forms.Form):
         """Hand the mailboxes to the copy services; say what happened. A pass refused by the
         identity guard raises ``IdentityRefused`` with nothing started."""
         action = self.cleaned_data["action"]
-        if action in ("prestage", "full", "delta"):
+        if action == "verify":
+            queued = verification.queue(mailboxes)
+            return f"Verification queued for {_mailboxes(queued)}; each row shows its result."
+        if action in ("prestage", "full", "delta", "missing"):
             days = self.cleaned_data["older_than_days"] if action == "prestage" else None
             started = len(services.start_passes(mailboxes, action, older_than_days=days))
             kind = PassKind(action).label

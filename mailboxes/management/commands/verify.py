@@ -1,0 +1,105 @@
+"""Verify a project's mailboxes: what the source holds now against what the target holds now.
+
+    manage.py verify PROJECT_ID [--mailbox ann@old.example ...] [--deep] [--json] [--inline]
+
+One line per mailbox, ``ADDRESS verified=yes|no missing=N failed=N excluded=N extra=N``, each
+followed by a line per folder with a difference (why items are missing, the failure reason);
+with ``--json``, the stored verification of each mailbox instead. Through the worker when one
+answers (one task per mailbox), otherwise (or with ``--inline``) in this process. Exits 1 while
+any mailbox is not verified, 2 on bad arguments.
+"""
+
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from mailboxes import verification
+from mailboxes.management import passes
+from mailboxes.models import Mailbox
+from projects.models import Project
+
+# How long the command waits for the worker's verifications before it says so.
+WAIT_SECONDS = 3600
+
+
+class Command(BaseCommand):
+    help = "Verify that every source item is on the target (or has a recorded reason)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project_id", type=int)
+        parser.add_argument(
+            "--mailbox",
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help="only this mailbox (its source address; repeatable); default: all",
+        )
+        parser.add_argument("--deep", action="store_true", help="also compare content fingerprints")
+        parser.add_argument("--json", action="store_true", help="print the results as JSON")
+        parser.add_argument(
+            "--inline", action="store_true", help="verify in this process instead of the worker"
+        )
+
+    def handle(self, *args, **options):
+        project = Project.objects.filter(pk=options["project_id"]).first()
+        if project is None:
+            raise CommandError(f"There is no project {options['project_id']}.", returncode=2)
+        mailboxes = _mailboxes(project, options["mailbox"])
+        inline = options["inline"] or not passes.worker_answers()
+        if inline:
+            for mailbox in mailboxes:
+                verification.verify(mailbox, options["deep"])
+        else:
+            self._through_worker(mailboxes, options["deep"])
+        mailboxes = list(Mailbox.objects.filter(pk__in=[m.pk for m in mailboxes]))
+        if options["json"]:
+            self.stdout.write(json.dumps([_as_json(m) for m in mailboxes], indent=2))
+        else:
+            for mailbox in mailboxes:
+                self.stdout.write(verification.summary_line(mailbox))
+                for line in verification.folder_lines(mailbox):
+                    self.stdout.write(line)
+        unverified = sum(not m.verified for m in mailboxes)
+        if unverified:
+            raise CommandError(f"{unverified} of {len(mailboxes)} mailbox(es) are not verified.")
+
+    def _through_worker(self, mailboxes, deep: bool) -> None:
+        ids = [m.pk for m in mailboxes]
+        verification.queue(mailboxes, deep)
+        deadline = time.monotonic() + WAIT_SECONDS
+        waiting = Mailbox.objects.filter(pk__in=ids, verify_requested_at__isnull=False)
+        while waiting.exists():
+            if time.monotonic() > deadline:
+                raise CommandError("The worker did not finish the verifications in time.")
+            time.sleep(0.2)
+
+
+def _mailboxes(project: Project, addresses: list[str]) -> list[Mailbox]:
+    mailboxes = project.mailboxes.order_by("source_address")
+    if not addresses:
+        found = list(mailboxes)
+        if not found:
+            raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
+        return found
+    wanted = {address.strip().lower() for address in addresses}
+    found = [m for m in mailboxes if m.source_address.lower() in wanted]
+    unknown = sorted(wanted - {m.source_address.lower() for m in found})
+    if unknown:
+        raise CommandError(
+            f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
+        )
+    return found
+
+
+def _as_json(mailbox: Mailbox) -> dict:
+    result = dict(mailbox.verification or {})
+    result.pop("missing_rows", None)
+    return {
+        "address": mailbox.source_address,
+        "target_address": mailbox.target_address,
+        "verified": mailbox.verified,
+        "verified_at": mailbox.verified_at.isoformat() if mailbox.verified_at else None,
+        "items_missing": mailbox.items_missing,
+        **result,
+    }
