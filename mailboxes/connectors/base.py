@@ -244,6 +244,14 @@ class Connector(ABC):
         match each source copy to its own target copy, never two to one.
         """
 
+    def target_generations(self, folders: list[Folder]) -> dict[str, str]:
+        """native id -> what each folder is now, as a target: an opaque text that changes when
+        the folder is deleted and created again or its ids are reset, such that every target
+        id ``store`` and ``fingerprints`` give for it starts with that text and ":" (IMAP: the
+        UIDVALIDITY); "" for a folder that no longer exists. A folder left out is unknown, and
+        the engine then trusts its copy records: the default knows none."""
+        return {}
+
     def flag_changes(self, folder: Folder, state: dict) -> dict[str, frozenset[str]]:
         """source id -> current flags of the items whose flags may have changed since ``state``
         (a ``Changes.state`` this connector returned earlier). A superset is allowed: the engine

@@ -811,6 +811,29 @@ class ImapConnector(Connector):
                     result.setdefault(key, []).append(f"{validity}:{data['UID']}")
         return result
 
+    def target_generations(self, folders: list[Folder]) -> dict[str, str]:
+        """Each folder's UIDVALIDITY by ``STATUS (UIDVALIDITY)`` (RFC 3501 §6.3.10), all in one
+        round trip: a new UIDVALIDITY means the ids recorded before name nothing (§2.3.1.1).
+        A folder STATUS refuses (NO: it does not exist) is ""."""
+        if not folders:
+            return {}
+        commands = [[f"STATUS {quote(folder.native_id)} (UIDVALIDITY)"] for folder in folders]
+        if self._selected:
+            # STATUS of the selected folder may answer from that selection's old view.
+            commands.insert(0, ["UNSELECT" if self.offers("UNSELECT") else "NOOP"])
+            self._selected = None
+        replies = self.client.pipeline(commands)[-len(folders) :]
+        found = {}
+        for folder, reply in zip(folders, replies, strict=True):
+            if reply.status == "NO":
+                found[folder.native_id] = ""
+                continue
+            self.client.check(reply, f"STATUS of {folder.display}")
+            for _, values in reply.data("STATUS"):
+                if _pairs(values).get("UIDVALIDITY"):
+                    found[folder.native_id] = str(_pairs(values)["UIDVALIDITY"])
+        return found
+
     def flag_changes(self, folder: Folder, state: dict) -> dict[str, frozenset[str]]:
         """Flags changed since ``state`` by CONDSTORE (RFC 7162): nothing when HIGHESTMODSEQ has
         not moved (the EXAMINE ``changes`` just made tells), else one ``CHANGEDSINCE`` fetch.

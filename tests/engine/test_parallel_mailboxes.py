@@ -43,8 +43,11 @@ def copy_mailboxes(tmp_path, dovecot_a, dovecot_b, dovecot_user, **env):
         services.start_passes(project.mailboxes.all(), "full")
         wait_until(
             lambda: MailboxPass.objects.filter(state="done").count() == MAILBOXES,
-            timeout=120,
-            message="passes did not finish:\n" + worker.log()[-3000:],
+            timeout=180,
+            message=lambda: (
+                f"passes did not finish: {list(MailboxPass.objects.values_list('state', 'error'))}"
+                f"\n{worker.log()[-3000:]}"
+            ),
         )
     finally:
         worker.stop()

@@ -103,14 +103,16 @@ class Worker:
                 self.kill()
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = ""):
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message=""):
+    """``predicate()`` once true; else fail with ``message`` (a callable is called only then,
+    so it can describe the state at the time of failure, a worker's log say)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(message or f"condition not met within {timeout}s")
+    raise AssertionError((message() if callable(message) else message) or f"not met in {timeout}s")
 
 
 @pytest.fixture
