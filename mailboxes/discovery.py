@@ -364,6 +364,10 @@ class Readiness:
         return sum(1 for row in self.rows if row.mailbox.discovery_blocking)
 
     @property
+    def estimate(self) -> timedelta:
+        return timedelta(seconds=self.estimate_seconds)
+
+    @property
     def estimate_seconds(self) -> int:
         """Mailboxes run ``concurrency`` at once: the longest of the lanes when the largest
         mailboxes are handed out first."""
@@ -382,6 +386,10 @@ class Row:
     @property
     def problems(self) -> list:
         return self.report.get("problems", [])
+
+    @property
+    def estimate(self) -> timedelta:
+        return timedelta(seconds=self.estimate_seconds)
 
 
 def readiness(project) -> Readiness:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import readiness, views
 
 urlpatterns = [
     path("projects/<int:project_id>/mailboxes/new/", views.mailbox_add, name="mailbox_add"),
@@ -35,5 +35,18 @@ urlpatterns = [
         name="mailbox_bulk_action",
     ),
     path("projects/<int:project_id>/report.csv", views.project_report, name="project_report"),
+    path(
+        "projects/<int:project_id>/readiness/",
+        readiness.project_readiness,
+        name="project_readiness",
+    ),
+    path(
+        "projects/<int:project_id>/readiness.csv",
+        readiness.project_readiness_csv,
+        name="project_readiness_csv",
+    ),
+    path(
+        "projects/<int:project_id>/discover/", readiness.project_discover, name="project_discover"
+    ),
     path("progress/<str:token>/", views.enduser_progress, name="enduser_progress"),
 ]

@@ -15,7 +15,7 @@ from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
 
-from . import logins, services, verification
+from . import discovery, logins, services, verification
 from .charts import Rate, current_rate, throughput_chart
 from .csvio import csv_attachment
 from .filters import MailboxFilterForm
@@ -235,7 +235,7 @@ def _mailboxes(count: int) -> str:
 class BulkActionForm(forms.Form):
     ACTIONS = [
         *("prestage", "full", "delta", "missing", "verify"),
-        *("retry", "pause", "resume", "logins"),
+        *("retry", "pause", "resume", "logins", "discover"),
     ]
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
@@ -260,6 +260,9 @@ class BulkActionForm(forms.Form):
             idle = count - queued
             note = f"; {idle} had nothing to retry" if idle else ""
             return f"Retry queued for {_mailboxes(queued)}{note}."
+        if action == "discover":
+            queued = discovery.request_discovery(mailboxes)
+            return f"Discovering {_mailboxes(queued)}; the readiness page shows the results."
         if action == "logins":
             tested = logins.request_checks(mailboxes)
             return f"Testing the logins of {_mailboxes(tested)}; each row shows its result."

@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 # URLs anyone may open: log in and out, and the end-user page guarded by its signed token.
 PUBLIC = {"login", "logout", "enduser_progress"}
 # Views that only answer POST: a GET gets 405 from a member, after the access check.
-POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke"}
+POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke", "project_discover"}
 # The cutover checklist's and DNS pages' actions.
 POST_ONLY |= {
     "cutover_state",
