@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from projects.models import Project
@@ -298,6 +298,11 @@ def plan_pass(pass_id: int, scheduler) -> None:
         if current.state != MailboxPass.State.PLANNING:
             return  # another run of this plan got there first
         FolderJob.objects.bulk_create(jobs)
+        for job in jobs:
+            job.records.forget_stale()
+        # The new jobs look for what interrupted earlier jobs were storing: theirs is done.
+        carried = [pk for job in jobs for pk in job.carried]
+        FolderJob.objects.filter(pk__in=carried).update(inflight=[])
         totals = {name: sum(getattr(job, name) for job in jobs) for name in Counters.COUNTER_FIELDS}
         increments = Counters.increments(**totals)
         current.state = MailboxPass.State.RUNNING
@@ -354,6 +359,8 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
     folders = source.folders()
     _record_source_holds(mailbox, folders)
     first_copy = not CopiedItem.objects.filter(mailbox=mailbox).exists()
+    generations = {} if first_copy else _target_generations(mailbox, target)
+    unrecorded = _unrecorded_inflight(mailbox_pass)
     for placement in place_folders(folders, overrides):
         folder = placement.folder
         job = FolderJob(
@@ -366,11 +373,13 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
             listed_at=now,
         )
         prior = previous.get(job.source_path)
+        records = _Records(job, generations.get(job.source_path))
         if prior is not None:
-            job.start_state = prior.sync_state
             job.target_path, job.target_native_id = prior.target_path, prior.target_native_id
+            if not records.stale:
+                job.start_state = prior.sync_state
         changes = source.changes(folder, job.start_state, mailbox_pass.before)
-        if prior is not None:
+        if prior is not None and not records.stale:
             flag_state = flagged.get(job.source_path, prior).sync_state
             if (
                 not changes.items
@@ -380,7 +389,10 @@ def _plan_jobs(mailbox_pass: MailboxPass, source, target) -> list[FolderJob]:
                 # Nothing new, no flag changed: done without a task or a look at the target.
                 job.state, job.sync_state = FolderJob.State.DONE, changes.state
                 job.started_at = job.finished_at = now
-        _count_listing(job, changes, first_copy)
+        _count_listing(job, changes, first_copy, records)
+        job.carried = unrecorded.get(job.source_path, {})
+        listed = {ref.source_id for ref in changes.items}
+        job.inflight = sorted(set().union(*job.carried.values()) & listed - records.done)
         if job.state != FolderJob.State.DONE:
             path = placement.target
             if placement.role is None and path == folder.path:
@@ -412,17 +424,94 @@ def _record_source_holds(mailbox: Mailbox, folders) -> None:
     mailbox.record_source_listing(items, sum(f.size for f in folders) if sized else None)
 
 
-def _count_listing(job: FolderJob, changes, first_copy: bool) -> None:
+def _target_generations(mailbox: Mailbox, target) -> dict[str, str | None]:
+    """source path -> the identity its target folder has now (``target_generations``), for
+    the folders an earlier job placed on the target: one round trip for all of them."""
+    landed = dict(
+        FolderJob.objects.filter(mailbox=mailbox)
+        .exclude(target_native_id="")
+        .order_by("id")
+        .values_list("source_path", "target_native_id")
+    )
+    if not landed:
+        return {}
+    folders = {path: Folder(split_path(path), native_id=native) for path, native in landed.items()}
+    found = target.target_generations(list(folders.values()))
+    return {path: found.get(folder.native_id) for path, folder in folders.items()}
+
+
+class _Records:
+    """A folder's copy records, judged against the target folder's identity now: when the
+    target folder was deleted, emptied and created again, or its ids reset (a new IMAP
+    UIDVALIDITY), records naming ids of its old identity prove nothing any more. Such a folder
+    is listed whole and matched by fingerprint on the target; the stale records are forgotten
+    when the pass's jobs are created."""
+
+    def __init__(self, job: FolderJob, generation: str | None):
+        self.mailbox_id = job.mailbox_id
+        self.copied = CopiedItem.objects.filter(
+            mailbox_id=job.mailbox_id, source_path=job.source_path
+        )
+        self.generation = generation
+        self.stale = False
+        self.done: set[str] = set()
+        if generation is None:  # unknown (the connector cannot tell): the records stand
+            return
+        judged = self.copied.exclude(target_id="")
+        if generation:  # ids of this identity start with "generation:"
+            judged = judged.exclude(target_id__startswith=f"{generation}:")
+        self.stale = judged.exists()  # "": the target folder is gone
+
+    @property
+    def valid(self):
+        if not self.stale:
+            return self.copied
+        if not self.generation:
+            return self.copied.none()
+        return self.copied.filter(target_id__startswith=f"{self.generation}:")
+
+    def forget_stale(self) -> None:
+        """Delete the stale records, and take them off the mailbox's lifetime figures."""
+        if not self.stale:
+            return
+        stale = self.copied.exclude(pk__in=self.valid.values("pk"))
+        totals = stale.aggregate(items=Count("id"), size=Sum("size"))
+        stale.delete()
+        Mailbox.objects.filter(pk=self.mailbox_id).update(
+            items_on_target=F("items_on_target") - totals["items"],
+            bytes_on_target=F("bytes_on_target") - (totals["size"] or 0),
+        )
+
+
+def _unrecorded_inflight(mailbox_pass: MailboxPass) -> dict[str, dict[int, set[str]]]:
+    """source path -> {earlier job id: ids it was storing when it stopped}: an interrupted or
+    failed pass may have stored them on the target without recording them. The new job
+    matches them by fingerprint before storing."""
+    earlier = (
+        FolderJob.objects.filter(mailbox_id=mailbox_pass.mailbox_id)
+        .exclude(mailbox_pass=mailbox_pass)
+        .exclude(inflight=[])
+    )
+    found: dict[str, dict[int, set[str]]] = {}
+    for pk, path, ids in earlier.values_list("pk", "source_path", "inflight"):
+        if ids:
+            found.setdefault(path, {})[pk] = set(ids)
+    return found
+
+
+def _count_listing(job: FolderJob, changes, first_copy: bool, records: _Records) -> None:
     """This job's to do, and what of it an earlier pass already put on the target.
 
     A mailbox's first copy looks on the target before storing (a mailbox deleted and added
     again, or one another tool half-copied, must not get its mail twice): cheap on an empty
-    target folder, which is the usual case."""
-    job.verify_target = changes.reset or first_copy
+    target folder, which is the usual case. So does a folder whose target was reset."""
+    job.verify_target = changes.reset or first_copy or records.stale
     job.items_total = len(changes.items)
     job.bytes_total = sum(ref.size for ref in changes.items)
-    copied = CopiedItem.objects.filter(mailbox_id=job.mailbox_id, source_path=job.source_path)
-    done = set(copied.values_list("source_id", flat=True)) if changes.items else set()
+    valid = records.valid
+    done = set(valid.values_list("source_id", flat=True)) if changes.items else set()
+    records.done = done
+    job.records = records
     already = [ref for ref in changes.items if ref.source_id in done]
     job.items_skipped = len(already)
     job.bytes_skipped = sum(ref.size for ref in already)

@@ -3,11 +3,15 @@ mailferry across all passes, what the passes copied, and what never arrived, wit
 reasons. Built in three queries whatever the project's size."""
 
 import csv
+import re
 from collections import defaultdict
 
 from django.db.models import Count, Exists, OuterRef, Sum
 
 from .models import CopiedItem, ItemError, MailboxPass
+
+# An IMAP item id is "UIDVALIDITY:UID"; other connectors' ids never have this form.
+_IMAP_ID = re.compile(r"\d+:(\d+)")
 
 COLUMNS = (
     "source_address",
@@ -56,7 +60,9 @@ def _last_pass(project) -> dict[int, str]:
 
 
 def _failures(project) -> dict[int, dict[str, set]]:
-    """Items that failed and were never copied by a later pass, grouped by reason."""
+    """Items that failed and were never copied by a later pass, grouped by reason. A message
+    that failed again after its folder's UIDVALIDITY changed is one failure, not two: it is
+    known by its folder, UID and size, whatever the UIDVALIDITY."""
     copied_later = CopiedItem.objects.filter(
         mailbox_id=OuterRef("folder_job__mailbox_id"),
         source_path=OuterRef("folder_job__source_path"),
@@ -65,12 +71,19 @@ def _failures(project) -> dict[int, dict[str, set]]:
     errors = (
         ItemError.objects.filter(folder_job__mailbox__project=project)
         .exclude(Exists(copied_later))
-        .values_list("folder_job__mailbox_id", "folder_job__source_path", "source_id", "reason")
+        .values_list(
+            "folder_job__mailbox_id", "folder_job__source_path", "source_id", "size", "reason"
+        )
     )
     failures = defaultdict(lambda: defaultdict(set))
-    for mailbox_id, path, source_id, reason in errors:
-        failures[mailbox_id][reason].add((path, source_id))
+    for mailbox_id, path, source_id, size, reason in errors:
+        failures[mailbox_id][reason].add(_failed_message(path, source_id, size))
     return failures
+
+
+def _failed_message(path: str, source_id: str, size: int) -> tuple:
+    imap = _IMAP_ID.fullmatch(source_id)
+    return (path, imap.group(1), size) if imap else (path, source_id)
 
 
 def _reasons(by_reason: dict[str, set]) -> str:
