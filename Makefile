@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests keep their database, broker folder and artifacts apart from a running `make run`.
 TEST_ENV := MAILFERRY_VAR_DIR=$(CURDIR)/var/test
 
-.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck
+.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck bench-verify
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ bench-ews: $(STAMP)
 
 bench-dnscheck: $(STAMP)
 	$(TEST_ENV) $(BIN)/python scripts/bench_dnscheck.py
+
+bench-verify: $(STAMP)
+	$(TEST_ENV) $(BIN)/python scripts/bench_verify.py

@@ -35,7 +35,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .connectors import ConnectorError, open_connector
+from . import engine
+from .connectors import ConnectorError
 from .connectors.folders import Override, join_path, place_folders, split_path
 from .models import CopiedItem, FolderJob, ItemError, Mailbox, PassKind
 
@@ -49,29 +50,6 @@ MISSING_ROWS_KEPT = 5000
 # Passes after which the worker verifies the mailbox.
 VERIFIED_AFTER = (PassKind.FULL, PassKind.DELTA, PassKind.MISSING)
 COUNTS = ("missing", "new", "changed", "failed", "excluded", "extra", "altered")
-
-
-class _Side:
-    """A connector whose errors name their side (the message a consultant sees)."""
-
-    def __init__(self, connector, name: str):
-        self.connector, self.name = connector, name
-
-    def __call__(self, method: str, *args):
-        try:
-            return getattr(self.connector, method)(*args)
-        except ConnectorError as exc:
-            exc.side = getattr(exc, "side", self.name)
-            raise
-        except OSError as exc:
-            error = ConnectorError(exc.strerror or str(exc) or type(exc).__name__)
-            error.side = self.name
-            raise error from exc
-
-
-def describe(exc: ConnectorError) -> str:
-    side = getattr(exc, "side", "")
-    return f"{side.capitalize()} server: {exc}" if side else str(exc)
 
 
 # --- running ------------------------------------------------------------------------------
@@ -113,13 +91,12 @@ def verify(mailbox: Mailbox, deep: bool = False) -> dict:
     )
     now = timezone.now()
     try:
-        with (
-            open_connector(_endpoint(mailbox, "source"), mailbox.source_address) as source,
-            open_connector(_endpoint(mailbox, "target"), mailbox.target_address) as target,
-        ):
-            result = compare(mailbox, _Side(source, "source"), _Side(target, "target"), deep)
+        # The engine's connections (kept open a few seconds after a pass: the verification
+        # queued when a pass ends logs in no more), whose errors name their side.
+        with engine._connectors(mailbox) as (source, target):
+            result = compare(mailbox, source, target, deep)
     except ConnectorError as exc:
-        result = {"error": describe(exc), "deep": deep, "folders": [], "totals": {}}
+        result = {"error": engine.describe(exc), "deep": deep, "folders": [], "totals": {}}
     except Exception:
         log.exception("verification of mailbox %s crashed", mailbox.pk)
         error = "The verification failed unexpectedly; see the worker log."
@@ -134,14 +111,6 @@ def verify(mailbox: Mailbox, deep: bool = False) -> dict:
         verify_requested_at=None,
     )
     return result
-
-
-def _endpoint(mailbox: Mailbox, side: str):
-    try:
-        return mailbox.endpoint(side)
-    except ConnectorError as exc:
-        exc.side = side
-        raise
 
 
 # --- comparing ----------------------------------------------------------------------------
@@ -172,7 +141,7 @@ def _failures(mailbox: Mailbox) -> dict[tuple[str, str], str]:
     }
 
 
-def compare(mailbox: Mailbox, source: _Side, target: _Side, deep: bool = False) -> dict:
+def compare(mailbox: Mailbox, source, target, deep: bool = False) -> dict:
     overrides = [
         Override(split_path(m.source_path), split_path(m.target_path), m.exclude)
         for m in mailbox.project.folder_mappings.all()
@@ -184,27 +153,31 @@ def compare(mailbox: Mailbox, source: _Side, target: _Side, deep: bool = False) 
         "pk", "source_path", "source_id", "target_id", "size", "fingerprint", "altered"
     ):
         copied[row[1]][row[2]] = row
-    source_folders = source("folders")
+    source_folders = source.folders()
     placed = {join_path(p.folder.path) for p in place_folders(source_folders, overrides)}
-    target_folders = {join_path(folder.path): folder for folder in target("folders")}
-    listings: dict[str, dict[str, int]] = {}  # target path -> target id -> size
-    claimed: dict[str, set[str]] = defaultdict(set)  # target path -> ids mailferry put there
+    target_folders = {join_path(folder.path): folder for folder in target.folders()}
+    # Every folder listed up front, one ``inventory`` call a side (pipelined where it can be).
+    listed = sorted(
+        (f for f in source_folders if join_path(f.path) in placed), key=lambda f: f.path
+    )
+    on_source = dict(zip(listed, source.inventory(listed), strict=True))
+    wanted = sorted(
+        {
+            jobs[path].target_path
+            for path in map(join_path, (f.path for f in listed))
+            if path in jobs and jobs[path].target_path in target_folders
+        }
+    )
+    folders_held = [target_folders[path] for path in wanted]
+    # target path -> target id -> size
+    listings = dict(zip(wanted, target.inventory(folders_held), strict=True))
     fingerprints: dict[str, dict[str, str]] = {}
+    if deep:
+        for path in wanted:
+            found = target.fingerprints(target_folders[path])
+            fingerprints[path] = {t: fp for fp, ids in found.items() for t in ids}
+    claimed: dict[str, set[str]] = defaultdict(set)  # target path -> ids mailferry put there
     folders, missing_rows = [], []
-
-    def listing(job: FolderJob) -> dict[str, int]:
-        path = job.target_path
-        if path not in listings:
-            folder = target_folders.get(path)
-            if folder is None:  # the target folder is gone: nothing of it is there
-                listings[path] = {}
-            else:
-                refs = target("changes", folder, {}).items
-                listings[path] = {ref.source_id: ref.size for ref in refs}
-                if deep:
-                    found = target("fingerprints", folder)
-                    fingerprints[path] = {t: fp for fp, ids in found.items() for t in ids}
-        return listings[path]
 
     for folder in sorted(source_folders, key=lambda f: f.path):
         path = join_path(folder.path)
@@ -214,44 +187,42 @@ def compare(mailbox: Mailbox, source: _Side, target: _Side, deep: bool = False) 
             record.update(excluded=folder.count, source_items=folder.count)
             record["source_bytes"] = folder.size
             continue
-        refs = source("changes", folder, {}).items
+        refs = on_source[folder]
         record["source_items"] = len(refs)
-        record["source_bytes"] = sum(ref.size for ref in refs)
+        record["source_bytes"] = sum(refs.values())
         job = jobs.get(path)
-        held = listing(job) if job is not None and job.target_path else {}
+        held = listings.get(job.target_path, {}) if job is not None else {}
         if job is not None:
             record["target"] = job.target_path
         rows = copied.get(path, {})
         if job is not None and job.target_path:
             claimed[job.target_path].update(row[3] for row in rows.values() if row[3])
         unnamed = _unnamed_sizes(rows, held)
-        on_source = set()
-        for ref in refs:
-            on_source.add(ref.source_id)
-            row = rows.get(ref.source_id)
+        for source_id in refs:
+            row = rows.get(source_id)
             if row is not None:
                 present = row[3] in held if row[3] else unnamed.take(row[4])
-                stored = fingerprints.get(job.target_path, {}).get(row[3]) if deep else None
+                stored = fingerprints.get(record["target"], {}).get(row[3])
                 if not present:
-                    _count(record, "missing", ref.source_id)
+                    _count(record, "missing", source_id)
                     missing_rows.append(row[0])
                 elif deep and row[3] and stored != row[5] and not row[6]:
                     # Other content under the id mailferry stored (an altered copy is flagged
                     # when stored, and counted as altered instead).
-                    _count(record, "changed", ref.source_id)
+                    _count(record, "changed", source_id)
                     missing_rows.append(row[0])
                 else:
                     record["copied"] += 1
                     record["altered"] += bool(row[6])
-            elif (path, ref.source_id) in failures:
+            elif (path, source_id) in failures:
                 record["failed"] += 1
-                record["reason"] = record["reason"] or failures[(path, ref.source_id)]
+                record["reason"] = record["reason"] or failures[(path, source_id)]
             elif job is not None and job.state == FolderJob.State.FAILED and not job.target_path:
                 record["failed"] += 1  # the target could not hold the folder
                 record["reason"] = record["reason"] or job.error
             else:
-                _count(record, "new", ref.source_id)
-        record["gone_from_source"] = sum(1 for sid in rows if sid not in on_source)
+                _count(record, "new", source_id)
+        record["gone_from_source"] = sum(1 for sid in rows if sid not in refs)
 
     # What the target holds that mailferry did not put there.
     by_target = {record["target"]: record for record in folders if record["target"]}

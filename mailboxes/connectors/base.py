@@ -285,3 +285,9 @@ class Connector(ABC):
             if len(part) > MAX_FOLDER_NAME:
                 return f"a folder name is longer than {MAX_FOLDER_NAME} characters"
         return ""
+
+    def inventory(self, folders: list[Folder]) -> list[dict[str, int]]:
+        """What each folder holds now, in order: item id -> size, no content (verification).
+        The ids are those ``changes`` lists and ``store`` returns; the default lists each
+        folder from scratch with ``changes``."""
+        return [{ref.source_id: ref.size for ref in self.changes(f, {}).items} for f in folders]

@@ -960,6 +960,33 @@ class ImapConnector(Connector):
                 return "a folder name holds control characters"
         return super().folder_problem(path, kind)
 
+    def inventory(self, folders: list[Folder]) -> list[dict[str, int]]:
+        """Each folder's "UIDVALIDITY:UID" -> RFC822.SIZE: EXAMINE then ``UID FETCH 1:* (UID
+        RFC822.SIZE)`` (RFC 3501 §6.3.2, §6.4.8), pipelined for many folders at once (answers
+        come in command order, §5.5), so a mailbox of 30 folders costs a round trip or two."""
+        result, per_trip = [], 50
+        for start in range(0, len(folders), per_trip):
+            chunk = folders[start : start + per_trip]
+            commands = []
+            for folder in chunk:
+                commands.append([f"EXAMINE {quote(folder.native_id)}"])
+                commands.append(["UID FETCH 1:* (UID RFC822.SIZE)"])
+            self._selected = None  # the pipeline leaves another folder selected
+            replies = self.client.pipeline(commands)
+            for n, folder in enumerate(chunk):
+                opened, listed = replies[2 * n], replies[2 * n + 1]
+                self.client.check(opened, f"Opening folder {folder.display}")
+                exists = next((int(count) for count, *_ in opened.data("EXISTS")), 0)
+                if not exists:
+                    result.append({})
+                    continue
+                self.client.check(listed, f"Listing folder {folder.display}")
+                validity = opened.codes.get("UIDVALIDITY")
+                result.append(
+                    {f"{validity}:{d['UID']}": int(d["RFC822.SIZE"]) for d in _listed(listed)}
+                )
+        return result
+
 
 def _target_ids(reply: Reply, count: int) -> list[str]:
     """Target ids from APPENDUID (RFC 4315); empty strings when the server has no UIDPLUS."""
