@@ -183,8 +183,7 @@ def check_target(mailbox: Mailbox, target, report: dict, sizes: list) -> None:
                 False,
             )
         )
-    to_copy = max(0, report["bytes"] - mailbox.bytes_on_target)
-    report["bytes_to_copy"] = to_copy
+    to_copy = report["bytes_to_copy"]
     report["quota"] = None
     if limits.quota_limit is not None:
         free = limits.quota_free
@@ -242,6 +241,9 @@ def discover(mailbox: Mailbox) -> dict:
         sizes = surveyed.pop("_sizes")
         report.update(surveyed)
     _totals(report)
+    # What is left to copy: what the source holds beyond what mailferry put on the target.
+    report["items_to_copy"] = max(0, report["items"] - mailbox.items_on_target)
+    report["bytes_to_copy"] = max(0, report["bytes"] - mailbox.bytes_on_target)
     try:
         with open_connector(mailbox.endpoint("target"), mailbox.target_address) as target:
             check_target(mailbox, target, report, sizes)
@@ -402,9 +404,8 @@ def readiness(project) -> Readiness:
         if mailbox.discovered_at is None:
             continue
         report = mailbox.discovery or {}
-        to_copy = report.get("bytes_to_copy", report.get("bytes", 0))
-        items = report.get("items", 0)
-        rows.append(Row(mailbox, report, throughput.seconds(items, to_copy)))
+        items = report.get("items_to_copy", 0)
+        rows.append(Row(mailbox, report, throughput.seconds(items, report.get("bytes_to_copy", 0))))
     rows.sort(key=lambda row: (-row.report.get("bytes", 0), row.mailbox.source_address))
     pending = [m for m in mailboxes if is_pending(m, now)]
     return Readiness(rows, throughput, concurrency(project), len(rows), len(mailboxes), pending)

@@ -3,9 +3,12 @@
 import time
 from datetime import datetime
 
+import pytest
+
 from mailboxes import discovery
 from mailboxes.connectors.folders import join_path
-from mailboxes.models import Mailbox
+from mailboxes.models import Mailbox, MailboxPass
+from tests.engine.conftest import run_pass
 
 from .conftest import BULK_ITEMS, TARGET_MAX_MESSAGE, count_on_server
 
@@ -86,3 +89,39 @@ def test_a_refused_target_login_blocks(scene):
     assert any(text.startswith("Target login refused") for text in texts)
     # The source side was still read.
     assert_matches_server(mailbox, scene)
+
+
+def test_what_discovery_predicts_is_what_a_pass_does_and_the_estimate_follows_it(scene):
+    """cid's one item over the target's limit is the one item its full pass fails; once a pass
+    has run, the estimate uses the throughput it measured instead of the default."""
+    ann, _ben, cid = scene.mailboxes
+    for mailbox in (ann, cid):
+        discovery.discover_mailbox(mailbox)
+    ready = discovery.readiness(scene.project)
+    assert not ready.throughput.measured
+    assert ready.throughput.bytes_per_second == discovery.DEFAULT_BYTES_PER_SECOND
+
+    for mailbox in (ann, cid):
+        run_pass(mailbox, "full")
+    assert (ann.items_copied, ann.items_failed) == (ann.discovery["items"], 0)
+    assert cid.items_failed == cid.discovery["over_limit_count"] == 1
+    assert cid.items_copied == cid.discovery["items"] - 1
+
+    ready = discovery.readiness(scene.project)
+    assert ready.throughput.measured
+    passes = MailboxPass.objects.filter(mailbox__in=(ann, cid))
+    seconds = sum((p.finished_at - p.started_at).total_seconds() for p in passes)
+    assert ready.throughput.bytes_per_second == pytest.approx(
+        max(sum(p.bytes_copied for p in passes) / seconds, 1.0)
+    )
+    # Everything of ann is on the target now: what is left to copy is what discovery counts
+    # beyond it (nothing), so a rediscovery estimates no time for it.
+    for mailbox in (ann, cid):
+        discovery.discover_mailbox(mailbox)
+    ready = discovery.readiness(scene.project)
+    row = next(r for r in ready.rows if r.mailbox.pk == ann.pk)
+    assert (row.report["items_to_copy"], row.report["bytes_to_copy"]) == (0, 0)
+    assert row.estimate_seconds == 0
+    row = next(r for r in ready.rows if r.mailbox.pk == cid.pk)
+    left = cid.discovery["over_limit"][0]["size"]
+    assert row.estimate_seconds == ready.throughput.seconds(1, left)
