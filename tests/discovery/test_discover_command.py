@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.commands.conftest import run
 
 from .conftest import count_on_server
@@ -45,3 +47,16 @@ def test_discover_one_mailbox_as_json(scene):
 def test_discover_refuses_an_unknown_mailbox(scene):
     result = run("discover", scene.project.pk, "--mailbox", "nobody@old.example", "--inline")
     assert result.code == 2 and "no mailbox nobody@old.example" in result.message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_discover_through_a_running_worker(scene, celery_worker_process):
+    ann, ben, cid = scene.mailboxes
+    result = run("discover", scene.project.pk)
+    assert "discover_mailboxes" in celery_worker_process.log()
+    assert result.code == 1, result.message
+    lines = dict(line.split(" ", 1) for line in result.out.splitlines())
+    for mailbox, over_limit in ((ann, 0), (ben, 0), (cid, 1)):
+        line = f"{mailbox.source_address} {lines[mailbox.source_address]}"
+        assert line.startswith(expected_line(scene, mailbox, over_limit)), line
+    assert "BLOCKING: Quota short by " in lines[ben.source_address]
