@@ -1,0 +1,114 @@
+"""Verification through the EWS protocol test servers: three mailboxes, each with its own
+password on both sides and its own mail. Items deleted on a target, items added to a source
+and an item the target refuses are named by ``verify``; "Copy what is missing" puts exactly
+the source's mail back and ``verify`` exits 0. Counts are compared with the servers' state."""
+
+import pytest
+
+from mailboxes.connectors.base import Endpoint
+from mailboxes.models import Mailbox
+from projects.models import Project
+from tests.engine.conftest import tenant_for
+from tests.servers.ews_server import start_ews_server
+
+from .conftest import run, unique_messages, verify_lines
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ews_pair():
+    servers = start_ews_server(), start_ews_server()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def held(server, address: str) -> dict[str, list[bytes]]:
+    """Folder name -> the sorted bytes of the mail items the server holds for ``address``."""
+    state = server.state
+    with state.lock:
+        folders = {f.id: f.name for f in state.folders.values() if f.mailbox == address}
+        found: dict[str, list[bytes]] = {}
+        for item in state.items.values():
+            if item.folder_id in folders:
+                found.setdefault(folders[item.folder_id], []).append(item.mime)
+    return {name: sorted(items) for name, items in found.items()}
+
+
+def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pair):
+    source, target = ews_pair
+    project = Project.objects.create(
+        client_name="Litware",
+        source=tenant_for(Endpoint(kind="ews", host=source.url)),
+        target=tenant_for(Endpoint(kind="ews", host=target.url)),
+    )
+    mailboxes = []
+    for i in range(3):
+        old, new = f"user{i}@src.test", f"user{i}@dst.test"
+        source.state.add_user(old, f"pw-src-{i}")
+        target.state.add_user(new, f"pw-dst-{i}")
+        inbox = source.state.folder(old, "Inbox")
+        for raw in unique_messages(f"ews{i}", 4 + i):
+            source.state.add_item(inbox, raw.data)
+        projects = source.state.add_folder(old, "Inbox", "Projects", "IPF.Note")
+        for raw in unique_messages(f"ews{i}-projects", 2):
+            source.state.add_item(projects, raw.data)
+        mailboxes.append(
+            project.mailboxes.create(
+                source_address=old,
+                target_address=new,
+                source_login=old,
+                source_password=f"pw-src-{i}",
+                target_login=new,
+                target_password=f"pw-dst-{i}",
+            )
+        )
+    deleted, grown, refused = mailboxes
+    # The target refuses one of the third user's messages, with its own code.
+    target.state.reject_items_containing(b"ews2 body 1 ", "ErrorMessageSizeExceeded")
+
+    full = run("run_pass", project.pk, "--kind", "full", "--wait", "--inline")
+    assert full.code == 1  # one item failed
+    first = run("verify", project.pk, "--inline")
+    assert first.code == 0, first.out + first.message
+    assert f"{refused.source_address} verified=yes missing=0 failed=1 excluded=0 extra=0" in (
+        first.out
+    )
+    assert "  folder Inbox: failed=1 reason: " in first.out
+
+    target_inbox = target.state.folder(deleted.target_address, "Inbox")
+    for item in target.state.items_in(target_inbox)[:2]:
+        del target.state.items[item.id]
+    for raw in unique_messages("ews1-late", 2):
+        source.state.add_item(source.state.folder(grown.source_address, "Inbox"), raw.data)
+
+    checked = run("verify", project.pk, "--inline")
+
+    assert checked.code == 1, checked.out
+    lines = verify_lines(checked)
+    assert lines[deleted.source_address] == (
+        f"{deleted.source_address} verified=no missing=2 failed=0 excluded=0 extra=0"
+    )
+    assert lines[grown.source_address] == (
+        f"{grown.source_address} verified=no missing=2 failed=0 excluded=0 extra=0"
+    )
+    assert "  folder Inbox: missing=2 (2 gone from the target)" in checked.out
+    assert "  folder Inbox: missing=2 (2 new on the source)" in checked.out
+    for mailbox in mailboxes:
+        mailbox.refresh_from_db()
+        totals = mailbox.verification["totals"]
+        on_target = held(target, mailbox.target_address)
+        assert totals["target_items"] == sum(len(items) for items in on_target.values())
+        on_source = held(source, mailbox.source_address)
+        assert totals["source_items"] == sum(len(items) for items in on_source.values())
+
+    fixed = run("run_pass", project.pk, "--kind", "missing", "--wait", "--inline")
+    assert f"{deleted.source_address} state=done copied=2 failed=0" in fixed.out
+    assert f"{grown.source_address} state=done copied=2 failed=0" in fixed.out
+
+    again = run("verify", project.pk, "--inline")
+    assert again.code == 0, again.out
+    for mailbox in (deleted, grown):
+        assert held(target, mailbox.target_address) == held(source, mailbox.source_address)
+    assert Mailbox.objects.filter(verified=True).count() == 3

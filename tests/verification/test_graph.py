@@ -1,0 +1,106 @@
+"""Verification with Exchange Online (the loopback Graph test server) as the target: three
+EWS source mailboxes, each with its own password and its own mail, copied in by the
+application. Items deleted on a target and items added to a source make ``verify`` exit 1 and
+name the folder and counts; "Copy what is missing" restores them and ``verify --deep`` (the
+fingerprints stamped at import) exits 0. Counts are compared with the servers' state."""
+
+import pytest
+
+from mailboxes.connectors.base import Endpoint
+from projects.models import Project
+from tests.engine.conftest import tenant_for
+from tests.graph.conftest import SECRET, graph_endpoint
+from tests.servers.ews_server import start_ews_server
+
+from .conftest import run, unique_messages, verify_lines
+from .test_ews import held
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def graph_app(graph_server):
+    return graph_server.register_app("mailferry-app", SECRET)
+
+
+@pytest.fixture
+def ews_source():
+    server = start_ews_server()
+    yield server
+    server.stop()
+
+
+def graph_held(box) -> dict[str, int]:
+    """Folder name -> how many items the Graph server holds there (non-empty folders)."""
+    with box.lock:
+        return {f.display_name: len(f.items) for f in box.folders.values() if f.items}
+
+
+def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_them(
+    ews_source, graph_server, graph_app
+):
+    project = Project.objects.create(
+        client_name="Tailspin",
+        source=tenant_for(Endpoint(kind="ews", host=ews_source.url)),
+        target=tenant_for(graph_endpoint(graph_server, graph_app.client_id)),
+    )
+    boxes, mailboxes = [], []
+    for i in range(3):
+        old, new = f"user{i}@src.test", f"user{i}@cloud.example"
+        ews_source.state.add_user(old, f"pw-src-{i}")
+        boxes.append(graph_server.add_user(new))
+        inbox = ews_source.state.folder(old, "Inbox")
+        for raw in unique_messages(f"graph{i}", 3 + i):
+            ews_source.state.add_item(inbox, raw.data)
+        mailboxes.append(
+            project.mailboxes.create(
+                source_address=old,
+                target_address=new,
+                source_login=old,
+                source_password=f"pw-src-{i}",
+            )
+        )
+    full = run("run_pass", project.pk, "--kind", "full", "--wait", "--inline")
+    assert full.code == 0, full.out + full.message
+    first = run("verify", project.pk, "--deep", "--inline")
+    assert first.code == 0, first.out + first.message
+
+    deleted, grown, untouched = mailboxes
+    target_inbox = boxes[0].folder("inbox")
+    for item_id in list(target_inbox.items)[:2]:
+        boxes[0].delete_item(target_inbox, item_id)
+    for raw in unique_messages("graph1-late", 3):
+        ews_source.state.add_item(ews_source.state.folder(grown.source_address, "Inbox"), raw.data)
+
+    checked = run("verify", project.pk, "--inline")
+
+    assert checked.code == 1, checked.out
+    lines = verify_lines(checked)
+    assert lines[deleted.source_address] == (
+        f"{deleted.source_address} verified=no missing=2 failed=0 excluded=0 extra=0"
+    )
+    assert lines[grown.source_address] == (
+        f"{grown.source_address} verified=no missing=3 failed=0 excluded=0 extra=0"
+    )
+    assert lines[untouched.source_address] == (
+        f"{untouched.source_address} verified=yes missing=0 failed=0 excluded=0 extra=0"
+    )
+    assert "  folder Inbox: missing=2 (2 gone from the target)" in checked.out
+    assert "  folder Inbox: missing=3 (3 new on the source)" in checked.out
+    for mailbox, box in zip(mailboxes, boxes, strict=True):
+        mailbox.refresh_from_db()
+        assert mailbox.verification["totals"]["target_items"] == sum(graph_held(box).values())
+
+    fixed = run("run_pass", project.pk, "--kind", "missing", "--wait", "--inline")
+    assert fixed.code == 0, fixed.out + fixed.message
+    assert f"{deleted.source_address} state=done copied=2 failed=0" in fixed.out
+    assert f"{grown.source_address} state=done copied=3 failed=0" in fixed.out
+    assert f"{untouched.source_address} state=done copied=0 failed=0" in fixed.out
+
+    again = run("verify", project.pk, "--deep", "--inline")
+    assert again.code == 0, again.out
+    for mailbox, box in zip(mailboxes, boxes, strict=True):
+        source_counts = {
+            name: len(items) for name, items in held(ews_source, mailbox.source_address).items()
+        }
+        assert graph_held(box) == source_counts
