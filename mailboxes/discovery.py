@@ -161,7 +161,7 @@ def _totals(report: dict) -> None:
 def check_target(mailbox: Mailbox, target, report: dict, sizes: list) -> None:
     """The target's side: mailbox exists, quota, largest item, folders it cannot hold."""
     problems = report["problems"]
-    target.folders()  # the mailbox exists (Graph: the user has a mailbox)
+    target.check_target()
     limits: TargetLimits = target.limits()
     report["max_item_size"] = limits.max_item_size
     report["max_item_source"] = limits.size_source

@@ -266,6 +266,11 @@ class Connector(ABC):
 
     # -- discovery (before copying): optional, with defaults every connector can live with --
 
+    def check_target(self) -> None:
+        """Raise ConnectorError unless this mailbox can be copied into now: the login works
+        and the mailbox exists (Graph: the user has a mailbox). The default lists its folders."""
+        self.folders()
+
     def limits(self) -> TargetLimits:
         """What this mailbox can take as a target. The default knows only the tenant's
         ``max_item_size`` option (bytes)."""

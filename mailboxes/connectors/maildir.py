@@ -275,6 +275,10 @@ class MaildirConnector(Connector):
 
     # -- discovery (before copying) --------------------------------------------------------
 
+    def check_target(self) -> None:
+        """A mailbox's maildir is made by its first copy: the root must be writable."""
+        self.check()
+
     def folder_problem(self, path: tuple[str, ...], kind: str) -> str:
         """Maildir++ keeps a whole folder path in one directory name (``.a.b``), which the
         file system limits to 255 bytes (NAME_MAX)."""
