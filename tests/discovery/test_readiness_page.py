@@ -130,3 +130,21 @@ def test_a_crash_ends_with_a_problem_not_a_pending_row(scene):
     assert not discovery.is_pending(mailbox) and not discovery.never_answered(mailbox)
     assert mailbox.discovery_blocking
     assert mailbox.discovery["problems"][0]["text"].startswith("Discovery failed unexpectedly")
+
+
+def test_the_project_estimate_follows_the_tenant_concurrency(scene, settings):
+    """Largest mailbox first into the least loaded of N lanes: with one connection the
+    mailboxes take turns, with a tenant option of 2 the two smaller share a lane."""
+    for mailbox in scene.mailboxes:
+        discovery.discover_mailbox(mailbox)
+    settings.TENANT_CONNECTION_LIMIT = 1
+    ready = discovery.readiness(scene.project)
+    times = sorted((row.estimate_seconds for row in ready.rows), reverse=True)
+    assert ready.concurrency == 1 and ready.estimate_seconds == sum(times)
+    settings.TENANT_CONNECTION_LIMIT = 4
+    target = scene.project.target
+    target.options = {**target.options, "concurrency": 2}
+    target.save()
+    ready = discovery.readiness(scene.project)
+    assert ready.concurrency == 2
+    assert ready.estimate_seconds == max(times[0], times[1] + times[2])
