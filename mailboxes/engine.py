@@ -31,7 +31,7 @@ from django.utils import timezone
 from projects.models import Project
 
 from .connectors import AuthError, ConnectorError, Folder, TransientError, open_connector
-from .connectors.base import RFC822
+from .connectors.base import RFC822, header_block, munged_fingerprint
 from .connectors.folders import Override, join_path, place_folders, rebase, split_path
 from .models import (
     SIDES,
@@ -629,11 +629,20 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
                 inflight=inflight, lease_expires_at=timezone.now() + _lease()
             )
             results = target.store(target_folder, to_store)
+        altered = _altered(target, target_folder, to_store, results)
         fetched_ids = {item.source_id for item in fetched}
         gone = [ref.size for ref in batch if ref.source_id not in fetched_ids]
         sizes = {ref.source_id: ref.size for ref in batch}
         _record(
-            job, to_store, results, matched, (len(gone), sum(gone)), remaining, unreadable, sizes
+            job,
+            to_store,
+            results,
+            matched,
+            (len(gone), sum(gone)),
+            remaining,
+            unreadable,
+            sizes,
+            altered,
         )
         if not _renew_lease(job, token):
             return None
@@ -737,7 +746,11 @@ class _TargetMatcher:
         self.available: dict[str, list[str]] | None = None
 
     def split(self, items, suspect: set | None):
-        """(matched CopiedItem-ready pairs, items to store); ``suspect`` None means all."""
+        """(matched CopiedItem-ready pairs, items to store); ``suspect`` None means all.
+
+        Exact bytes first for the whole batch; then, for what is left, the bytes a server that
+        rewrites 8-bit header bytes to "X" on APPEND (Cyrus) would have stored, so a message
+        it altered is not stored a second time."""
         if suspect is not None and not suspect.intersection(item.source_id for item in items):
             return [], items
         if self.available is None:
@@ -745,14 +758,62 @@ class _TargetMatcher:
             self.available = {
                 fp: [t for t in ids if t not in self.claimed] for fp, ids in found.items()
             }
-        matched, to_store = [], []
-        for item in items:
-            candidates = self.available.get(item.fingerprint, [])
-            if (suspect is None or item.source_id in suspect) and candidates:
-                matched.append((item, candidates.pop(0)))
-            else:
-                to_store.append(item)
-        return matched, to_store
+        eligible = [item for item in items if suspect is None or item.source_id in suspect]
+        taken: dict[str, str] = {}
+        for item in eligible:
+            candidates = self.available.get(item.fingerprint)
+            if candidates:
+                taken[item.source_id] = candidates.pop(0)
+        for item in eligible:
+            munged = None if item.source_id in taken else munged_fingerprint(item.data)
+            candidates = self.available.get(munged) if munged else None
+            if candidates:
+                taken[item.source_id] = candidates.pop(0)
+        matched = [(item, taken[item.source_id]) for item in items if item.source_id in taken]
+        return matched, [item for item in items if item.source_id not in taken]
+
+
+# The most of an alteration note kept on a copied item: the header lines that differ.
+ALTERED_NOTE_CHARS = 500
+
+
+def _altered(target, folder: Folder, items, results) -> dict[str, str]:
+    """source id -> what the target server changed in the copy it stored, read back in one
+    request per batch (header block and size); empty when it stored what it was sent or the
+    connector cannot read it back cheaply."""
+    target_ids = {r.source_id: r.target_id for r in results if r.target_id}
+    if not target_ids:
+        return {}
+    stored = target.stored(folder, list(target_ids.values()))
+    notes = {}
+    for item in items:
+        back = stored.get(target_ids.get(item.source_id, ""))
+        if back is None:
+            continue
+        sent, kept = header_block(item.data), header_block(back[0])
+        if sent == kept and back[1] == len(item.data):
+            continue
+        notes[item.source_id] = _alteration(sent, kept, len(item.data), back[1])
+    return notes
+
+
+def _alteration(sent: bytes, kept: bytes, sent_size: int, kept_size: int) -> str:
+    """ "changed by the target server: " and the header lines that differ, sent -> stored."""
+    before = sent.decode("utf-8", "replace").splitlines()
+    after = kept.decode("utf-8", "replace").splitlines()
+    kept_lines = set(after)
+    sent_lines = set(before)
+    gone = [line for line in before if line not in kept_lines]
+    added = [line for line in after if line not in sent_lines]
+    changes = [f"{a!r} -> {b!r}" for a, b in zip(gone, added, strict=False)]
+    changes += [f"{a!r} removed" for a in gone[len(added) :]]
+    changes += [f"{b!r} added" for b in added[len(gone) :]]
+    if not changes:
+        changes = [f"body changed, {sent_size} -> {kept_size} bytes"]
+    note = "changed by the target server: " + "; ".join(changes)
+    if len(note) > ALTERED_NOTE_CHARS:
+        note = note[: ALTERED_NOTE_CHARS - 1] + "…"
+    return note
 
 
 def _note_arrivals(job: FolderJob, pending: int, pending_bytes: int) -> None:
@@ -765,7 +826,9 @@ def _note_arrivals(job: FolderJob, pending: int, pending_bytes: int) -> None:
         job.items_total, job.bytes_total = job.items_total + items, job.bytes_total + size
 
 
-def _record(job, to_store, results, matched, vanished, inflight, unreadable, sizes) -> None:
+def _record(
+    job, to_store, results, matched, vanished, inflight, unreadable, sizes, altered
+) -> None:
     by_id = {item.source_id: item for item in to_store}
     stored = []
     errors = [
@@ -781,7 +844,9 @@ def _record(job, to_store, results, matched, vanished, inflight, unreadable, siz
     for result in results:
         item = by_id[result.source_id]
         if result.target_id is not None:  # "" is stored, but the server names no id
-            stored.append(_copied_item(job, item, result.target_id, flag_list(item.flags)))
+            copy = _copied_item(job, item, result.target_id, flag_list(item.flags))
+            copy.altered = altered.get(item.source_id, "")
+            stored.append(copy)
         else:
             errors.append(
                 ItemError(

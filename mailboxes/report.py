@@ -1,6 +1,7 @@
 """The final report of a project: per user, what the source holds, what is on the target from
 mailferry across all passes, what the passes copied, and what never arrived, with the servers'
-reasons. Built in three queries whatever the project's size."""
+reasons, and how many copies the target server altered. Built in a few queries whatever the
+project's size."""
 
 import csv
 import re
@@ -28,6 +29,8 @@ COLUMNS = (
     "bytes_copied",
     "items_failed",
     "failure_reasons",
+    # Copied, but the target server stored something else (CopiedItem.altered says what).
+    "items_altered",
     "error",
     # The last verification (``mailboxes.verification``); empty until one ran.
     "target_items",
@@ -86,6 +89,11 @@ def _failed_message(path: str, source_id: str, size: int) -> tuple:
     return (path, imap.group(1), size) if imap else (path, source_id)
 
 
+def _altered(project) -> dict[int, int]:
+    altered = CopiedItem.objects.filter(mailbox__project=project).exclude(altered="")
+    return dict(altered.values("mailbox_id").annotate(n=Count("id")).values_list("mailbox_id", "n"))
+
+
 def _reasons(by_reason: dict[str, set]) -> str:
     ordered = sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0]))
     return "; ".join(f"{len(items)} × {reason}" for reason, items in ordered)
@@ -93,6 +101,7 @@ def _reasons(by_reason: dict[str, set]) -> str:
 
 def write_report(project, out) -> None:
     totals, last_pass, failures = _totals(project), _last_pass(project), _failures(project)
+    altered = _altered(project)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for mailbox in project.mailboxes.order_by("source_address"):
@@ -114,6 +123,7 @@ def write_report(project, out) -> None:
                 total.get("bytes") or 0,
                 len(set().union(*failed.values())) if failed else 0,
                 _reasons(failed),
+                altered.get(mailbox.pk, 0),
                 mailbox.error,
                 *_verification_columns(mailbox),
             ]

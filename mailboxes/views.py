@@ -23,7 +23,7 @@ from .forms import MailboxForm
 from .identity import IdentityRefused
 from .links import LinkGone, LinkInvalid, enduser_url, mailbox_for_token, revoke_links
 from .live import render_live
-from .models import ACTIVE_STATES, SIDES, ItemError, Mailbox, PassKind
+from .models import ACTIVE_STATES, SIDES, CopiedItem, ItemError, Mailbox, PassKind
 from .report import write_report
 
 ERRORS_SHOWN = 100
@@ -70,11 +70,14 @@ class LinkForm(forms.Form):
 def _history_context(request, mailbox: Mailbox) -> dict:
     """The parts of the mailbox page outside the polled region."""
     errors = ItemError.objects.filter(folder_job__mailbox=mailbox).select_related("folder_job")
+    altered = CopiedItem.objects.filter(mailbox=mailbox).exclude(altered="")
     link_form = LinkForm(request.GET or None)
     return {
         "passes": mailbox.passes.all()[:PASSES_SHOWN],
         "item_errors": errors.order_by("-created", "-id")[:ERRORS_SHOWN],
         "error_total": errors.count(),
+        "altered_items": altered.order_by("-copied_at", "-id")[:ERRORS_SHOWN],
+        "altered_total": altered.count(),
         "user_steps": _user_steps(mailbox),
         "link_form": link_form,
         "enduser_link": link_form.url(request, mailbox),

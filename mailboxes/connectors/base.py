@@ -187,6 +187,29 @@ def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_EIGHT_BIT_TO_X = bytes.maketrans(bytes(range(0x80, 0x100)), b"X" * 0x80)
+
+
+def header_block(data: bytes) -> bytes:
+    """An RFC 822 message's header block, without the empty line that ends it."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = data.find(separator)
+        if end >= 0:
+            return data[:end]
+    return data
+
+
+def munged_fingerprint(data: bytes) -> str | None:
+    """The fingerprint the item would have once a server replaced every 8-bit byte of its
+    header block with "X" while answering OK (Cyrus does by default: ``munge8bit``); None when
+    the header block has no 8-bit byte, so nothing could have been rewritten that way."""
+    header = header_block(data)
+    munged = header.translate(_EIGHT_BIT_TO_X)
+    if munged == header:
+        return None
+    return fingerprint(munged + data[len(header) :])
+
+
 class Connector(ABC):
     """One open mailbox on one tenant. Use as a context manager."""
 
@@ -243,6 +266,12 @@ class Connector(ABC):
         A list, not one id: byte-identical duplicates are distinct messages, and recovery must
         match each source copy to its own target copy, never two to one.
         """
+
+    def stored(self, folder: Folder, ids: list[str]) -> dict[str, tuple[bytes, int]]:
+        """target id -> (header block, size) of what the folder holds under ``ids``, read back
+        right after ``store`` to see whether the server stored what it was sent; {} when that
+        is not cheap to read (the default: nothing is checked)."""
+        return {}
 
     def target_generations(self, folders: list[Folder]) -> dict[str, str]:
         """native id -> what each folder is now, as a target: an opaque text that changes when

@@ -811,6 +811,29 @@ class ImapConnector(Connector):
                     result.setdefault(key, []).append(f"{validity}:{data['UID']}")
         return result
 
+    def stored(self, folder: Folder, ids: list[str]) -> dict[str, tuple[bytes, int]]:
+        """One ``UID FETCH (RFC822.SIZE BODY.PEEK[HEADER])`` of the ids just stored, after a
+        NOOP in the same round trip: a selected folder shows messages appended since it was
+        opened only once the server reports them (RFC 3501 §6.1.2, §7.3.1)."""
+        validity = self._examine(folder).get("UIDVALIDITY")
+        uids = []
+        for target_id in ids:
+            id_validity, _, uid = target_id.partition(":")
+            if id_validity == validity and uid.isdigit():
+                uids.append(int(uid))
+        if not uids:
+            return {}
+        _, reply = self.client.pipeline(
+            [["NOOP"], [f"UID FETCH {uid_set(uids)} (UID RFC822.SIZE BODY.PEEK[HEADER])"]]
+        )
+        self.client.check(reply, f"Reading back messages of {folder.display}")
+        found = {}
+        for data in map(_pairs, _values(reply)):
+            if "UID" in data and "BODY[HEADER]" in data:
+                header = _body(data["BODY[HEADER]"])
+                found[f"{validity}:{data['UID']}"] = (header, int(data["RFC822.SIZE"]))
+        return found
+
     def target_generations(self, folders: list[Folder]) -> dict[str, str]:
         """Each folder's UIDVALIDITY by ``STATUS (UIDVALIDITY)`` (RFC 3501 §6.3.10), all in one
         round trip: a new UIDVALIDITY means the ids recorded before name nothing (§2.3.1.1).

@@ -30,7 +30,7 @@ def url(mailbox):
 @pytest.mark.django_db
 def test_folders_errors_and_pass_history(client, bob, rick, django_assert_max_num_queries):
     client.force_login(bob)
-    with django_assert_max_num_queries(14):  # the tenants: who logs in
+    with django_assert_max_num_queries(15):  # the tenants: who logs in; altered copies
         response = client.get(url(rick))
     html = response.content.decode()
     assert [job.source_path for job in response.context["folder_jobs"]] == [
