@@ -13,7 +13,7 @@ from django.urls import reverse
 from mailboxes.models import FolderMapping, Mailbox
 from tests.servers.worker import wait_until
 
-from .conftest import add_mailbox, expunge, imap_project, run, unique_messages
+from .conftest import add_mailbox, expunge, imap_project, run, unique_messages, verify_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +49,7 @@ def test_the_worker_verifies_after_a_pass_and_the_pages_show_the_servers_counts(
     expunge(target0, "INBOX", 3)
     checked = run("verify", project.pk)  # a worker answers: through it
     assert checked.code == 1, checked.out
-    assert checked.out.splitlines()[0] == (
+    assert verify_lines(checked)[first.source_address] == (
         f"{first.source_address} verified=no missing=3 failed=0 excluded=1 extra=0"
     )
     assert "  folder INBOX: missing=3 (3 gone from the target)" in checked.out

@@ -8,17 +8,25 @@ then always waits. With ``--wait``: progress on stderr, then one line per mailbo
 the server's reason). Exits 1 when a mailbox failed, is done with errors or did not finish, or
 when the passes were refused (the identity guard, or a pass held by a running process: nothing
 is started then); 2 on bad arguments.
+
+``--kind missing`` ("Copy what is missing") copies exactly what each mailbox's last
+verification found missing on the target (and what is new on the source); run ``verify``
+first. A full, delta or missing pass is followed by a verification: queued for the worker, or,
+when this process copied, run here once the passes end.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mailboxes import verification
 from mailboxes.management import passes
 from mailboxes.models import Mailbox, PassKind
 from projects.models import Project
 
 
 class Command(BaseCommand):
-    help = "Start a pre-stage, full or delta pass for a project's mailboxes."
+    help = (
+        "Start a pre-stage, full, delta or 'copy what is missing' pass for a project's mailboxes."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
@@ -52,6 +60,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{mailbox_pass.mailbox} queued")
             return
         runner.run(started)
+        if runner.inline:
+            # No worker runs the verification the passes queued: this process does.
+            for mailbox_pass in started:
+                if mailbox_pass.kind in verification.VERIFIED_AFTER and mailbox_pass.finished_at:
+                    verification.verify(mailbox_pass.mailbox)
         failed = 0
         for mailbox_pass in started:
             mailbox = Mailbox.objects.get(pk=mailbox_pass.mailbox_id)
