@@ -138,3 +138,20 @@ def test_messages_another_tool_put_on_a_target_are_extra_and_deep_sees_changed_c
     assert '"changed": 1' in deep.out
     cheap = run("verify", project.pk, "--mailbox", second.source_address, "--inline")
     assert cheap.code == 0, cheap.out
+
+
+def test_a_verification_that_cannot_log_in_ends_with_the_reason_never_queued(three):
+    project, pairs = three
+    mailbox = pairs[0][0]
+    mailbox.target_password = "not-the-password"
+    mailbox.save(update_fields=["target_password"])
+
+    checked = run("verify", project.pk, "--mailbox", mailbox.source_address, "--inline")
+
+    assert checked.code == 1
+    lines = checked.out.splitlines()
+    assert lines[0] == f"{mailbox.source_address} verified=no missing=0 failed=0 excluded=0 extra=0"
+    assert lines[1].startswith("  error: The target server refused the credentials")
+    mailbox.refresh_from_db()
+    assert (mailbox.verified, mailbox.verify_requested_at) == (False, None)
+    assert mailbox.verified_at is not None
