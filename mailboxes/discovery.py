@@ -97,7 +97,7 @@ def _megabytes(size: int) -> str:
     return f"{math.ceil(size / MB):,} MB"
 
 
-def survey_source(mailbox: Mailbox, source) -> dict:
+def survey_source(source) -> dict:
     """Every folder of the source with its items, bytes, oldest and newest item, and the
     largest items: one listing per folder (IMAP: one UID FETCH of sizes and dates)."""
     folders, largest, every_size = [], [], []
@@ -158,16 +158,59 @@ def _totals(report: dict) -> None:
     report["newest"] = max(newest, key=datetime.fromisoformat, default=None)
 
 
+def _check_folders(mailbox: Mailbox, target, report: dict) -> set[str]:
+    """Where each source folder lands (the project's overrides apply) and whether the target
+    can hold it; returns the paths that will be copied (not left out by an override)."""
+    problems = report["problems"]
+    overrides = [
+        Override(split_path(m.source_path), split_path(m.target_path), m.exclude)
+        for m in mailbox.project.folder_mappings.all()
+    ]
+    kinds = {f["path"]: f for f in report["folders"]}
+    placed = place_folders(
+        [Folder(split_path(f["path"]), f["kind"], f["role"] or None) for f in report["folders"]],
+        overrides,
+    )
+    placed_paths = set()
+    for placement in placed:
+        path = join_path(placement.folder.path)
+        placed_paths.add(path)
+        entry = kinds[path]
+        entry["target"] = join_path(placement.target)
+        reason = target.folder_problem(placement.target, placement.folder.kind)
+        entry["problem"] = reason
+        if reason:
+            problems.append(
+                _problem(
+                    f"Folder {path} cannot be created on the target ({reason}): its "
+                    f"{entry['items']:,} items will fail",
+                    False,
+                )
+            )
+    for entry in report["folders"]:
+        entry["excluded"] = entry["path"] not in placed_paths
+    return placed_paths
+
+
 def check_target(mailbox: Mailbox, target, report: dict, sizes: list) -> None:
     """The target's side: mailbox exists, quota, largest item, folders it cannot hold."""
     problems = report["problems"]
     target.check_target()
     limits: TargetLimits = target.limits()
+    placed_paths = _check_folders(mailbox, target, report)
+    copied = [f for f in report["folders"] if f["path"] in placed_paths]
+    report["items_to_copy"] = max(0, sum(f["items"] for f in copied) - mailbox.items_on_target)
+    report["bytes_to_copy"] = max(0, sum(f["bytes"] for f in copied) - mailbox.bytes_on_target)
     report["max_item_size"] = limits.max_item_size
     report["max_item_source"] = limits.size_source
     over = []
     if limits.max_item_size:
-        over = [entry for entry in sizes if entry[0] > limits.max_item_size]
+        # Items of folders an override leaves out are not copied: they cannot fail.
+        over = [
+            entry
+            for entry in sizes
+            if entry[0] > limits.max_item_size and join_path(entry[1].path) in placed_paths
+        ]
     over.sort(key=lambda entry: -entry[0])
     report["over_limit_count"] = len(over)
     report["over_limit"] = [
@@ -197,33 +240,6 @@ def check_target(mailbox: Mailbox, target, report: dict, sizes: list) -> None:
                     True,
                 )
             )
-    overrides = [
-        Override(split_path(m.source_path), split_path(m.target_path), m.exclude)
-        for m in mailbox.project.folder_mappings.all()
-    ]
-    kinds = {f["path"]: f for f in report["folders"]}
-    placed = place_folders(
-        [Folder(split_path(f["path"]), f["kind"], f["role"] or None) for f in report["folders"]],
-        overrides,
-    )
-    placed_paths = set()
-    for placement in placed:
-        path = join_path(placement.folder.path)
-        placed_paths.add(path)
-        entry = kinds[path]
-        entry["target"] = join_path(placement.target)
-        reason = target.folder_problem(placement.target, placement.folder.kind)
-        entry["problem"] = reason
-        if reason:
-            problems.append(
-                _problem(
-                    f"Folder {path} cannot be created on the target ({reason}): its "
-                    f"{entry['items']:,} items will fail",
-                    False,
-                )
-            )
-    for entry in report["folders"]:
-        entry["excluded"] = entry["path"] not in placed_paths
 
 
 def discover(mailbox: Mailbox) -> dict:
@@ -232,7 +248,7 @@ def discover(mailbox: Mailbox) -> dict:
     sizes = []
     try:
         with open_connector(mailbox.endpoint("source"), mailbox.source_address) as source:
-            surveyed = survey_source(mailbox, source)
+            surveyed = survey_source(source)
     except AuthError as exc:
         report["problems"].append(_problem(f"Source login refused: {exc}", True))
     except ConnectorError as exc:
@@ -241,7 +257,8 @@ def discover(mailbox: Mailbox) -> dict:
         sizes = surveyed.pop("_sizes")
         report.update(surveyed)
     _totals(report)
-    # What is left to copy: what the source holds beyond what mailferry put on the target.
+    # What is left to copy: what the source holds beyond what mailferry put on the target
+    # (less the folders an override leaves out, once the target side is known).
     report["items_to_copy"] = max(0, report["items"] - mailbox.items_on_target)
     report["bytes_to_copy"] = max(0, report["bytes"] - mailbox.bytes_on_target)
     try:

@@ -7,7 +7,7 @@ import pytest
 
 from mailboxes import discovery
 from mailboxes.connectors.folders import join_path
-from mailboxes.models import Mailbox, MailboxPass
+from mailboxes.models import FolderMapping, Mailbox, MailboxPass
 from tests.engine.conftest import run_pass
 
 from .conftest import BULK_ITEMS, TARGET_MAX_MESSAGE, count_on_server
@@ -125,3 +125,19 @@ def test_what_discovery_predicts_is_what_a_pass_does_and_the_estimate_follows_it
     row = next(r for r in ready.rows if r.mailbox.pk == cid.pk)
     left = cid.discovery["over_limit"][0]["size"]
     assert row.estimate_seconds == ready.throughput.seconds(1, left)
+
+
+def test_a_folder_left_out_by_an_override_is_not_counted_against_the_target(scene):
+    """ben's 20,000 items are all in "Bulk": left out (``Bulk => -``), what is left fits the
+    quota; the source figures still count every folder."""
+    ben = scene.mailboxes[1]
+    FolderMapping.objects.create(project=scene.project, source_path="Bulk", exclude=True)
+    discovery.discover_mailbox(ben)
+    ben.refresh_from_db()
+    assert not ben.discovery_blocking and ben.discovery["problems"] == []
+    bulk = next(f for f in ben.discovery["folders"] if f["path"] == "Bulk")
+    assert bulk["excluded"] and bulk["items"] == BULK_ITEMS
+    kept = [f for f in ben.discovery["folders"] if not f["excluded"]]
+    assert ben.discovery["items_to_copy"] == sum(f["items"] for f in kept)
+    assert ben.discovery["bytes_to_copy"] == sum(f["bytes"] for f in kept)
+    assert_matches_server(ben, scene)
