@@ -784,7 +784,14 @@ def _altered(target, folder: Folder, items, results) -> dict[str, str]:
     target_ids = {r.source_id: r.target_id for r in results if r.target_id}
     if not target_ids:
         return {}
-    stored = target.stored(folder, list(target_ids.values()))
+    try:
+        stored = target.stored(folder, list(target_ids.values()))
+    except TransientError:
+        raise  # the batch is retried; what was stored is matched by fingerprint then
+    except ConnectorError as exc:
+        # Stored and answered OK: a refused read-back must not fail the copy.
+        log.warning("reading back %s on the target failed: %s", folder.display, exc)
+        return {}
     notes = {}
     for item in items:
         back = stored.get(target_ids.get(item.source_id, ""))
