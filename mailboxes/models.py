@@ -376,12 +376,18 @@ class FolderJob(Counters):
     def add_counters(self, on_target: tuple[int, int] = (0, 0), **deltas) -> None:
         """Add to this job and roll the same deltas up to its pass and mailbox, in the
         database: the pages read totals there without scanning jobs or items. ``on_target``
-        (items, bytes) adds to the mailbox's lifetime figures only."""
+        (items, bytes) adds to the mailbox's lifetime figures only.
+
+        Rows are locked job, pass, mailbox, the order every transaction keeps (two folders of
+        one mailbox record at once); with nothing to add nothing is touched, since updating
+        the mailbox alone would take its lock before the pass's and can deadlock."""
         increments = Counters.increments(**deltas)
+        lifetime = Counters.increments(items_on_target=on_target[0], bytes_on_target=on_target[1])
+        if not increments and not lifetime:
+            return
         if increments:
             FolderJob.objects.filter(pk=self.pk).update(**increments)
             MailboxPass.objects.filter(pk=self.mailbox_pass_id).update(**increments)
-        lifetime = Counters.increments(items_on_target=on_target[0], bytes_on_target=on_target[1])
         now = timezone.now()
         Mailbox.objects.filter(pk=self.mailbox_id).update(
             **increments, **lifetime, last_activity=now
