@@ -226,10 +226,7 @@ def _finish_pass(mailbox_pass: MailboxPass) -> None:
     error = ""
     if first is not None:
         error = f"{failed.count()} folder(s) failed; {first.source_path}: {first.error}"
-    state = MailboxPass.State.FAILED if error else MailboxPass.State.DONE
-    MailboxPass.objects.filter(pk=mailbox_pass.pk).update(
-        state=state, error=error, finished_at=timezone.now(), lease_expires_at=None
-    )
+    MailboxPass.objects.filter(pk=mailbox_pass.pk).finish(error)
     items_failed = MailboxPass.objects.filter(pk=mailbox_pass.pk, items_failed__gt=0).exists()
     Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).finish(error, with_errors=items_failed)
     from .verification import after_pass  # verification reads the engine's record
@@ -240,16 +237,8 @@ def _finish_pass(mailbox_pass: MailboxPass) -> None:
 def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
     """Stop the mailbox: its pass and every unfinished folder fail with ``message``."""
     with transaction.atomic():
-        unfinished = mailbox_pass.folder_jobs.exclude(state=FolderJob.State.DONE)
-        unfinished.update(
-            state=FolderJob.State.FAILED, error=message, lease_owner="", lease_expires_at=None
-        )
-        MailboxPass.objects.filter(pk=mailbox_pass.pk).update(
-            state=MailboxPass.State.FAILED,
-            error=message,
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-        )
+        mailbox_pass.folder_jobs.fail(message)
+        MailboxPass.objects.filter(pk=mailbox_pass.pk).fail(message)
         Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).fail(message)
 
 

@@ -277,6 +277,56 @@ class Mailbox(Counters):
         )
 
 
+class MailboxPassQuerySet(models.QuerySet):
+    """Pass transitions, set-based (the pass's half of the state machine)."""
+
+    def pause(self) -> int:
+        return self.filter(state=MailboxPass.State.RUNNING).update(state=MailboxPass.State.PAUSED)
+
+    def resume(self) -> int:
+        return self.filter(state=MailboxPass.State.PAUSED).update(state=MailboxPass.State.RUNNING)
+
+    def finish(self, error: str = "") -> int:
+        state = MailboxPass.State.FAILED if error else MailboxPass.State.DONE
+        return self._end(state, error)
+
+    def fail(self, message: str) -> int:
+        return self._end(MailboxPass.State.FAILED, message)
+
+    def _end(self, state, error: str) -> int:
+        return self.update(
+            state=state, error=error, finished_at=timezone.now(), lease_expires_at=None
+        )
+
+    def retry(self, listed: bool) -> int:
+        """A failed pass goes on: its failed folders again, or its planning."""
+        state = MailboxPass.State.RUNNING if listed else MailboxPass.State.PLANNING
+        return self.update(state=state, error="", retries=0, finished_at=None)
+
+
+class FolderJobQuerySet(models.QuerySet):
+    """Folder job transitions, set-based (the job's half of the state machine)."""
+
+    def pause(self) -> int:
+        active = (FolderJob.State.PENDING, FolderJob.State.RUNNING)
+        return self.filter(state__in=active).update(
+            state=FolderJob.State.PAUSED, lease_owner="", lease_expires_at=None
+        )
+
+    def resume(self) -> int:
+        return self.filter(state=FolderJob.State.PAUSED).update(state=FolderJob.State.PENDING)
+
+    def fail(self, message: str) -> int:
+        return self.exclude(state=FolderJob.State.DONE).update(
+            state=FolderJob.State.FAILED, error=message, lease_owner="", lease_expires_at=None
+        )
+
+    def retry(self) -> int:
+        return self.filter(state=FolderJob.State.FAILED).update(
+            state=FolderJob.State.PENDING, error="", retries=0, finished_at=None
+        )
+
+
 class MailboxPass(Counters):
     """One pass (pre-stage, full or delta) over one mailbox: the pass history."""
 
@@ -298,6 +348,8 @@ class MailboxPass(Counters):
     # Planning is one task: its lease lets a lost planning message be queued again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     retries = models.PositiveIntegerField(default=0)
+
+    objects = MailboxPassQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -353,6 +405,8 @@ class FolderJob(Counters):
     # Source ids changed identity (UIDVALIDITY reset): match every item by fingerprint.
     verify_target = models.BooleanField(default=False)
     retries = models.PositiveIntegerField(default=0)
+
+    objects = FolderJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["source_path", "id"]

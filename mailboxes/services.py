@@ -83,10 +83,8 @@ def pause_mailboxes(mailboxes) -> None:
             running = MailboxPass.objects.filter(
                 mailbox_id__in=chunk, state=MailboxPass.State.RUNNING
             )
-            FolderJob.objects.filter(
-                mailbox_pass__in=running, state__in=engine.ACTIVE_JOB_STATES
-            ).update(state=FolderJob.State.PAUSED, lease_owner="", lease_expires_at=None)
-            running.update(state=MailboxPass.State.PAUSED)
+            FolderJob.objects.filter(mailbox_pass__in=running).pause()
+            running.pause()
             Mailbox.objects.filter(pk__in=chunk).pause()
 
 
@@ -97,10 +95,8 @@ def resume_mailboxes(mailboxes, scheduler=None) -> None:
             if mailbox.state != Mailbox.State.PAUSED:
                 continue
             paused = mailbox.passes.filter(state=MailboxPass.State.PAUSED)
-            FolderJob.objects.filter(mailbox_pass__in=paused, state=FolderJob.State.PAUSED).update(
-                state=FolderJob.State.PENDING
-            )
-            paused.update(state=MailboxPass.State.RUNNING)
+            FolderJob.objects.filter(mailbox_pass__in=paused).resume()
+            paused.resume()
             latest = mailbox.passes.first()
             listed = latest is not None and latest.state != MailboxPass.State.PLANNING
             Mailbox.objects.filter(pk=mailbox.pk).resume(listed)
@@ -122,12 +118,9 @@ def retry_failed(mailboxes, scheduler=None) -> int:
                 continue
             if latest.state != MailboxPass.State.FAILED:
                 continue
-            failed_jobs = latest.folder_jobs.filter(state=FolderJob.State.FAILED)
-            failed_jobs.update(state=FolderJob.State.PENDING, error="", retries=0, finished_at=None)
+            latest.folder_jobs.retry()
             has_jobs = latest.folder_jobs.exists()
-            latest.state = MailboxPass.State.RUNNING if has_jobs else MailboxPass.State.PLANNING
-            latest.error, latest.retries, latest.finished_at = "", 0, None
-            latest.save(update_fields=["state", "error", "retries", "finished_at"])
+            MailboxPass.objects.filter(pk=latest.pk).retry(listed=has_jobs)
             Mailbox.objects.filter(pk=mailbox.pk).retry(listed=has_jobs)
             _restart_latest(mailbox, scheduler)
             queued += 1
