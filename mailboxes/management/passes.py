@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from mailboxes import engine, identity, services
 from mailboxes.models import FolderJob, ItemError, Mailbox, MailboxPass
+from projects.models import Project
 
 # Pass states the waiting ends on: finished, or paused by someone (nothing more will happen).
 SETTLED = (MailboxPass.State.DONE, MailboxPass.State.FAILED, MailboxPass.State.PAUSED)
@@ -322,3 +323,37 @@ def succeeded(mailbox_pass: MailboxPass) -> bool:
         and not mailbox_pass.items_failed
         and mailbox.state == Mailbox.State.DONE
     )
+
+
+def add_selection_arguments(parser) -> None:
+    """PROJECT_ID and ``--mailbox ADDRESS ...``: which mailboxes a command works on."""
+    parser.add_argument("project_id", type=int)
+    parser.add_argument(
+        "--mailbox",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this mailbox (its source address; repeatable); default: all",
+    )
+
+
+def selected_mailboxes(project_id: int, addresses: list[str]) -> list[Mailbox]:
+    """The project's mailboxes (or the named ones), sources and targets loaded; an unknown
+    project or address is bad input (exit 2)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise CommandError(f"There is no project {project_id}.", returncode=2)
+    mailboxes = project.mailboxes.select_related("project__source", "project__target")
+    mailboxes = list(mailboxes.order_by("source_address"))
+    if not mailboxes:
+        raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
+    if not addresses:
+        return mailboxes
+    wanted = {address.strip().lower() for address in addresses}
+    found = [m for m in mailboxes if m.source_address.lower() in wanted]
+    unknown = sorted(wanted - {m.source_address.lower() for m in found})
+    if unknown:
+        raise CommandError(
+            f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
+        )
+    return found

@@ -19,7 +19,6 @@ from django.db import transaction
 from mailboxes import discovery
 from mailboxes.management import passes
 from mailboxes.models import Mailbox
-from projects.models import Project
 
 POLL_SECONDS = 0.5
 
@@ -28,24 +27,14 @@ class Command(BaseCommand):
     help = "Discover what a project's mailboxes hold and what their targets can take."
 
     def add_arguments(self, parser):
-        parser.add_argument("project_id", type=int)
-        parser.add_argument(
-            "--mailbox",
-            action="append",
-            default=[],
-            metavar="ADDRESS",
-            help="only this mailbox (its source address; repeatable); default: all",
-        )
+        passes.add_selection_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print the reports as JSON")
         parser.add_argument(
             "--inline", action="store_true", help="discover in this process, not the worker"
         )
 
     def handle(self, *args, **options):
-        project = Project.objects.filter(pk=options["project_id"]).first()
-        if project is None:
-            raise CommandError(f"There is no project {options['project_id']}.", returncode=2)
-        mailboxes = self._mailboxes(project, options["mailbox"])
+        mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
         ids = [mailbox.pk for mailbox in mailboxes]
         if not options["inline"] and passes.worker_answers():
             with transaction.atomic():
@@ -87,20 +76,3 @@ class Command(BaseCommand):
                 ]
             self.stderr.write(f"\r{len(ids) - len(pending)} of {len(ids)} discovered", ending="")
             time.sleep(POLL_SECONDS)
-
-    def _mailboxes(self, project: Project, addresses: list[str]) -> list[Mailbox]:
-        mailboxes = project.mailboxes.select_related("project__source", "project__target")
-        mailboxes = mailboxes.order_by("source_address")
-        if not addresses:
-            found = list(mailboxes)
-            if not found:
-                raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
-            return found
-        wanted = {address.strip().lower() for address in addresses}
-        found = [m for m in mailboxes if m.source_address.lower() in wanted]
-        unknown = sorted(wanted - {m.source_address.lower() for m in found})
-        if unknown:
-            raise CommandError(
-                f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
-            )
-        return found

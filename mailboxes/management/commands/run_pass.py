@@ -20,7 +20,6 @@ from django.core.management.base import BaseCommand, CommandError
 from mailboxes import verification
 from mailboxes.management import passes
 from mailboxes.models import Mailbox, PassKind
-from projects.models import Project
 
 
 class Command(BaseCommand):
@@ -29,17 +28,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("project_id", type=int)
+        passes.add_selection_arguments(parser)
         parser.add_argument("--kind", required=True, choices=[k.value for k in PassKind])
         parser.add_argument(
             "--older-than", type=int, default=None, help="pre-stage: items older than DAYS"
-        )
-        parser.add_argument(
-            "--mailbox",
-            action="append",
-            default=[],
-            metavar="ADDRESS",
-            help="only this mailbox (its source address; repeatable); default: all",
         )
         parser.add_argument("--wait", action="store_true", help="wait for the passes to end")
         parser.add_argument(
@@ -49,10 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["kind"] == PassKind.PRESTAGE and options["older_than"] is None:
             raise CommandError("--kind prestage needs --older-than DAYS.", returncode=2)
-        project = Project.objects.filter(pk=options["project_id"]).first()
-        if project is None:
-            raise CommandError(f"There is no project {options['project_id']}.", returncode=2)
-        mailboxes = self._mailboxes(project, options["mailbox"])
+        mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
         runner = passes.Runner(self.stderr, inline=options["inline"])
         started = runner.start(mailboxes, options["kind"], options["older_than"])
         if not (options["wait"] or runner.inline):
@@ -77,19 +66,3 @@ class Command(BaseCommand):
             failed += not passes.succeeded(mailbox_pass)
         if failed:
             raise CommandError(f"{failed} of {len(started)} mailbox(es) did not finish cleanly.")
-
-    def _mailboxes(self, project: Project, addresses: list[str]) -> list[Mailbox]:
-        mailboxes = project.mailboxes.order_by("source_address")
-        if not addresses:
-            found = list(mailboxes)
-            if not found:
-                raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
-            return found
-        wanted = {address.strip().lower() for address in addresses}
-        found = [m for m in mailboxes if m.source_address.lower() in wanted]
-        unknown = sorted(wanted - {m.source_address.lower() for m in found})
-        if unknown:
-            raise CommandError(
-                f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
-            )
-        return found

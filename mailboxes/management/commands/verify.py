@@ -17,7 +17,6 @@ from django.core.management.base import BaseCommand, CommandError
 from mailboxes import verification
 from mailboxes.management import passes
 from mailboxes.models import Mailbox
-from projects.models import Project
 
 # How long the command waits for the worker's verifications before it says so.
 WAIT_SECONDS = 3600
@@ -27,14 +26,7 @@ class Command(BaseCommand):
     help = "Verify that every source item is on the target (or has a recorded reason)."
 
     def add_arguments(self, parser):
-        parser.add_argument("project_id", type=int)
-        parser.add_argument(
-            "--mailbox",
-            action="append",
-            default=[],
-            metavar="ADDRESS",
-            help="only this mailbox (its source address; repeatable); default: all",
-        )
+        passes.add_selection_arguments(parser)
         parser.add_argument("--deep", action="store_true", help="also compare content fingerprints")
         parser.add_argument("--json", action="store_true", help="print the results as JSON")
         parser.add_argument(
@@ -42,10 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        project = Project.objects.filter(pk=options["project_id"]).first()
-        if project is None:
-            raise CommandError(f"There is no project {options['project_id']}.", returncode=2)
-        mailboxes = _mailboxes(project, options["mailbox"])
+        mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
         inline = options["inline"] or not passes.worker_answers()
         if inline:
             for mailbox in mailboxes:
@@ -73,23 +62,6 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise CommandError("The worker did not finish the verifications in time.")
             time.sleep(0.2)
-
-
-def _mailboxes(project: Project, addresses: list[str]) -> list[Mailbox]:
-    mailboxes = project.mailboxes.order_by("source_address")
-    if not addresses:
-        found = list(mailboxes)
-        if not found:
-            raise CommandError(f"Project {project.pk} has no mailboxes.", returncode=2)
-        return found
-    wanted = {address.strip().lower() for address in addresses}
-    found = [m for m in mailboxes if m.source_address.lower() in wanted]
-    unknown = sorted(wanted - {m.source_address.lower() for m in found})
-    if unknown:
-        raise CommandError(
-            f"Project {project.pk} has no mailbox {', '.join(unknown)}.", returncode=2
-        )
-    return found
 
 
 def _as_json(mailbox: Mailbox) -> dict:
