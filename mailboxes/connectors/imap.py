@@ -813,19 +813,30 @@ class ImapConnector(Connector):
 
     def stored(self, folder: Folder, ids: list[str]) -> dict[str, tuple[bytes, int]]:
         """One ``UID FETCH (RFC822.SIZE BODY.PEEK[HEADER])`` of the ids just stored, after a
-        NOOP in the same round trip: a selected folder shows messages appended since it was
-        opened only once the server reports them (RFC 3501 §6.1.2, §7.3.1)."""
-        validity = self._examine(folder).get("UIDVALIDITY")
-        uids = []
+        fresh EXAMINE in the same round trip: a selection made before the APPEND may not show
+        the new messages yet (RFC 3501 §6.1.2, §7.3.1; seen with a NOOP on a folder whose first
+        message had just been appended), a new one always does."""
+        by_validity: dict[str, list[int]] = {}
         for target_id in ids:
             id_validity, _, uid = target_id.partition(":")
-            if id_validity == validity and uid.isdigit():
-                uids.append(int(uid))
-        if not uids:
+            if uid.isdigit():
+                by_validity.setdefault(id_validity, []).append(int(uid))
+        if len(by_validity) != 1:
             return {}
-        _, reply = self.client.pipeline(
-            [["NOOP"], [f"UID FETCH {uid_set(uids)} (UID RFC822.SIZE BODY.PEEK[HEADER])"]]
+        ((validity, uids),) = by_validity.items()
+        condstore = " (CONDSTORE)" if self.offers("CONDSTORE") else ""
+        examine, reply = self.client.pipeline(
+            [
+                [f"EXAMINE {quote(folder.native_id)}{condstore}"],
+                [f"UID FETCH {uid_set(uids)} (UID RFC822.SIZE BODY.PEEK[HEADER])"],
+            ]
         )
+        self.client.check(examine, f"Opening folder {folder.display}")
+        codes = dict(examine.codes)
+        codes["EXISTS"] = next((int(n) for n, *_ in examine.data("EXISTS")), 0)
+        self._selected = (folder.native_id, codes)
+        if str(codes.get("UIDVALIDITY")) != validity:
+            return {}  # the folder was replaced meanwhile: those ids name nothing here
         self.client.check(reply, f"Reading back messages of {folder.display}")
         found = {}
         for data in map(_pairs, _values(reply)):
