@@ -554,9 +554,15 @@ def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
         )
         if job is None or job.mailbox_pass.state != MailboxPass.State.RUNNING:
             return None
+        now = timezone.now()
+        if job.lease_owner not in ("", owner) and job.lease_expires_at > now:
+            # The broker delivered this message again (Redis does once the visibility timeout
+            # passes) while the first delivery still holds the folder: copying it here too
+            # would store its messages twice.
+            log.info("folder job %s is held by %s; this delivery ends", job_id, job.lease_owner)
+            return None
         # Serialises claims per project so the connection limit below is exact.
         Project.objects.select_for_update().filter(pk=job.mailbox.project_id).first()
-        now = timezone.now()
         busy = (
             FolderJob.objects.filter(mailbox__project_id=job.mailbox.project_id)
             .filter(lease_owner__gt="", lease_expires_at__gt=now)
