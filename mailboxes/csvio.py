@@ -3,7 +3,9 @@
 Columns: ``source_address,target_address`` (required), ``display_name`` and the mailbox's own
 accounts ``source_login,source_password,target_login,target_password`` (optional; README "Who
 logs in"). Header names match case-insensitively, spaces, underscores and hyphens alike. The
-export writes the logins but never a password, and no message here ever quotes one.
+export writes the logins but never a password, and no message here ever quotes one. The export
+quotes a cell that a spreadsheet would run as a formula (``csvsafe``); the import drops that
+quote again, so an exported file imports back unchanged.
 """
 
 import csv
@@ -17,7 +19,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils.text import slugify
 
-from . import identity
+from . import csvsafe, identity
 from .models import Mailbox
 
 ADDRESSES = ("source_address", "target_address")
@@ -35,7 +37,11 @@ EXPORT_COLUMNS = (*ADDRESSES, "display_name", *LOGINS)
 # Optional columns a re-import leaves alone when the file gives them empty.
 KEPT_WHEN_EMPTY = (*LOGINS, *PASSWORDS)
 MAX_BYTES = 20 * 1024 * 1024
-MAX_LOGIN = Mailbox._meta.get_field("source_login").max_length
+# The database's limits: PostgreSQL refuses a longer value (SQLite would store it).
+MAX_LENGTH = {
+    column: Mailbox._meta.get_field(column).max_length
+    for column in (*ADDRESSES, "display_name", *LOGINS)
+}
 
 SAMPLE = (
     "source_address,target_address,display_name,"
@@ -136,10 +142,20 @@ def _check_header(fieldnames) -> list[str]:
     return problems
 
 
+def _text(value, line, column, problems) -> str:
+    """The cell as the mailbox will hold it: trimmed, without the export's formula quote."""
+    text = csvsafe.uncell((value or "").strip())
+    if len(text) > MAX_LENGTH[column]:
+        problems.append(f"Line {line}: {column} is longer than {MAX_LENGTH[column]} characters.")
+    return text
+
+
 def _address(value, line, column, problems):
-    address = (value or "").strip().lower()
+    address = _text(value, line, column, problems).lower()
     if not address:
         problems.append(f"Line {line}: {column} is missing.")
+        return None
+    if len(address) > MAX_LENGTH[column]:
         return None
     try:
         validate_email(address)
@@ -147,13 +163,6 @@ def _address(value, line, column, problems):
         problems.append(f"Line {line}: {column} {address!r} is not a valid email address.")
         return None
     return address
-
-
-def _login(value, line, column, problems) -> str:
-    login = (value or "").strip()
-    if len(login) > MAX_LOGIN:
-        problems.append(f"Line {line}: {column} is longer than {MAX_LOGIN} characters.")
-    return login
 
 
 def parse(data: bytes) -> list[Row]:
@@ -175,8 +184,8 @@ def parse(data: bytes) -> list[Row]:
             line,
             source,
             target,
-            (record.get("display_name") or "").strip() if has_name else None,
-            **{c: _login(record.get(c), line, c, problems) for c in LOGINS},
+            _text(record.get("display_name"), line, "display_name", problems) if has_name else None,
+            **{c: _text(record.get(c), line, c, problems) for c in LOGINS},
             # Passwords are taken as written: a leading or trailing space may be part of one.
             **{c: record.get(c) or "" for c in PASSWORDS},
         )
@@ -280,7 +289,7 @@ def import_mailboxes(project, data: bytes) -> ImportResult:
 
 def export_mailboxes(project, out) -> None:
     """The project's mailboxes with their logins; never a password (no column for them)."""
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     for row in project.mailboxes.order_by("source_address").values_list(*EXPORT_COLUMNS):
         writer.writerow(row)

@@ -2,8 +2,6 @@
 sorted by volume, with the copy time estimate; a CSV of the same; and the "Discover" button.
 """
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseNotAllowed
@@ -12,7 +10,7 @@ from django.urls import reverse
 
 from projects.access import get_project_for_user
 
-from . import discovery
+from . import csvsafe, discovery
 from .csvio import csv_attachment
 from .live import render_live
 
@@ -65,7 +63,7 @@ def project_readiness_csv(request, project_id):
     project = get_project_for_user(request, project_id)
     ready = discovery.readiness(project)
     response = csv_attachment(project, "readiness")
-    writer = csv.writer(response)
+    writer = csvsafe.writer(response)
     writer.writerow(CSV_COLUMNS)
     for row in ready.rows:
         report = row.report

@@ -3,12 +3,12 @@ mailferry across all passes, what the passes copied, and what never arrived, wit
 reasons, and how many copies the target server altered. Built in a few queries whatever the
 project's size."""
 
-import csv
 import re
 from collections import defaultdict
 
 from django.db.models import Count, Exists, OuterRef, Sum
 
+from . import csvsafe
 from .models import CopiedItem, ItemError, MailboxPass
 
 # An IMAP item id is "UIDVALIDITY:UID"; other connectors' ids never have this form.
@@ -102,7 +102,7 @@ def _reasons(by_reason: dict[str, set]) -> str:
 def write_report(project, out) -> None:
     totals, last_pass, failures = _totals(project), _last_pass(project), _failures(project)
     altered = _altered(project)
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for mailbox in project.mailboxes.order_by("source_address"):
         total = totals.get(mailbox.pk, {})

@@ -21,6 +21,17 @@ WITH_LOGINS = (
 )
 
 
+# Longer than the database columns (254 and 200): PostgreSQL refuses them, SQLite does not.
+LONG_ADDRESS = "a" * 64 + "@" + ".".join(["b" * 60] * 3) + ".example"
+LONG_NAME = "N" * 10_000
+TOO_LONG = (
+    "source_address,target_address,display_name\r\n"
+    "ann@old.example,ann@new.example,Ann\r\n"
+    f"{LONG_ADDRESS},bob@new.example,Bob\r\n"
+    f"carl@old.example,carl@new.example,{LONG_NAME}\r\n"
+)
+
+
 def logins(project):
     return [
         (m.source_address, m.source_login, m.source_password, m.target_login, m.target_password)
@@ -75,6 +86,8 @@ class TestImportMailboxes:
             (",carl@new.example,Carl\n", "Line 3: source_address is missing"),
             ("carl@old.example\n", "Line 3: expected 3 columns"),
             ("carl@old.example,carl@new.example,Carl,extra\n", "Line 3: expected 3 columns"),
+            (f"{LONG_ADDRESS},carl@new.example,Carl\n", "Line 3: source_address is longer than"),
+            (f"carl@old.example,carl@new.example,{LONG_NAME}\n", "Line 3: display_name is longer"),
         ],
     )
     def test_each_bad_row_kind_is_reported_and_nothing_imported(self, project, body, problem):
@@ -287,6 +300,17 @@ class TestMailboxImportView:
         assert "source_login,source_password,target_login,target_password" in page
         assert "Who logs in" in page
 
+    def test_too_long_fields_are_line_errors_not_a_server_error(self, client, bob, project):
+        client.force_login(bob)
+        response = self.post(client, project, TOO_LONG)
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "Nothing was imported" in page
+        assert "Line 3: source_address is longer than 254 characters." in page
+        assert "Line 4: display_name is longer than 200 characters." in page
+        assert LONG_NAME not in page
+        assert project.mailboxes.count() == 0
+
     def test_problems_never_show_a_password(self, client, bob, project):
         client.force_login(bob)
         text = "source_address,target_address,source_password\nann@old.example,bad,pa55word\n"
@@ -378,6 +402,18 @@ class TestImportCommand:
         path.write_text(GOOD + "bad\n")
         with pytest.raises(CommandError, match="Line 4: expected 3 columns"):
             call_command("import_mailboxes", project.pk, path)
+        assert project.mailboxes.count() == 0
+
+    def test_too_long_fields_fail_with_lines(self, project, tmp_path):
+        path = tmp_path / "users.csv"
+        path.write_text(TOO_LONG)
+        with pytest.raises(CommandError) as caught:
+            call_command("import_mailboxes", project.pk, path)
+        assert caught.value.returncode == 1
+        assert str(caught.value).splitlines()[1:] == [
+            "  Line 3: source_address is longer than 254 characters.",
+            "  Line 4: display_name is longer than 200 characters.",
+        ]
         assert project.mailboxes.count() == 0
 
     def test_unknown_project(self, tmp_path):
