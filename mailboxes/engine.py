@@ -167,6 +167,11 @@ def describe(exc: ConnectorError) -> str:
     return f"{side.capitalize()} server: {exc}" if side else str(exc)
 
 
+def unexpected(exc: Exception) -> str:
+    """The message for an error no connector foresaw; the traceback is in the worker log."""
+    return f"Stopped by an unexpected error ({type(exc).__name__}: {exc}); see the worker log."
+
+
 # --- scheduling ---------------------------------------------------------------------------
 
 
@@ -281,6 +286,12 @@ def plan_pass(pass_id: int, scheduler) -> None:
         return
     except ConnectorError as exc:
         fail_mailbox(mailbox_pass, describe(exc))
+        return
+    except Exception as exc:
+        # Not a server's answer but a fault (a bad option, a connector bug): planning again
+        # would fail the same way, so the sweep must not find this pass still planning.
+        log.exception("planning %s crashed", mailbox_pass)
+        fail_mailbox(mailbox_pass, unexpected(exc))
         return
     with transaction.atomic():
         current = MailboxPass.objects.select_for_update().get(pk=pass_id)
@@ -533,10 +544,9 @@ def _run_job(job_id: int, token: str, scheduler, owner: str, deadline: float):
         return None
     except ConnectorError as exc:
         return _end_job(job, token, scheduler, FolderJob.State.FAILED, error=describe(exc))
-    except Exception:
+    except Exception as exc:
         log.exception("folder job %s crashed", job_id)
-        error = "The copy of this folder failed unexpectedly; see the worker log."
-        return _end_job(job, token, scheduler, FolderJob.State.FAILED, error=error)
+        return _end_job(job, token, scheduler, FolderJob.State.FAILED, error=unexpected(exc))
     if state is None:
         _continue_job(job, token, scheduler)
         return None
