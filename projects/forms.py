@@ -2,8 +2,23 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_domain_name
+from django.db.models import Q
 
 from .models import Project, Tenant
+
+
+def colleagues(user, project):
+    """Whom ``user`` may make a member of ``project``: themself, the people they share a project
+    with and the project's members; staff may pick anyone. Listing every account would tell any
+    consultant who else uses the site."""
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    if user.is_staff:
+        return users
+    memberships = Project.members.through.objects
+    known = Q(pk=user.pk) | Q(pk__in=memberships.filter(project__members=user).values("user"))
+    if project.pk:
+        known |= Q(pk__in=memberships.filter(project=project).values("user"))
+    return users.filter(known)
 
 
 class ProjectForm(forms.ModelForm):
@@ -21,7 +36,7 @@ class ProjectForm(forms.ModelForm):
         "Paths use <code>/</code> whatever the server's separator.",
     )
     members = forms.ModelMultipleChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        queryset=get_user_model().objects.none(),  # set per consultant: colleagues()
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Who may see and change this project (you stay a member).",
@@ -37,8 +52,9 @@ class ProjectForm(forms.ModelForm):
             "contact_email": "Shown on the users' progress page beside the name.",
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = colleagues(user, self.instance)
         if self.instance.pk:
             self.initial["domains"] = "\n".join(d.name for d in self.instance.domains.all())
             self.initial["members"] = list(self.instance.members.all())

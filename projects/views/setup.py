@@ -78,14 +78,14 @@ def _project_form_page(request, project=None):
         return render(request, "projects/project_form.html#tenant_fields", context)
     data = request.POST if request.method == "POST" else None
     tenant_forms = {side: _tenant_form(request, data, side, project) for side in SIDES}
-    form = ProjectForm(data, instance=project)
+    form = ProjectForm(data, instance=project, user=request.user)
     # Without JavaScript: "Show fields for this kind", or a kind changed on a form showing
     # another kind's fields, redraws the form for the kinds chosen and saves nothing yet.
     redraw = data is not None and (
         data.get("show_fields") in SIDES or any(f.kind_switched for f in tenant_forms.values())
     )
     if redraw:
-        form = draft(ProjectForm, data, instance=project)
+        form = draft(ProjectForm, data, instance=project, user=request.user)
         tenant_forms = {side: _tenant_form(request, data, side, project, True) for side in SIDES}
         messages.info(request, "Fill in the fields of the kind chosen; nothing is saved yet.")
     elif data is not None and all(f.is_valid() for f in (form, *tenant_forms.values())):
