@@ -7,6 +7,7 @@ SECRET_KEY, FIELD_ENCRYPTION_KEY, ALLOWED_HOSTS (and leaves DEBUG off).
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "accounts",
     "projects",
     "mailboxes",
     "dnscheck",
@@ -70,9 +75,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during authenticate() into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "migrator.urls"
@@ -121,6 +130,30 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair out for LOGIN_COOLOFF_MINUTES, even with the right password. Username
+# and address together, so that guessing a consultant's username from elsewhere cannot lock them
+# out; the app form and the admin form count together.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Log who was locked out and from where (an operator needs both to unlock); axes always masks
+# the password.
+AXES_SENSITIVE_PARAMETERS = []
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.locked_out"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+# Two-factor (django-otp, TOTP): a user who has set up a device is always asked for its code;
+# TWO_FACTOR_REQUIRED makes everyone set one up before using the app. Each wrong code doubles the
+# wait before the next try (OTP_TOTP_THROTTLE_FACTOR seconds, then twice that, ...).
+TWO_FACTOR_REQUIRED = envbool("TWO_FACTOR_REQUIRED", False)
+OTP_TOTP_ISSUER = "mailferry"
+OTP_TOTP_THROTTLE_FACTOR = 1
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -208,5 +241,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"exchangelib": {"level": "WARNING"}},
+    # axes: lockouts and failures are warnings (username, address, never the password); its
+    # per-request info lines are noise.
+    "loggers": {"exchangelib": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
     path("", include("projects.urls")),
     path("", include("mailboxes.urls")),
     path("", include("dnscheck.urls")),
