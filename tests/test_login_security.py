@@ -85,3 +85,24 @@ def test_axes_reset_unlocks(client, alice):
     call_command("axes_reset_username", "alice")
 
     assert log_in(client, "alice", "password-alice").status_code == 302
+
+
+def test_behind_the_proxy_the_address_it_saw_counts(client, alice, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxy = "10.0.0.2"
+
+    def from_client(address, password):
+        # The client may send its own X-Forwarded-For; the proxy appends the address it saw.
+        forwarded = f"203.0.113.9, {address}"
+        return client.post(
+            "/login/",
+            {"username": "alice", "password": password},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+
+    for number in range(6):
+        from_client("198.51.100.1", f"guess-{number}")
+
+    assert from_client("198.51.100.1", "password-alice").status_code == 429
+    assert from_client("198.51.100.2", "password-alice").status_code == 302
