@@ -59,6 +59,9 @@ _INTERNALDATE = re.compile(r" ?(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([
 _TOKEN = re.compile(
     r' *(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|((?:[^\s()"\[\]]|\[[^\]]*\])+))', re.DOTALL
 )
+_UID_SIZE = re.compile(r"\d+ FETCH \(UID (\d+) RFC822\.SIZE (\d+)\)", re.IGNORECASE)
+# What only the full tokenizer reads: quoted strings, bracketed sections, control characters.
+_NEEDS_TOKENIZER = re.compile(r'["\[\]\x00-\x08\x0b-\x1f]')
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n$")
 _CODE = re.compile(r"^\[([A-Z0-9.=-]+)(?: ([^\]]*))?\]")
 _ATOM = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
@@ -76,8 +79,17 @@ class Reply:
 
     status: str
     text: str
-    untagged: list = field(default_factory=list)  # parsed data responses: FETCH, LIST, ...
+    raw: list = field(default_factory=list)  # data responses as read: text, literal, text...
     codes: dict = field(default_factory=dict)  # response codes from untagged and tagged OK/NO
+    _parsed: list = field(default_factory=list, repr=False)
+
+    @property
+    def untagged(self) -> list:
+        """The data responses (FETCH, LIST, ...) parsed, when first asked for: a listing read
+        by ``_uid_sizes`` is never parsed token by token."""
+        if len(self._parsed) != len(self.raw):
+            self._parsed = [parse(parts) for parts in self.raw]
+        return self._parsed
 
     @property
     def ok(self) -> bool:
@@ -243,7 +255,7 @@ class ImapClient:
                 _add_code(current, text)
             elif tag == "*":
                 parts[0] = rest
-                current.untagged.append(parse(parts))
+                current.raw.append(parts)
             elif tag in replies:
                 reply = replies[tag]
                 reply.status, reply.text = word.upper(), text
@@ -375,6 +387,8 @@ def _reason(exc: BaseException) -> str:
 def parse(parts: list) -> list:
     """Tokens of one untagged response: atoms and strings as str, literals as bytes, NIL as
     None, parenthesised lists as lists."""
+    if len(parts) == 1 and not _NEEDS_TOKENIZER.search(parts[0]):
+        return _parse_plain(parts[0])
     stack: list[list] = [[]]
     for index, part in enumerate(parts):
         if index % 2:
@@ -400,6 +414,26 @@ def parse(parts: list) -> list:
                 stack[-1].append(re.sub(r"\\(.)", r"\1", quoted) if "\\" in quoted else quoted)
             else:
                 stack[-1].append(None if atom.upper() == "NIL" else atom)
+    if len(stack) != 1:
+        raise ConnectorError("Unbalanced parenthesis in IMAP response")
+    return stack[0]
+
+
+def _parse_plain(text: str) -> list:
+    """``parse`` for a response of atoms and parentheses only, the shape of nearly every line
+    of a listing (``* 12 FETCH (UID 40 RFC822.SIZE 2291)``): splitting on blanks is several
+    times faster than the tokenizer, and a 5,000-item verification reads 10,000 such lines."""
+    stack: list[list] = [[]]
+    for token in text.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            stack.append([])
+        elif token == ")":
+            if len(stack) < 2:
+                raise ConnectorError("Unbalanced parenthesis in IMAP response")
+            inner = stack.pop()
+            stack[-1].append(inner)
+        else:
+            stack[-1].append(None if token.upper() == "NIL" else token)
     if len(stack) != 1:
         raise ConnectorError("Unbalanced parenthesis in IMAP response")
     return stack[0]
@@ -910,6 +944,17 @@ class ImapConnector(Connector):
             self.client.check(reply, f"Setting flags in {folder.display}")
 
     def store(self, folder: Folder, items: list[Item]) -> list[StoreResult]:
+        limit = self._appendlimit()
+        if limit and any(len(item.data) > limit for item in items):
+            # RFC 7889 §3: a client SHOULD NOT send a message over the announced limit.
+            fitting = [item for item in items if len(item.data) <= limit]
+            stored = {r.source_id: r for r in self.store(folder, fitting)}
+            refusal = f"Message of {{}} bytes exceeds the server's APPENDLIMIT of {limit} bytes"
+            return [
+                stored.get(item.source_id)
+                or StoreResult(item.source_id, None, refusal.format(len(item.data)), "TOOBIG")
+                for item in items
+            ]
         if not items:
             return []
         mailbox = quote(folder.native_id)
@@ -950,12 +995,8 @@ class ImapConnector(Connector):
         root: ``GETQUOTAROOT INBOX`` (RFC 9208 §4.3.2, formerly RFC 2087), whose STORAGE
         resource counts units of 1024 octets (RFC 9208 §5.1)."""
         limits = super().limits()
-        announced = next(
-            (c.partition("=")[2] for c in self.client.capabilities if c.startswith("APPENDLIMIT=")),
-            "",
-        )
-        if announced.isdigit():
-            limits = TargetLimits(int(announced), "the server's APPENDLIMIT")
+        if self._appendlimit():
+            limits = TargetLimits(self._appendlimit(), "the server's APPENDLIMIT")
         if not self.offers("QUOTA"):
             return limits
         reply = self.client.run("GETQUOTAROOT INBOX")
@@ -968,6 +1009,15 @@ class ImapConnector(Connector):
                     used, limit = int(values[i + 1]) * 1024, int(values[i + 2]) * 1024
                     return replace(limits, quota_limit=limit, quota_used=used)
         return limits
+
+    def _appendlimit(self) -> int:
+        """APPENDLIMIT=N in CAPABILITY (RFC 7889 §3); 0 when not announced. (A bare APPENDLIMIT
+        means the limit differs per folder, which STATUS would tell; not read.)"""
+        announced = next(
+            (c.partition("=")[2] for c in self.client.capabilities if c.startswith("APPENDLIMIT=")),
+            "",
+        )
+        return int(announced) if announced.isdigit() else 0
 
     def subjects(self, folder: Folder, ids: list[str]) -> dict[str, str]:
         """One UID FETCH of the Subject header field of ``ids`` (RFC 3501 §6.4.5)."""
@@ -1017,7 +1067,7 @@ class ImapConnector(Connector):
                 self.client.check(listed, f"Listing folder {folder.display}")
                 validity = opened.codes.get("UIDVALIDITY")
                 result.append(
-                    {f"{validity}:{d['UID']}": int(d["RFC822.SIZE"]) for d in _listed(listed)}
+                    {f"{validity}:{uid}": size for uid, size in _uid_sizes(listed).items()}
                 )
         return result
 
@@ -1044,6 +1094,24 @@ def _values(reply: Reply):
 def _listed(reply: Reply):
     """FETCH data answering a listing, without unsolicited flag updates mixed in (§7.4.2)."""
     return (data for data in map(_pairs, _values(reply)) if "RFC822.SIZE" in data)
+
+
+def _uid_sizes(reply: Reply) -> dict[str, int]:
+    """UID -> RFC822.SIZE from a listing's FETCH responses. The usual line is read with one
+    regular expression (a 5,000-item folder is 5,000 of them), any other shape through
+    ``parse``; unsolicited flag updates (§7.4.2) carry no size and are passed over."""
+    found = {}
+    for parts in reply.raw:
+        match = _UID_SIZE.fullmatch(parts[0]) if len(parts) == 1 else None
+        if match:
+            found[match[1]] = int(match[2])
+            continue
+        response = parse(parts)
+        if len(response) > 2 and str(response[1]).upper() == "FETCH":
+            data = _pairs(response[2])
+            if "UID" in data and "RFC822.SIZE" in data:
+                found[str(data["UID"])] = int(data["RFC822.SIZE"])
+    return found
 
 
 def _chunks(sizes: list[tuple[int, int]], limit: int):
