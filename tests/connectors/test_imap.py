@@ -478,3 +478,46 @@ def test_a_server_without_extensions_still_works(dovecot_a, dovecot_b, dovecot_u
     assert all(r.target_id and not r.error for r in results)
     stored = read_back(target, "Sent")
     assert [(body, flags) for body, flags, _ in stored] == [(m.data, m.flags) for m in messages]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "12 FETCH (UID 40 RFC822.SIZE 2291)",
+        "3 FETCH (FLAGS (\\Seen $Forwarded) UID 9 MODSEQ (12345))",
+        "1 FETCH (UID 1 FLAGS ())",
+        "STATUS INBOX (MESSAGES 3 UIDNEXT 4 UIDVALIDITY 1700000000)",
+        "CAPABILITY IMAP4rev1 LITERAL+ nil NIL",
+        "SEARCH",
+        'LIST (\\HasNoChildren) "." "Sent Items"',
+        "5 FETCH (BODY[HEADER.FIELDS (MESSAGE-ID)] NIL)",
+    ],
+)
+def test_the_quick_reading_of_plain_lines_agrees_with_the_tokenizer(line, monkeypatch):
+    quick = imap_module.parse([line])
+    monkeypatch.setattr(imap_module, "_NEEDS_TOKENIZER", re.compile(r"."))
+    assert quick == imap_module.parse([line])
+
+
+@pytest.mark.parametrize("line", ["1 FETCH (UID 2", "1 FETCH UID 2)"])
+def test_unbalanced_lines_are_refused_by_either_reading(line, monkeypatch):
+    with pytest.raises(ConnectorError, match="Unbalanced"):
+        imap_module.parse([line])
+    monkeypatch.setattr(imap_module, "_NEEDS_TOKENIZER", re.compile(r"."))
+    with pytest.raises(ConnectorError, match="Unbalanced"):
+        imap_module.parse([line])
+
+
+def test_a_listing_is_read_whatever_the_order_of_its_items():
+    """Servers may answer ``(UID RFC822.SIZE)`` in either order and mix in flag updates."""
+    reply = imap_module.Reply("OK", "done")
+    for line in [
+        "1 FETCH (UID 7 RFC822.SIZE 120)",
+        "2 FETCH (RFC822.SIZE 3400 UID 9)",
+        "3 FETCH (FLAGS (\\Seen) UID 11)",
+        "4 fetch (uid 12 rfc822.size 56)",
+        "EXISTS 4",
+    ]:
+        reply.raw.append([line])
+    assert imap_module._uid_sizes(reply) == {"7": 120, "9": 3400, "12": 56}
+    assert reply.data("FETCH")[0] == ["1", ["UID", "7", "RFC822.SIZE", "120"]]

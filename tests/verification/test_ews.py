@@ -1,6 +1,7 @@
 """Verification through the EWS protocol test servers: three mailboxes, each with its own
-password on both sides and its own mail. Items deleted on a target, items added to a source
-and an item the target refuses are named by ``verify``; "Copy what is missing" puts exactly
+password on both sides and its own mail, and a fourth first copied into the wrong account.
+Items deleted on a target, items added to a source, a copy in another account and an item the
+target refuses are named by ``verify``; "Copy what is missing" puts exactly
 the source's mail back and ``verify`` exits 0. Counts are compared with the servers' state."""
 
 import pytest
@@ -44,7 +45,8 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
         target=tenant_for(Endpoint(kind="ews", host=target.url)),
     )
     mailboxes = []
-    for i in range(3):
+    target.state.add_user("decoy@dst.test", "pw-decoy")
+    for i in range(4):
         old, new = f"user{i}@src.test", f"user{i}@dst.test"
         source.state.add_user(old, f"pw-src-{i}")
         target.state.add_user(new, f"pw-dst-{i}")
@@ -64,7 +66,14 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
                 target_password=f"pw-dst-{i}",
             )
         )
-    deleted, grown, refused = mailboxes
+    deleted, grown, refused, misdirected = mailboxes
+    misdirected_to = misdirected.target_address
+    # The fourth mailbox's first copy goes to another account (a wrong target address).
+    Mailbox.objects.filter(pk=misdirected.pk).update(
+        target_address="decoy@dst.test", target_login="decoy@dst.test"
+    )
+    misdirected.target_password = "pw-decoy"
+    misdirected.save(update_fields=["target_password"])
     # The target refuses one of the third user's messages, with its own code.
     target.state.reject_items_containing(b"ews2 body 1 ", "ErrorMessageSizeExceeded")
 
@@ -76,6 +85,13 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
         first.out
     )
     assert "  folder Inbox: failed=1 reason: " in first.out
+    assert held(target, "decoy@dst.test") == held(source, misdirected.source_address)
+    Mailbox.objects.filter(pk=misdirected.pk).update(
+        target_address=misdirected_to, target_login=misdirected_to
+    )
+    misdirected.refresh_from_db()
+    misdirected.target_password = "pw-dst-3"
+    misdirected.save(update_fields=["target_password"])
 
     target_inbox = target.state.folder(deleted.target_address, "Inbox")
     for item in target.state.items_in(target_inbox)[:2]:
@@ -93,6 +109,12 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
     assert lines[grown.source_address] == (
         f"{grown.source_address} verified=no missing=2 failed=0 excluded=0 extra=0"
     )
+    # Nothing of the misdirected copy is in the right account: all 9 items are missing.
+    assert lines[misdirected.source_address] == (
+        f"{misdirected.source_address} verified=no missing=9 failed=0 excluded=0 extra=0"
+    )
+    assert held(target, misdirected_to) == {}
+    assert "  folder Inbox: missing=7 (7 gone from the target)" in checked.out
     assert "  folder Inbox: missing=2 (2 gone from the target)" in checked.out
     assert "  folder Inbox: missing=2 (2 new on the source)" in checked.out
     for mailbox in mailboxes:
@@ -106,9 +128,10 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
     fixed = run("run_pass", project.pk, "--kind", "missing", "--wait", "--inline")
     assert f"{deleted.source_address} state=done copied=2 failed=0" in fixed.out
     assert f"{grown.source_address} state=done copied=2 failed=0" in fixed.out
+    assert f"{misdirected.source_address} state=done copied=9 failed=0" in fixed.out
 
     again = run("verify", project.pk, "--inline")
     assert again.code == 0, again.out
-    for mailbox in (deleted, grown):
+    for mailbox in (deleted, grown, misdirected):
         assert held(target, mailbox.target_address) == held(source, mailbox.source_address)
-    assert Mailbox.objects.filter(verified=True).count() == 3
+    assert Mailbox.objects.filter(verified=True).count() == 4

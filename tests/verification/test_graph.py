@@ -1,12 +1,14 @@
 """Verification with Exchange Online (the loopback Graph test server) as the target: three
 EWS source mailboxes, each with its own password and its own mail, copied in by the
-application. Items deleted on a target and items added to a source make ``verify`` exit 1 and
-name the folder and counts; "Copy what is missing" restores them and ``verify --deep`` (the
+application, and a fourth first copied into the wrong account. Items deleted on a target,
+items added to a source and a copy in another account make ``verify`` exit 1 and name the
+folder and counts; "Copy what is missing" restores them and ``verify --deep`` (the
 fingerprints stamped at import) exits 0. Counts are compared with the servers' state."""
 
 import pytest
 
 from mailboxes.connectors.base import Endpoint
+from mailboxes.models import Mailbox
 from projects.models import Project
 from tests.engine.conftest import tenant_for
 from tests.graph.conftest import SECRET, graph_endpoint
@@ -45,7 +47,8 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
         target=tenant_for(graph_endpoint(graph_server, graph_app.client_id)),
     )
     boxes, mailboxes = [], []
-    for i in range(3):
+    decoy = graph_server.add_user("decoy@cloud.example")
+    for i in range(4):
         old, new = f"user{i}@src.test", f"user{i}@cloud.example"
         ews_source.state.add_user(old, f"pw-src-{i}")
         boxes.append(graph_server.add_user(new))
@@ -60,12 +63,17 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
                 source_password=f"pw-src-{i}",
             )
         )
+    deleted, grown, untouched, misdirected = mailboxes
+    # The fourth mailbox's first copy goes to another user's mailbox (a wrong target address).
+    misdirected_to = misdirected.target_address
+    Mailbox.objects.filter(pk=misdirected.pk).update(target_address="decoy@cloud.example")
     full = run("run_pass", project.pk, "--kind", "full", "--wait", "--inline")
     assert full.code == 0, full.out + full.message
     first = run("verify", project.pk, "--deep", "--inline")
     assert first.code == 0, first.out + first.message
+    assert sum(graph_held(decoy).values()) == 6 and graph_held(boxes[3]) == {}
+    Mailbox.objects.filter(pk=misdirected.pk).update(target_address=misdirected_to)
 
-    deleted, grown, untouched = mailboxes
     target_inbox = boxes[0].folder("inbox")
     for item_id in list(target_inbox.items)[:2]:
         boxes[0].delete_item(target_inbox, item_id)
@@ -85,6 +93,10 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
     assert lines[untouched.source_address] == (
         f"{untouched.source_address} verified=yes missing=0 failed=0 excluded=0 extra=0"
     )
+    assert lines[misdirected.source_address] == (
+        f"{misdirected.source_address} verified=no missing=6 failed=0 excluded=0 extra=0"
+    )
+    assert "  folder Inbox: missing=6 (6 gone from the target)" in checked.out
     assert "  folder Inbox: missing=2 (2 gone from the target)" in checked.out
     assert "  folder Inbox: missing=3 (3 new on the source)" in checked.out
     for mailbox, box in zip(mailboxes, boxes, strict=True):
@@ -96,6 +108,7 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
     assert f"{deleted.source_address} state=done copied=2 failed=0" in fixed.out
     assert f"{grown.source_address} state=done copied=3 failed=0" in fixed.out
     assert f"{untouched.source_address} state=done copied=0 failed=0" in fixed.out
+    assert f"{misdirected.source_address} state=done copied=6 failed=0" in fixed.out
 
     again = run("verify", project.pk, "--deep", "--inline")
     assert again.code == 0, again.out
