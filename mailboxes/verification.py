@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import transaction
 from django.db.models import F
@@ -160,7 +161,6 @@ def compare(mailbox: Mailbox, source, target, deep: bool = False) -> dict:
     listed = sorted(
         (f for f in source_folders if join_path(f.path) in placed), key=lambda f: f.path
     )
-    on_source = dict(zip(listed, source.inventory(listed), strict=True))
     wanted = sorted(
         {
             jobs[path].target_path
@@ -169,8 +169,14 @@ def compare(mailbox: Mailbox, source, target, deep: bool = False) -> dict:
         }
     )
     folders_held = [target_folders[path] for path in wanted]
+    # The two sides are two servers (or two connections): list them at the same time, which
+    # halves the wait. Each connector stays on one thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        source_listing = pool.submit(source.inventory, listed)
+        held_listing = target.inventory(folders_held)
+        on_source = dict(zip(listed, source_listing.result(), strict=True))
     # target path -> target id -> size
-    listings = dict(zip(wanted, target.inventory(folders_held), strict=True))
+    listings = dict(zip(wanted, held_listing, strict=True))
     fingerprints: dict[str, dict[str, str]] = {}
     if deep:
         for path in wanted:

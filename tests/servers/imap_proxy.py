@@ -8,6 +8,11 @@
   the client and closes the connection, as a server or network dropping at the worst moment.
   With ``refuse_after_drop``, every later connection is closed at once (the server stays away
   past the client's retries).
+- ``appendlimit = N``: the server announces ``APPENDLIMIT=N`` in every CAPABILITY it sends
+  (RFC 7889 §3) and refuses a larger APPEND with ``NO [TOOBIG]`` (RFC 7889 §4, RFC 4469 §4)
+  without storing it, as servers that announce a limit do (Dovecot 2.3 enforces
+  ``quota_max_mail_size`` without announcing it). MULTIAPPEND is no longer offered then, so
+  that each APPEND carries one message to judge.
 
 Threads, plain TCP, on 127.0.0.1 with a port of its own; it understands just enough IMAP to
 find APPEND commands and their literals (``{N}`` and ``{N+}``, RFC 3501 §4.3, RFC 7888).
@@ -21,7 +26,8 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r\n$")
+_CAPABILITY = re.compile(rb"(?i)(CAPABILITY )")
 
 
 def munge8bit(message: bytes) -> bytes:
@@ -38,10 +44,12 @@ class ImapProxy:
     munge: bool = False
     drop_after_appends: int = 0
     refuse_after_drop: bool = False
+    appendlimit: int = 0
     host: str = "127.0.0.1"
     port: int = 0
     appends: int = 0  # APPEND commands forwarded, all connections
     drops: int = 0  # connections dropped after an APPEND
+    too_big: int = 0  # APPENDs refused for exceeding ``appendlimit``
     _server: socket.socket | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +85,7 @@ class _Connection:
         self.appends = 0
         self.doomed_tag: bytes | None = None  # the APPEND whose answer ends the connection
         self.closed = threading.Event()
+        self._to_client = threading.Lock()  # the proxy's own answers and the server's
 
     def start(self) -> None:
         threading.Thread(target=self._from_client, daemon=True).start()
@@ -101,8 +110,11 @@ class _Connection:
                     words = line.split(b" ", 2)
                     tag = words[0]
                     in_append = len(words) > 1 and words[1].upper() == b"APPEND"
-                self.upstream.sendall(line)
                 literal = _LITERAL.search(line)
+                if in_append and literal and self._too_big(tag, literal, reader):
+                    in_append = False
+                    continue
+                self.upstream.sendall(line)
                 if literal:
                     data = reader.read(int(literal.group(1)))
                     if in_append and self.proxy.munge:
@@ -117,6 +129,25 @@ class _Connection:
         finally:
             if self.doomed_tag is None:
                 self.close()
+
+    def _too_big(self, tag: bytes, literal: re.Match, reader) -> bool:
+        """Refuse an APPEND over ``appendlimit`` before Dovecot sees any of it: a synchronising
+        literal is never sent (the client waits for "+"), a LITERAL+ one is read and dropped
+        with the end of its command line."""
+        size, limit = int(literal.group(1)), self.proxy.appendlimit
+        if not limit or size <= limit:
+            return False
+        if literal.group(2):
+            reader.read(size)
+            reader.readline()
+        with self.proxy._lock:
+            self.proxy.too_big += 1
+        self._to_client_send(tag + b" NO [TOOBIG] Message exceeds APPENDLIMIT=%d\r\n" % limit)
+        return True
+
+    def _to_client_send(self, data: bytes) -> None:
+        with self._to_client:
+            self.client.sendall(data)
 
     def _appended(self, tag: bytes) -> None:
         self.appends += 1
@@ -138,11 +169,19 @@ class _Connection:
                     with self.proxy._lock:
                         self.proxy.drops += 1
                     break  # stored upstream; the client never hears of it
-                self.client.sendall(line)
                 literal = _LITERAL.search(line)
+                if self.proxy.appendlimit and not literal:
+                    line = self._announce_limit(line)
+                self._to_client_send(line)
                 if literal:
-                    self.client.sendall(reader.read(int(literal.group(1))))
+                    self._to_client_send(reader.read(int(literal.group(1))))
         except OSError:
             pass
         finally:
             self.close()
+
+    def _announce_limit(self, line: bytes) -> bytes:
+        if b"CAPABILITY" not in line.upper():
+            return line
+        line = line.replace(b" MULTIAPPEND", b"")
+        return _CAPABILITY.sub(rb"\1APPENDLIMIT=%d " % self.proxy.appendlimit, line, count=1)
