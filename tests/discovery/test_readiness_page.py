@@ -117,9 +117,9 @@ def test_discover_polls_until_done_and_can_run_again(
     assert "discovering 1…" in client.get(url).content.decode()
 
 
-def test_a_crash_ends_with_a_problem_not_a_pending_row(scene):
-    """A tenant option the connector cannot read (a timeout that is no number) raises
-    ValueError, not a connector error: the mailbox still ends discovered, blocked."""
+def test_an_unreadable_option_ends_with_a_problem_not_a_pending_row(scene):
+    """A tenant option saved around the form (a timeout that is no number) is named by the
+    connector: the mailbox ends discovered, blocked, with the option in the problem."""
     mailbox = scene.mailboxes[0]
     source = scene.project.source
     source.options = {"timeout": "soon"}
@@ -129,7 +129,8 @@ def test_a_crash_ends_with_a_problem_not_a_pending_row(scene):
     mailbox.refresh_from_db()
     assert not discovery.is_pending(mailbox) and not discovery.never_answered(mailbox)
     assert mailbox.discovery_blocking
-    assert mailbox.discovery["problems"][0]["text"].startswith("Discovery failed unexpectedly")
+    text = mailbox.discovery["problems"][0]["text"]
+    assert text.startswith("Source cannot be read: ") and "timeout" in text and "'soon'" in text
 
 
 def test_the_project_estimate_follows_the_tenant_concurrency(scene, settings):
