@@ -2,11 +2,13 @@
 
 import logging
 from base64 import b32encode
+from math import ceil
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render, resolve_url
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django_otp import login as otp_login
@@ -33,10 +35,10 @@ def _check_code(request, device, form):
         return True
     log.warning("Two-factor code refused for user %s", request.user.get_username())
     if allowed:
-        form.add_error("code", "That code is not right. Check the clock on your phone too.")
+        form.add_error("code", "That code is not right, or was used already: enter the next one.")
     else:
-        until = refusal["locked_until"].strftime("%H:%M:%S UTC")
-        form.add_error("code", f"Too many wrong codes: wait until {until}, then try again.")
+        wait = ceil((refusal["locked_until"] - timezone.now()).total_seconds())
+        form.add_error("code", f"Too many wrong codes: wait {wait} s, then try again.")
     return False
 
 
