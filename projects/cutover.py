@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from dnscheck.models import DnsCheck, DnsRecord
 from mailboxes.models import MailboxPass
 
-from .models import CutoverStep, Project
+from .models import CutoverStep, MailboxStep, Project
 
 K = CutoverStep.Kind
 OFF_PEAK = "Do this off-peak, and plan nothing for the next day."
@@ -151,17 +151,19 @@ def step_counts(project_ids) -> dict[int, tuple[int, int]]:
 
 
 def passes_done(step: CutoverStep) -> bool:
-    """Every mailbox's latest pass of the step's kind (since the button, for delta) is done."""
+    """Every mailbox's latest pass of the step's kind (since the button, for delta) is done.
+    Asked in the database: the page asks it on every poll, and a project may have 100,000
+    mailboxes."""
     passes = MailboxPass.objects.filter(mailbox=OuterRef("pk"), kind=step.pass_kind)
     if step.kind == K.DELTA:
         if step.passes_started_at is None:
             return False
         passes = passes.filter(started_at__gte=step.passes_started_at)
-    states = step.project.mailboxes.annotate(
-        latest=Subquery(passes.order_by("-started_at", "-id").values("state")[:1])
-    ).values_list("latest", flat=True)
-    states = list(states)
-    return bool(states) and all(s == MailboxPass.State.DONE for s in states)
+    latest = Subquery(passes.order_by("-started_at", "-id").values("state")[:1])
+    mailboxes = step.project.mailboxes.annotate(latest=latest)
+    # No pass at all leaves ``latest`` NULL, which a plain "not done" would not match.
+    pending = mailboxes.filter(Q(latest__isnull=True) | ~Q(latest=MailboxPass.State.DONE))
+    return mailboxes.exists() and not pending.exists()
 
 
 def dns_blocking(step: CutoverStep, checks: list, domain_count: int) -> list[str]:
@@ -177,6 +179,23 @@ def dns_blocking(step: CutoverStep, checks: list, domain_count: int) -> list[str
     if not has_records and not groups <= {"ttl", "spf", "dmarc"}:
         return ["no records to check for this step"]
     return [reason for check in checks for reason in check.blocking(groups)]
+
+
+def per_user_done(steps) -> dict[int, int]:
+    """How many mailboxes each per-user step is done for, in one query."""
+    rows = (
+        MailboxStep.objects.filter(step__in=steps, done_at__isnull=False)
+        .order_by()
+        .values("step")
+        .annotate(done=Count("pk"))
+    )
+    return {row["step"]: row["done"] for row in rows}
+
+
+def mailboxes_in_state(mailboxes, step: CutoverStep, done: bool):
+    """``mailboxes`` whose part of the per-user ``step`` is done, or not done yet."""
+    parts = MailboxStep.objects.filter(step=step, mailbox=OuterRef("pk"), done_at__isnull=False)
+    return mailboxes.filter(Exists(parts) if done else ~Exists(parts))
 
 
 def mailboxes_done(step: CutoverStep) -> bool:

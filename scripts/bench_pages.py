@@ -2,8 +2,9 @@
 
 Fills a throw-away database (a SQLite file in var/, or a ``test_`` database next to the one
 DATABASE_URL names) with 50 projects, 10,000 mailboxes and 200,000 folder jobs, then prints one
-line per page: ``PAGE median_ms=N queries=N``. The query counts are also taken on a tenth of the
-data first: they must not change with the size.
+line per page: ``PAGE median_ms=N queries=N kb=N``. Then one project on cutover day with 10,000
+mailboxes of its own: its checklist page and the poll's partial. The query counts are also taken
+on a tenth of the data first: they must not change with the size.
 
     make bench-pages            # or: .venv/bin/python scripts/bench_pages.py [--runs 30]
 """
@@ -34,13 +35,15 @@ from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from mailboxes.models import FolderJob, ItemError, Mailbox, MailboxPass, ProgressSample  # noqa: E402
-from projects.models import CutoverStep, Project, Tenant  # noqa: E402
+from projects.cutover import ensure_checklist  # noqa: E402
+from projects.models import CutoverStep, MailboxStep, Project, Tenant  # noqa: E402
 
 PROJECTS = 50
 MAILBOXES_PER_PROJECT = 200
 FOLDERS_PER_MAILBOX = 20
 STEPS_PER_PROJECT = 10
 SAMPLES_PER_RUNNING_MAILBOX = 12
+CUTOVER_MAILBOXES = 10_000
 BATCH = 5000
 # done, copying, failed, paused, not started: a migration in full swing.
 STATE_CYCLE = ["done"] * 8 + ["copying"] * 4 + ["failed"] + ["paused"] + ["new"] * 6
@@ -138,8 +141,46 @@ def _pass_state(mailbox_state):
     return {"new": "planning", "copying": "running"}.get(mailbox_state, mailbox_state)
 
 
+def fill_cutover(user, mailboxes: int) -> Project:
+    """The project on cutover day, grown to ``mailboxes``: its pre-stage done but for every
+    fiftieth mailbox (so the step checks them all), every tenth mailbox's per-user steps done."""
+    project = Project.objects.filter(client_name="Cutover day").first()
+    if project is None:
+        project = Project.objects.create(
+            client_name="Cutover day",
+            source=Tenant.objects.create(kind="imap", endpoint="imap.cutover.example"),
+            target=Tenant.objects.create(kind="maildir", endpoint="/srv/mail/cutover"),
+            state=Project.State.CUTOVER,
+        )
+        project.members.add(user)
+        ensure_checklist(project)
+    first = project.mailboxes.count()
+    new = Mailbox.objects.bulk_create(
+        (_mailbox(project, n, "done", timezone.now()) for n in range(first, mailboxes)),
+        batch_size=BATCH,
+    )
+    MailboxPass.objects.bulk_create(
+        (
+            MailboxPass(mailbox=m, kind="prestage", state="running" if n % 50 == 0 else "done")
+            for n, m in enumerate(new, start=first)
+        ),
+        batch_size=BATCH,
+    )
+    per_user = project.cutover_steps.filter(kind=CutoverStep.Kind.PER_USER)
+    MailboxStep.objects.bulk_create(
+        (
+            MailboxStep(step=step, mailbox=m, done_at=timezone.now(), done_by=user)
+            for step in per_user
+            for n, m in enumerate(new, start=first)
+            if n % 10 == 0
+        ),
+        batch_size=BATCH,
+    )
+    return project
+
+
 def measure(client, url, runs, **headers):
-    """Median milliseconds of ``runs`` requests after a warm-up, and the queries of one."""
+    """Median milliseconds of ``runs`` requests after a warm-up, the queries and KB of one."""
     client.get(url, headers=headers)
     times = []
     for _ in range(runs):
@@ -148,8 +189,8 @@ def measure(client, url, runs, **headers):
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code in (200, 286), (url, response.status_code)
     with CaptureQueriesContext(connection) as queries:
-        client.get(url, headers=headers)
-    return statistics.median(times), len(queries)
+        response = client.get(url, headers=headers)
+    return statistics.median(times), len(queries), len(response.content) / 1024
 
 
 def pages(project, mailbox):
@@ -169,6 +210,28 @@ def run_all(client, runs):
     project = Project.objects.order_by("pk").first()
     mailbox = project.mailboxes.filter(state="copying").first()
     return {name: measure(client, url, runs, **h) for name, url, h in pages(project, mailbox)}
+
+
+def run_cutover(client, project, runs):
+    url = reverse("cutover", args=[project.pk])
+    return {
+        "cutover_page": measure(client, url, runs),
+        "cutover_poll": measure(client, url, runs, **{"HX-Request": "true"}),
+    }
+
+
+def report(small, full) -> list[str]:
+    """Prints ``full``; returns the pages whose query count grew from ``small``."""
+    for name, (ms, queries, kb) in full.items():
+        print(f"{name} median_ms={ms:.1f} queries={queries} kb={kb:.1f}", flush=True)
+    return [name for name in full if full[name][1] != small[name][1]]
+
+
+def analyze() -> None:
+    """Fresh planner statistics on PostgreSQL, as autovacuum would give a real database."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
 
 def main():
@@ -196,13 +259,14 @@ def main():
             flush=True,
         )
         fill(user, PROJECTS - PROJECTS // 10)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-        full = run_all(client, args.runs)
-        for name, (ms, queries) in full.items():
-            print(f"{name} median_ms={ms:.1f} queries={queries}")
-        grew = [name for name in full if full[name][1] != small[name][1]]
+        analyze()
+        grew = report(small, run_all(client, args.runs))
+        # Cutover day, apart: its own 10,000 mailboxes would change the figures above.
+        small = run_cutover(client, fill_cutover(user, CUTOVER_MAILBOXES // 10), runs=2)
+        print(f"# cutover day: one project with {CUTOVER_MAILBOXES} mailboxes", flush=True)
+        project = fill_cutover(user, CUTOVER_MAILBOXES)
+        analyze()
+        grew += report(small, run_cutover(client, project, args.runs))
         verdict = f"no: {', '.join(grew)}" if grew else "yes"
         print(f"# query counts independent of data size: {verdict}")
         return 1 if grew else 0

@@ -1,21 +1,35 @@
-"""The cutover-day checklist: tick and un-tick (recorded), edit the steps, start the delta pass."""
+"""The cutover-day checklist: tick and un-tick (recorded), edit the steps, start the delta pass.
+
+Per-user steps show how many mailboxes are done; the mailboxes themselves are a filtered page of
+the drill-down (``PerUserFilterForm``), so the page stays the same size whatever the project's
+size. Every action keeps the drill-down's filter and page (``here``) in its URL.
+"""
 
 from functools import wraps
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from dnscheck.models import DnsCheck
+from mailboxes.filters import MailboxFilterForm
 from mailboxes.identity import IdentityRefused
 from mailboxes.services import start_passes
 
 from ..access import get_mailbox_for_user, get_project_for_user
-from ..cutover import dns_blocking, ensure_checklist, passes_done
+from ..cutover import (
+    dns_blocking,
+    ensure_checklist,
+    mailboxes_in_state,
+    passes_done,
+    per_user_done,
+)
 from ..models import CutoverEvent, CutoverStep, MailboxStep, Project
 
 
@@ -31,6 +45,10 @@ def post_after_access(view):
         return view(request, project, **kwargs)
 
     return wrapper
+
+
+# Mailboxes per page of the per-user drill-down.
+PER_USER_PAGE = 50
 
 
 class StepForm(forms.Form):
@@ -49,16 +67,87 @@ class NewStepForm(forms.Form):
     )
 
 
-def checklist_context(project: Project) -> dict:
+class PerUserFilterForm(forms.Form):
+    """The drill-down of per-user steps: one step's done or to-do mailboxes, by address."""
+
+    step = forms.ChoiceField(label="Step", required=False)
+    state = forms.ChoiceField(
+        label="State", required=False, choices=[("", "Any"), ("todo", "To do"), ("done", "Done")]
+    )
+    q = forms.CharField(label="Address or name", required=False, max_length=254)
+
+    def __init__(self, data, *, steps):
+        super().__init__(data)
+        self.steps = steps
+        self.fields["step"].choices = [(str(step.pk), step.title) for step in steps]
+
+    def chosen(self) -> dict:
+        """The valid filter; a hand-edited URL falls back to the first step, unfiltered."""
+        data = self.cleaned_data if self.is_valid() else {}
+        step = next((s for s in self.steps if str(s.pk) == data.get("step")), None)
+        return {
+            "step": step or (self.steps[0] if self.steps else None),
+            "state": data.get("state", ""),
+            "q": data.get("q", "").strip(),
+        }
+
+    def filter(self, mailboxes):
+        chosen = self.chosen()
+        if chosen["q"]:
+            mailboxes = MailboxFilterForm({"q": chosen["q"]}).filter(mailboxes)
+        if chosen["step"] and chosen["state"]:
+            mailboxes = mailboxes_in_state(mailboxes, chosen["step"], chosen["state"] == "done")
+        return mailboxes
+
+
+def _query(form: PerUserFilterForm, page_number: int) -> str:
+    """The drill-down's filter and a page of it as a query string."""
+    query = QueryDict(mutable=True)
+    chosen = form.chosen()
+    # The step matters only to the state filter: the table shows every per-user step.
+    if chosen["step"] and chosen["state"]:
+        query.update({"step": chosen["step"].pk, "state": chosen["state"]})
+    if chosen["q"]:
+        query["q"] = chosen["q"]
+    if page_number > 1:
+        query["page"] = page_number
+    return f"?{query.urlencode()}" if query else ""
+
+
+def per_user_context(project: Project, per_user: list, query) -> dict:
+    """The per-user steps' counts and one page of the drill-down."""
+    form = PerUserFilterForm(query, steps=per_user)
+    mailboxes = form.filter(project.mailboxes.all())
+    page = Paginator(mailboxes, PER_USER_PAGE).get_page(query.get("page"))
+    page.object_list = list(page.object_list)
+    parts = MailboxStep.objects.filter(step__in=per_user, mailbox__in=page.object_list)
+    done = {(p.step_id, p.mailbox_id): p for p in parts.select_related("done_by")}
+    cutover_url = reverse("cutover", args=[project.pk])
+    page_urls = {}
+    if page.has_previous():
+        page_urls["previous"] = cutover_url + _query(form, page.previous_page_number())
+    if page.has_next():
+        page_urls["next"] = cutover_url + _query(form, page.next_page_number())
+    return {
+        "per_user": per_user,
+        "per_user_form": form,
+        "per_user_filter": form.chosen(),
+        "page": page,
+        "mailbox_rows": [
+            (m, [(s, done.get((s.pk, m.pk))) for s in per_user]) for m in page.object_list
+        ],
+        # Every action posts to its URL plus ``here``, so that it leaves the drill-down as it was.
+        "here": _query(form, page.number),
+        "page_urls": page_urls,
+    }
+
+
+def checklist_context(project: Project, query=None) -> dict:
     steps = list(project.cutover_steps.select_related("owner", "done_by", "project"))
     domains = list(project.domains.all())
     checks = list(DnsCheck.objects.latest_per_domain(domains).with_results())
-    mailboxes = list(project.mailboxes.all())
     per_user = [s for s in steps if s.kind == CutoverStep.Kind.PER_USER]
-    parts = {
-        (p.step_id, p.mailbox_id): p
-        for p in MailboxStep.objects.filter(step__in=per_user).select_related("done_by")
-    }
+    done = per_user_done(per_user)
     rows = []
     for step in steps:
         waiting = []
@@ -66,13 +155,16 @@ def checklist_context(project: Project) -> dict:
             waiting = dns_blocking(step, checks, len(domains))
         elif step.kind in (CutoverStep.Kind.COPY, CutoverStep.Kind.DELTA) and not step.is_done:
             waiting = [] if passes_done(step) else ["not every mailbox's pass is done yet"]
-        rows.append({"step": step, "waiting": waiting[:5], "more": max(0, len(waiting) - 5)})
+        more = max(0, len(waiting) - 5)
+        rows.append(
+            {"step": step, "waiting": waiting[:5], "more": more, "done": done.get(step.pk, 0)}
+        )
     return {
         "project": project,
         "rows": rows,
         "members": project.members.all(),
-        "per_user": per_user,
-        "mailbox_rows": [(m, [(s, parts.get((s.pk, m.pk))) for s in per_user]) for m in mailboxes],
+        "mailbox_count": project.mailboxes.count(),
+        **per_user_context(project, per_user, query or QueryDict()),
         "checks": checks,
         "events": CutoverEvent.objects.filter(step__project=project).select_related(
             "step", "by", "mailbox"
@@ -83,17 +175,22 @@ def checklist_context(project: Project) -> dict:
 
 
 def _checklist_response(request, project):
+    """After an action: the checklist with the drill-down as it was (its filter is in the URL)."""
     if request.htmx:
-        return render(request, "projects/cutover.html#checklist", checklist_context(project))
-    return redirect("cutover", project.pk)
+        context = checklist_context(project, request.GET)
+        return render(request, "projects/cutover.html#checklist", context)
+    url = reverse("cutover", args=[project.pk])
+    return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
 @login_required
 def cutover(request, project_id):
     project = get_project_for_user(request, project_id)
     ensure_checklist(project)
-    template = "projects/cutover.html#checklist" if request.htmx else "projects/cutover.html"
-    return render(request, template, checklist_context(project))
+    # The drill-down pushes its URL: going back to it asks for the whole page again.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "projects/cutover.html#checklist" if partial else "projects/cutover.html"
+    return render(request, template, checklist_context(project, request.GET))
 
 
 def _step(project, step_id) -> CutoverStep:

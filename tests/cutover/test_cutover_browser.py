@@ -1,5 +1,6 @@
-"""Cutover day in a real browser: ticks through htmx, per-user steps, and a DNS step that ticks
-itself while the page is open (the checklist polls during cutover)."""
+"""Cutover day in a real browser: ticks through htmx, per-user steps found through the
+drill-down, and a DNS step that ticks itself while the page is open (the checklist polls during
+cutover, keeping the drill-down's filter)."""
 
 import pytest
 from playwright.sync_api import expect
@@ -22,6 +23,12 @@ def test_cutover_day(live_server, browser_context, screenshot, django_user_model
         target_address="ann@contoso.onmicrosoft.com",
         display_name="Ann Archer",
     )
+    # A page of others sorted before her: she is found through the drill-down's search.
+    for n in range(60):
+        project.mailboxes.create(
+            source_address=f"aaron{n:02}@contoso.test",
+            target_address=f"aaron{n:02}@contoso.onmicrosoft.com",
+        )
     page = browser_context.new_page()
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", "carol")
@@ -35,9 +42,18 @@ def test_cutover_day(live_server, browser_context, screenshot, django_user_model
     freeze.get_by_role("button", name="Tick").click()
     expect(page.locator("li.cutover-step.done", has_text="mail sent at 9:00")).to_be_visible()
 
+    profile = project.cutover_steps.get(key="outlook-profile")
+    count = page.locator(f"#per-user-count-{profile.pk}")
+    expect(count).to_contain_text("0 of 61 done")
     row = page.locator("table.per-user tr", has_text="Ann Archer")
-    row.get_by_role("button", name="tick").first.click()
+    expect(row).to_have_count(0)  # not on the first page
+    page.get_by_label("Address or name").fill("Ann Archer")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("table.per-user tbody tr")).to_have_count(1)
+    row.get_by_role("button", name="tick").last.click()
     expect(row.locator(".ok", has_text="carol")).to_be_visible()
+    expect(count).to_contain_text("1 of 61 done")
+    assert profile.mailbox_steps.get().mailbox.display_name == "Ann Archer"
     assert page.evaluate("window.sameDocument") is True  # htmx swaps, no page loads
 
     # Cutover: DNS now serves the target's records; the beat's re-check ticks the step and
@@ -47,6 +63,8 @@ def test_cutover_day(live_server, browser_context, screenshot, django_user_model
     auto_tick(project)
     done = page.locator("li.cutover-step.done", has_text="Set MX, autodiscover")
     expect(done).to_be_visible(timeout=15_000)
+    expect(page.locator("table.per-user tbody tr")).to_have_count(1)  # the poll kept the filter
+    expect(row.locator(".ok", has_text="carol")).to_be_visible()
     screenshot(page, "checklist")
 
     page.goto(f"{live_server.url}/projects/{project.pk}/dns/")
