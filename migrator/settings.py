@@ -9,6 +9,7 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -229,6 +230,24 @@ COPY_FOLDERS_IN_PARALLEL = envint("COPY_FOLDERS_IN_PARALLEL", 2)
 COPY_MAX_RETRIES = envint("COPY_MAX_RETRIES", 5)
 COPY_RETRY_BASE_SECONDS = float(os.environ.get("COPY_RETRY_BASE_SECONDS", 5))
 COPY_RETRY_MAX_SECONDS = float(os.environ.get("COPY_RETRY_MAX_SECONDS", 600))
+
+# Where tenants' connectors may go (mailboxes/connectors/reach.py). Tests keep their maildirs
+# in the system's temporary folder and run every server on loopback.
+_TESTING = bool(os.environ.get("PYTEST_VERSION"))
+MAILDIR_ROOT = os.environ.get("MAILDIR_ROOT") or (
+    tempfile.gettempdir() if _TESTING else str(VAR_DIR / "maildir")
+)
+ALLOW_LOCAL_ENDPOINTS = envbool("ALLOW_LOCAL_ENDPOINTS", _TESTING)
+# Refused as endpoints like loopback: the database, the broker, and any more listed.
+SERVICE_HOSTS = [
+    host
+    for host in (
+        DATABASES["default"].get("HOST"),
+        urlsplit(CELERY_BROKER_URL).hostname,
+        *envlist("SERVICE_HOSTS"),
+    )
+    if host
+]
 
 # DNS checks: resolvers asked besides each zone's own nameservers ("host:port", comma-separated),
 # and the seconds one server may take to answer one question.

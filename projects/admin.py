@@ -4,9 +4,16 @@ from .forms import TenantForm
 from .models import CutoverStep, Domain, Project, Tenant
 
 
+class StaffTenantForm(TenantForm):
+    """The admin site is for staff only, who may choose every kind."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, staff=True, **kwargs)
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    form = TenantForm
+    form = StaffTenantForm
     list_display = ["id", "kind", "endpoint", "auth_method", "username", "last_check_ok"]
     list_filter = ["kind", "auth_method", "last_check_ok"]
     search_fields = ["endpoint", "username", "impersonation"]

@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_domain_name
 from django.db.models import Q
 
+from mailboxes.connectors.options import SCHEMAS, OptionError, read_options
+
 from .models import Project, Tenant
 
 
@@ -126,6 +128,7 @@ KIND_FIELDS = {
         "oauth_tenant_id",
         "oauth_client_id",
         "secret",
+        "certificate_key",
         "oauth_authority",
         "endpoint",
         "verify_tls",
@@ -143,6 +146,7 @@ CONNECTION_FIELDS = (
     "auth_method",
     "username",
     "secret",
+    "certificate_key",
     "oauth_tenant_id",
     "oauth_client_id",
     "oauth_authority",
@@ -150,6 +154,8 @@ CONNECTION_FIELDS = (
     "verify_tls",
     "options",
 )
+# Stored encrypted, never rendered back: left empty, the stored value is kept.
+WRITE_ONLY = ("secret", "certificate_key")
 ENDPOINT_LABELS = {
     K.IMAP: ("IMAP host", ""),
     K.EWS: ("EWS URL", "Empty: autodiscover from each mailbox's domain."),
@@ -169,9 +175,24 @@ SECRET_LABELS = {
 }
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never shows a value, stored or submitted (a private key)."""
+
+    def format_value(self, value):
+        return None
+
+
+def options_help(kind: str) -> str:
+    options = "; ".join(f"<code>{name}</code>: {o.describe()}" for name, o in SCHEMAS[kind].items())
+    return f'A JSON object, e.g. {{"concurrency": 2}}. Accepted: {options}.'
+
+
 class TenantForm(forms.ModelForm):
     """Only the fields of the chosen connector kind; secrets are write-only (the form never
     renders the stored value back).
+
+    Only staff may choose a local maildir (files on the worker, other clients' among them):
+    others are not offered the kind, and see a maildir tenant without being able to change it.
 
     The kind comes from the submitted data, else the tenant's. ``shown_kind`` says which
     kind's fields were on the page: a kind changed without its fields being shown (no
@@ -183,6 +204,14 @@ class TenantForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Leave empty to keep the stored secret.",
+    )
+    certificate_key = forms.CharField(
+        label="Certificate private key (PEM)",
+        required=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="Instead of a client secret: the private key of the app's certificate, with "
+        "its thumbprint as the certificate_thumbprint option. Stored encrypted, never shown; "
+        "leave empty to keep the stored key.",
     )
 
     oauth_authority = forms.URLField(
@@ -206,12 +235,15 @@ class TenantForm(forms.ModelForm):
             "master account, else their address), never all as this one."
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, staff: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.staff = staff
+        self.locked = not staff and self.instance.pk and self.instance.kind == K.MAILDIR
         self._stored = {name: getattr(self.instance, name) for name in CONNECTION_FIELDS}
         self.kind = self._chosen_kind()
         shown = self.data.get(self.add_prefix("shown_kind")) if self.is_bound else None
-        self.kind_switched = bool(shown) and shown != self.kind
+        # A locked tenant keeps its kind whatever was posted: nothing to redraw.
+        self.kind_switched = bool(shown) and shown != self.kind and not self.locked
         self.shown_before = KIND_FIELDS.get(shown, ()) if shown else None
         if self.is_bound:
             self.data = self.data.copy()
@@ -222,8 +254,20 @@ class TenantForm(forms.ModelForm):
                 del self.fields[name]
         self.order_fields(["kind", *KIND_FIELDS[self.kind]])
         self._label_for_kind()
+        self._limit_to_user()
+
+    def _limit_to_user(self) -> None:
+        if self.locked:
+            for field in self.fields.values():
+                field.disabled = True
+        elif not self.staff:
+            # The widget only: a maildir posted anyway gets a clear error in clean().
+            kind = self.fields["kind"]
+            kind.widget.choices = [c for c in kind.choices if c[0] != K.MAILDIR]
 
     def _chosen_kind(self) -> str:
+        if self.locked:
+            return self.instance.kind
         value = self.data.get(self.add_prefix("kind")) if self.is_bound else None
         value = value or self.initial.get("kind") or self.instance.kind or K.IMAP
         return value if value in KIND_FIELDS else (self.instance.kind or K.IMAP)
@@ -234,6 +278,8 @@ class TenantForm(forms.ModelForm):
         fields["endpoint"].label, fields["endpoint"].help_text = label, help_text
         if "secret" in fields:
             fields["secret"].label = SECRET_LABELS[self.kind]
+        if "options" in fields:
+            fields["options"].help_text = options_help(self.kind)
         if self.kind == K.IMAP:
             fields["impersonation"].label = "Master user (impersonation)"
             fields["impersonation"].help_text = (
@@ -244,17 +290,34 @@ class TenantForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         kind = self.kind
+        if self.locked:
+            return cleaned
+        if kind == K.MAILDIR and not self.staff:
+            self.add_error("kind", "Only staff may set up a local maildir tenant.")
         if kind in (K.IMAP, K.MAILDIR) and not cleaned.get("endpoint"):
             label = "IMAP host" if kind == K.IMAP else "maildir folder"
             self.add_error("endpoint", f"Give the {label}.")
-        if "options" in self.fields and not isinstance(cleaned.get("options") or {}, dict):
-            self.add_error("options", 'Give a JSON object, e.g. {"timeout": 60}.')
+        if "options" in cleaned:
+            try:
+                read_options(kind, cleaned["options"] or {})
+            except OptionError as exc:
+                self.add_error("options", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         oauth = kind == K.EXCHANGE_ONLINE or cleaned.get("auth_method") == Tenant.AuthMethod.OAUTH2
         if oauth:
             for field in ("oauth_tenant_id", "oauth_client_id"):
                 if not cleaned.get(field):
                     self.add_error(field, "Required for OAuth2 client credentials.")
+        self._check_reach(cleaned)
         return cleaned
+
+    def _check_reach(self, cleaned) -> None:
+        """Where the tenant points, as entered: not the machine itself, the app's services,
+        nor a folder outside the maildir root."""
+        places = ("endpoint", "port", "security", "auth_method", "oauth_authority")
+        entered = {name: cleaned[name] for name in places if cleaned.get(name) is not None}
+        for name, message in Tenant(kind=self.kind, **entered).reach_problems().items():
+            if name not in self.errors:
+                self.add_error(name, message)
 
     def save(self, commit=True):
         tenant = super().save(commit=False)
@@ -262,8 +325,9 @@ class TenantForm(forms.ModelForm):
         for name in CONNECTION_FIELDS[1:]:
             if name not in self.fields:
                 setattr(tenant, name, Tenant._meta.get_field(name).get_default())
-        if "secret" in self.fields and not self.cleaned_data.get("secret"):
-            tenant.secret = self._stored["secret"]
+        for name in WRITE_ONLY:
+            if name in self.fields and not self.cleaned_data.get(name):
+                setattr(tenant, name, self._stored[name])
         if any(getattr(tenant, name) != self._stored[name] for name in CONNECTION_FIELDS):
             # The old result was about another server or account: it must not read as this
             # tenant's ("Connected" after the host was changed to a wrong one).
@@ -284,7 +348,7 @@ def draft(form_class, data, **kwargs):
     for name, field in probe.fields.items():
         key = probe.add_prefix(name)
         was_shown = name in shown if shown is not None else key in data
-        if name == "secret" or not was_shown:
+        if name in WRITE_ONLY or not was_shown:
             continue
         initial[name] = field.widget.value_from_datadict(data, None, key)
     if isinstance(probe, TenantForm):

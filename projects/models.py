@@ -4,9 +4,20 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from mailboxes.connectors import Endpoint
+from mailboxes.connectors import ConnectorError, Endpoint
+from mailboxes.connectors.base import Reach
+from mailboxes.connectors.reach import ReachError, addresses, maildir_folder, url_place
 
 from .fields import EncryptedTextField
+
+
+def endpoint_reach() -> Reach:
+    """Where tenants' connectors may go, from the settings (README, "Production")."""
+    return Reach(
+        allow_local=settings.ALLOW_LOCAL_ENDPOINTS,
+        services=tuple(settings.SERVICE_HOSTS),
+        maildir_root=str(settings.MAILDIR_ROOT),
+    )
 
 
 class Tenant(models.Model):
@@ -41,6 +52,9 @@ class Tenant(models.Model):
     )
     username = models.CharField(max_length=254, blank=True)
     secret = EncryptedTextField(blank=True, help_text="Password or OAuth2 client secret.")
+    # Graph certificate credentials: the certificate's private key (PEM), encrypted like the
+    # secret; its thumbprint is the certificate_thumbprint option.
+    certificate_key = EncryptedTextField(blank=True)
     oauth_tenant_id = models.CharField("OAuth2 tenant id", max_length=100, blank=True)
     oauth_client_id = models.CharField("OAuth2 client id", max_length=100, blank=True)
     oauth_authority = models.URLField(
@@ -86,7 +100,39 @@ class Tenant(models.Model):
             impersonation=self.impersonation,
             verify_tls=self.verify_tls,
             options=dict(self.options or {}),
+            certificate_key=self.certificate_key,
+            reach=endpoint_reach(),
         )
+
+    def _places(self):
+        """(field, host, port) of every server a connector of this tenant connects to."""
+        kind = self.kind
+        if kind == self.Kind.IMAP and self.endpoint:
+            yield "endpoint", self.endpoint, self.port or (993 if self.security == "tls" else 143)
+        if kind in (self.Kind.EWS, self.Kind.EXCHANGE_ONLINE) and self.endpoint:
+            yield "endpoint", *url_place(self.endpoint)
+        oauth = kind == self.Kind.EXCHANGE_ONLINE or self.auth_method == self.AuthMethod.OAUTH2
+        if oauth and self.oauth_authority and kind != self.Kind.IMAP:
+            yield "oauth_authority", *url_place(self.oauth_authority)
+
+    def reach_problems(self) -> dict[str, str]:
+        """Field -> why connectors may not go where it points: checked on save, and again by
+        the connectors when they connect (the name may resolve elsewhere by then). A name
+        that does not resolve yet is let through: the connection test will say so."""
+        reach, problems = endpoint_reach(), {}
+        if self.kind == self.Kind.MAILDIR:
+            try:
+                maildir_folder(reach, self.endpoint)
+            except ReachError as exc:
+                problems["endpoint"] = str(exc)
+        for name, host, port in self._places():
+            try:
+                addresses(reach, host, port)
+            except ReachError as exc:
+                problems.setdefault(name, f"Refused: {exc}.")
+            except ConnectorError:
+                pass
+        return problems
 
     @property
     def check_pending(self) -> bool:

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from .options import OptionError, read_options
+
 # Item kinds a folder holds (EWS folder classes map onto these; IMAP/maildir are always "mail").
 MAIL, CALENDAR, CONTACTS, TASKS, NOTES = "mail", "calendar", "contacts", "tasks", "notes"
 ITEM_KINDS = (MAIL, CALENDAR, CONTACTS, TASKS, NOTES)
@@ -46,6 +48,17 @@ class NoConnector(ConnectorError):
     """The tenant kind has no connector in this build."""
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Where a tenant's connector may go (checked by ``reach``). The app builds it from its
+    settings for every tenant; these defaults allow everything, for endpoints built by hand
+    in tests and scripts."""
+
+    allow_local: bool = True  # loopback, link-local, unspecified and the services below
+    services: tuple[str, ...] = ()  # host names, addresses or networks of the app's services
+    maildir_root: str = ""  # "": any folder
+
+
 # Kinds that never log in as a user: an application reads every mailbox (or files do).
 APP_KINDS = ("exchange_online", "maildir")
 
@@ -68,6 +81,8 @@ class Endpoint:
     impersonation: str = ""  # admin/master account acting for each mailbox
     verify_tls: bool = True
     options: dict = field(default_factory=dict)
+    certificate_key: str = field(default="", repr=False)  # Graph: the app certificate's key
+    reach: Reach = Reach()
 
     @property
     def acts_for_mailboxes(self) -> bool:
@@ -221,6 +236,10 @@ class Connector(ABC):
     def __init__(self, endpoint: Endpoint, mailbox: str):
         self.endpoint = endpoint
         self.mailbox = mailbox
+        try:
+            self.options = read_options(self.kind, endpoint.options)
+        except OptionError as exc:
+            raise ConnectorError(f"The tenant's connector options are not valid: {exc}.") from exc
 
     def __enter__(self):
         self.open()
@@ -303,9 +322,9 @@ class Connector(ABC):
     def limits(self) -> TargetLimits:
         """What this mailbox can take as a target. The default knows only the tenant's
         ``max_item_size`` option (bytes)."""
-        configured = self.endpoint.options.get("max_item_size")
+        configured = self.options["max_item_size"]
         if configured:
-            return TargetLimits(int(configured), "the tenant's max_item_size option")
+            return TargetLimits(configured, "the tenant's max_item_size option")
         return TargetLimits()
 
     def subjects(self, folder: Folder, ids: list[str]) -> dict[str, str]:

@@ -35,6 +35,7 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import requests
 from exchangelib import (
@@ -72,10 +73,12 @@ from .base import (
     Folder,
     Item,
     ItemRef,
+    Reach,
     StoreResult,
     TransientError,
     fingerprint,
 )
+from .reach_http import ReachAdapter, adapter_class
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +161,12 @@ def _read_in_chunks(response: requests.Response) -> requests.Response:
     return response
 
 
-class _ChunkedReads(requests.adapters.HTTPAdapter):
+class _ChunkedReads(ReachAdapter):
     def build_response(self, req, resp):
         return _read_in_chunks(super().build_response(req, resp))
 
 
-class _InsecureChunkedReads(NoVerifyHTTPAdapter):
+class _InsecureChunkedReads(ReachAdapter, NoVerifyHTTPAdapter):
     def build_response(self, req, resp):
         return _read_in_chunks(super().build_response(req, resp))
 
@@ -174,6 +177,15 @@ class EwsProtocol(Protocol):
 
 class InsecureEwsProtocol(Protocol):
     HTTP_ADAPTER_CLS = _InsecureChunkedReads
+
+
+@cache
+def _reaching_protocol(verify_tls: bool, reach: Reach) -> type[Protocol]:
+    """A protocol whose connections go only where ``reach`` allows: exchangelib makes its HTTP
+    adapters from the protocol class, so the Reach travels on a class (one per Reach)."""
+    base = EwsProtocol if verify_tls else InsecureEwsProtocol
+    adapter = adapter_class(base.HTTP_ADAPTER_CLS, reach)
+    return type(base.__name__, (base,), {"HTTP_ADAPTER_CLS": adapter})
 
 
 class EwsForbidden(ews_errors.TransportError):
@@ -286,7 +298,7 @@ class EwsConnector(Connector):
             service_endpoint=url,
             credentials=credentials,
             auth_type=AUTH_TYPES.get(endpoint.auth_method, BASIC),
-            retry_policy=_Patience(max_wait=endpoint.options.get("max_wait", 30)),
+            retry_policy=_Patience(max_wait=self.options["max_wait"]),
         )
         # exchangelib caches one Protocol per (endpoint, credentials) and ignores the retry policy
         # of later Configurations: drop the cached one and register ours (with chunked reads).
@@ -302,7 +314,7 @@ class EwsConnector(Connector):
         )
 
     def _protocol_class(self) -> type[Protocol]:
-        return EwsProtocol if self.endpoint.verify_tls else InsecureEwsProtocol
+        return _reaching_protocol(self.endpoint.verify_tls, self.endpoint.reach)
 
     def _credentials(self):
         endpoint = self.endpoint

@@ -50,6 +50,7 @@ from .base import (
     TargetLimits,
     TransientError,
 )
+from .reach_http import ReachAdapter, adapter_class, reach_transport
 from .roles import (
     COMMON_FOLDER_NAMES,
     EWS_DISTINGUISHED,
@@ -102,50 +103,52 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class _LoginSession(requests.Session):
-    """msal's HTTP client when a CA file is configured: requests would otherwise let
-    REQUESTS_CA_BUNDLE from the environment override the session's own CA file."""
+    """msal's HTTP client: connects only where the tenant's Reach allows. With a CA file,
+    REQUESTS_CA_BUNDLE from the environment must not override the session's own."""
 
-    def __init__(self, ca_file: str):
+    def __init__(self, endpoint, options: dict):
         super().__init__()
-        self.verify, self.trust_env = ca_file, False
+        adapter = adapter_class(ReachAdapter, endpoint.reach)()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        ca_file = options["ca_file"]
+        self.verify = ca_file if ca_file and endpoint.verify_tls else endpoint.verify_tls
+        self.trust_env = not ca_file
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", 30)
         return super().request(*args, **kwargs)
 
 
-def _verify(endpoint):
+def _verify(endpoint, options: dict):
     """TLS trust for httpx: a CA file from options (tests, TLS-inspecting proxies) or the
     system's; verification off only when the tenant says so."""
-    ca_file = endpoint.options.get("ca_file")
+    ca_file = options["ca_file"]
     if not endpoint.verify_tls:
         return False
     return ssl.create_default_context(cafile=ca_file) if ca_file else True
 
 
-def _login_http(endpoint) -> dict:
-    ca_file = endpoint.options.get("ca_file")
-    if ca_file and endpoint.verify_tls:
-        return {"http_client": _LoginSession(ca_file)}
-    return {"verify": endpoint.verify_tls, "timeout": 30}
-
-
-def _credential(endpoint):
-    """Client secret, or a certificate (``options``: certificate_pem + certificate_thumbprint)."""
-    pem = endpoint.options.get("certificate_pem")
-    if pem:
-        return {"private_key": pem, "thumbprint": endpoint.options["certificate_thumbprint"]}
+def _credential(endpoint, options: dict):
+    """Client secret, or a certificate (its private key, stored encrypted, and the
+    ``certificate_thumbprint`` option)."""
+    if endpoint.certificate_key:
+        thumbprint = options["certificate_thumbprint"]
+        if not thumbprint:
+            raise AuthError("A certificate key is configured without certificate_thumbprint.")
+        return {"private_key": endpoint.certificate_key, "thumbprint": thumbprint}
     if not endpoint.secret:
         raise AuthError("No client secret or certificate is configured for this tenant.")
     return endpoint.secret
 
 
-def token_app(endpoint) -> msal.ConfidentialClientApplication:
+def token_app(endpoint, options: dict) -> msal.ConfidentialClientApplication:
     """The process-wide msal app (and so token cache) for this tenant and client."""
-    credential = _credential(endpoint)
+    credential = _credential(endpoint, options)
     authority = endpoint.oauth_authority or f"{DEFAULT_LOGIN}/{endpoint.oauth_tenant_id}"
     secret_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
-    key = (authority, endpoint.oauth_client_id, secret_id)
+    # The Reach too: an app made while local endpoints were allowed must not serve after.
+    key = (authority, endpoint.oauth_client_id, secret_id, endpoint.reach, options["ca_file"])
     with _registry_lock:
         if key not in _apps:
             try:
@@ -157,7 +160,7 @@ def token_app(endpoint) -> msal.ConfidentialClientApplication:
                     authority=authority,
                     validate_authority=not endpoint.oauth_authority,
                     instance_discovery=False if endpoint.oauth_authority else None,
-                    **_login_http(endpoint),
+                    http_client=_LoginSession(endpoint, options),
                 )
             except ValueError as exc:
                 raise AuthError(f"Unknown tenant or login authority {authority}: {exc}") from exc
@@ -252,14 +255,14 @@ class GraphConnector(Connector):
 
     def __init__(self, endpoint, mailbox):
         super().__init__(endpoint, mailbox)
-        options = endpoint.options
+        options = self.options
         self.base_url = graph_base_url(endpoint.host)
-        self.concurrency = int(options.get("concurrency", 4))
+        self.concurrency = options["concurrency"]
         # Throttling: waits up to this long happen inline; longer ones go back to the engine
         # as TransientError(retry_after) so a worker is not held asleep.
-        self.max_inline_wait = float(options.get("max_inline_wait", 5))
-        self.max_attempts = int(options.get("max_attempts", 4))
-        self.page_size = int(options.get("page_size", 250))
+        self.max_inline_wait = options["max_inline_wait"]
+        self.max_attempts = options["max_attempts"]
+        self.page_size = options["page_size"]
         self._http: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._slots = _tenant_slot(endpoint, self.concurrency)
@@ -271,12 +274,13 @@ class GraphConnector(Connector):
 
     # -- plumbing ------------------------------------------------------------------------------
     def open(self) -> None:
-        verify = _verify(self.endpoint)
+        verify = _verify(self.endpoint, self.options)
         limits = httpx.Limits(max_connections=self.concurrency + 2)
         timeout = httpx.Timeout(60, connect=15)
-        self._http = httpx.Client(verify=verify, timeout=timeout, limits=limits)
+        transport = reach_transport(self.endpoint.reach, verify=verify, limits=limits)
+        self._http = httpx.Client(transport=transport, timeout=timeout)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="graph")
-        self._app = token_app(self.endpoint)
+        self._app = token_app(self.endpoint, self.options)
 
     def close(self) -> None:
         if self._pool:
@@ -286,9 +290,7 @@ class GraphConnector(Connector):
 
     def _token(self) -> str:
         try:
-            result = self._app.acquire_token_for_client(
-                scopes=[self.endpoint.options.get("scope", "https://graph.microsoft.com/.default")]
-            )
+            result = self._app.acquire_token_for_client(scopes=[self.options["scope"]])
         except requests.RequestException as exc:
             raise TransientError(f"Cannot reach the login service: {exc}") from exc
         if "access_token" not in result:

@@ -35,16 +35,17 @@ from .base import (
     Folder,
     Item,
     ItemRef,
+    Reach,
     StoreResult,
     TargetLimits,
     TransientError,
     fingerprint,
 )
+from .reach import connect
 from .roles import DEFAULT_ROLE_NAMES, IMAP_SPECIAL_USE, role_for_imap
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 60.0
 # Bytes of message bodies per UID FETCH when reading a whole folder (fingerprints), and UIDs per
 # command: a scattered UID set must stay far below Dovecot's 64 KB command line limit.
 FETCH_CHUNK_BYTES = 32 * 1024 * 1024
@@ -121,6 +122,7 @@ class ImapClient:
         security: str,
         verify_tls: bool,
         timeout: float,
+        reach: Reach,
         disabled: frozenset[str] = frozenset(),
     ):
         self.host = host
@@ -131,7 +133,8 @@ class ImapClient:
         self._tags = 0
         self._tls = self._tls_context(verify_tls)
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            # Dials an address the tenant's Reach allowed, resolved once (no DNS rebinding).
+            sock = connect(reach, host, port, timeout)
         except OSError as exc:
             reason = _reason(exc)
             raise TransientError(f"Cannot connect to IMAP server {self.where}: {reason}") from exc
@@ -526,11 +529,16 @@ class ImapConnector(Connector):
             return
         endpoint = self.endpoint
         port = endpoint.port or (993 if endpoint.security == "tls" else 143)
-        timeout = float(endpoint.options.get("timeout", DEFAULT_TIMEOUT))
         # Servers with broken extensions can be told to do without ("disable": ["MULTIAPPEND"]).
-        disabled = frozenset(name.upper() for name in endpoint.options.get("disable", ()))
+        disabled = frozenset(name.upper() for name in self.options["disable"])
         client = ImapClient(
-            endpoint.host, port, endpoint.security, endpoint.verify_tls, timeout, disabled
+            endpoint.host,
+            port,
+            endpoint.security,
+            endpoint.verify_tls,
+            self.options["timeout"],
+            endpoint.reach,
+            disabled,
         )
         try:
             self._client = client

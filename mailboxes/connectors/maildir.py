@@ -38,6 +38,7 @@ from .base import (
     StoreResult,
     fingerprint,
 )
+from .reach import ReachError, maildir_folder
 from .roles import COMMON_FOLDER_NAMES, DEFAULT_ROLE_NAMES
 
 SYSTEM_FLAGS = {
@@ -88,7 +89,12 @@ class MaildirConnector(Connector):
 
     def __init__(self, endpoint, mailbox):
         super().__init__(endpoint, mailbox)
-        self.root = Path(endpoint.host).expanduser()
+        # Checked on every start, not only when the tenant was saved: a tenant saved before
+        # MAILDIR_ROOT was set, or changed in the database, must not reach outside it either.
+        self.root = maildir_folder(endpoint.reach, endpoint.host)
+        if "/" in mailbox or mailbox in (".", ".."):
+            # The mailbox folder is root/<address>: no address may climb out of the root.
+            raise ReachError(f"{mailbox!r} cannot name a maildir under {self.root}.")
         self._listings: dict[str, dict[str, Path]] = {}
 
     @property

@@ -64,7 +64,11 @@ def _live_kind(request, form, side):
 
 
 def _tenant_form(request, data, side, project, drafting=False):
-    kwargs = {"prefix": side, "instance": project and getattr(project, side)}
+    kwargs = {
+        "prefix": side,
+        "instance": project and getattr(project, side),
+        "staff": request.user.is_staff,
+    }
     form = draft(TenantForm, data, **kwargs) if drafting else TenantForm(data, **kwargs)
     return _live_kind(request, form, side)
 

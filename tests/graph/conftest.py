@@ -3,12 +3,16 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.graph import GraphConnector
 from tests.ews.conftest import corpus_messages
 from tests.servers.ews_server import start_ews_server
-from tests.servers.graph_server import TENANT_ID
+from tests.servers.graph_server import ALL_ROLES, TENANT_ID
 
 SECRET = "s3cret-value"
 
@@ -24,6 +28,30 @@ def graph_endpoint(server, client_id="mailferry-app", secret=SECRET, **options) 
         oauth_authority=server.authority,
         options={"ca_file": str(server.cert_file), **options},
     )
+
+
+def register_certificate_app(server, client_id) -> tuple[str, str]:
+    """An app that logs in with a certificate: (its private key in PEM, its SHA-1 thumbprint)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailferry")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    server.register_app(
+        client_id, roles=ALL_ROLES, certificate_pem=cert.public_bytes(serialization.Encoding.PEM)
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem, cert.fingerprint(hashes.SHA1()).hex()
 
 
 @pytest.fixture

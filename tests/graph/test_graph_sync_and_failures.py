@@ -2,18 +2,15 @@
 
 import ssl
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from mailboxes.connectors.base import AuthError, Item, TransientError
 from mailboxes.connectors.graph import GraphConnector, graph_base_url
-from tests.graph.conftest import graph_endpoint
+from tests.graph.conftest import graph_endpoint, register_certificate_app
 from tests.servers.graph_server import ALL_ROLES
 
 
@@ -218,30 +215,12 @@ def test_a_refused_token_is_replaced_once(graph_server, ann, connect):
 
 
 def test_certificate_credentials(graph_server, ann, tmp_path):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailferry")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    graph_server.register_app("cert-app", roles=ALL_ROLES, certificate_pem=cert_pem)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    endpoint = graph_endpoint(
-        graph_server,
-        client_id="cert-app",
-        secret="",
-        certificate_pem=key_pem,
-        certificate_thumbprint=cert.fingerprint(hashes.SHA1()).hex(),
+    key_pem, thumbprint = register_certificate_app(graph_server, "cert-app")
+    endpoint = replace(
+        graph_endpoint(
+            graph_server, client_id="cert-app", secret="", certificate_thumbprint=thumbprint
+        ),
+        certificate_key=key_pem,
     )
 
     with GraphConnector(endpoint, "ann@example.org") as connector:

@@ -1,0 +1,102 @@
+"""The advanced options a tenant may give its connector: name, type, bounds, meaning, per kind.
+
+The one schema: the tenant form checks a tenant's options against it on save (naming the bad
+key), and every connector reads its options through it when it starts (``Connector.options``),
+so options edited in the database give a clear connector error, not a ValueError deep inside a
+copy. Plain Python, no Django; no connector module is imported, so the form stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OptionError(ValueError):
+    """A tenant option is unknown, or its value is not of its type or within its bounds."""
+
+
+@dataclass(frozen=True)
+class Option:
+    type: type  # int, float, str, or list (of strings)
+    help: str
+    default: object = None
+    low: float = 0
+    high: float = 0
+
+    def read(self, name: str, value):
+        if self.type is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise OptionError(f'option {name} must be a list of names, e.g. ["MULTIAPPEND"]')
+            return value
+        if self.type is str:
+            if not isinstance(value, str) or not value.strip():
+                raise OptionError(f"option {name} must be a non-empty text, not {value!r}")
+            return value
+        # JSON true/false arrive as Python bools, which are ints: no sensible number.
+        numeric = (int,) if self.type is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            raise OptionError(f"option {name} must be {self.bounds()}, not {value!r}")
+        if not self.low <= value <= self.high:
+            raise OptionError(f"option {name} must be {self.bounds()}, not {value!r}")
+        return self.type(value)
+
+    def bounds(self) -> str:
+        noun = "a whole number" if self.type is int else "a number"
+        return f"{noun} from {self.low:g} to {self.high:g}"
+
+    def describe(self) -> str:
+        if self.type in (int, float):
+            return f"{self.help}: {self.bounds()}"
+        return self.help
+
+
+# Read outside the connectors too: discovery's estimate and every connector's limits().
+COMMON = {
+    "concurrency": Option(
+        int, "mailboxes copied at once, below TENANT_CONNECTION_LIMIT", None, 1, 64
+    ),
+    "max_item_size": Option(
+        int, "largest item the target takes, in bytes", None, 1024, 10 * 1024**3
+    ),
+}
+CA_FILE = Option(str, "CA certificate file on the worker (TLS-inspecting proxies)")
+SCHEMAS: dict[str, dict[str, Option]] = {
+    "imap": {
+        **COMMON,
+        "timeout": Option(float, "seconds one IMAP read may take", 60.0, 0.1, 120),
+        "disable": Option(list, 'capabilities to do without, e.g. ["MULTIAPPEND"]', []),
+    },
+    "ews": {
+        **COMMON,
+        "max_wait": Option(float, "seconds of server back-off waited in-process", 30.0, 0, 300),
+    },
+    "exchange_online": {
+        **COMMON,
+        "concurrency": Option(int, "requests in flight to the tenant", 4, 1, 64),
+        "ca_file": CA_FILE,
+        "certificate_thumbprint": Option(str, "SHA-1 thumbprint of the app's certificate"),
+        "max_inline_wait": Option(float, "seconds of throttling waited in-process", 5.0, 0, 120),
+        "max_attempts": Option(int, "attempts of one throttled request", 4, 1, 20),
+        "page_size": Option(int, "items listed per request", 250, 1, 1000),
+        "scope": Option(
+            str, "token scope (sovereign clouds)", "https://graph.microsoft.com/.default"
+        ),
+    },
+    "maildir": dict(COMMON),
+}
+
+
+def read_options(kind: str, values) -> dict:
+    """``values`` checked against the schema of ``kind``, with every default filled in."""
+    schema = SCHEMAS.get(kind, COMMON)
+    if not isinstance(values, dict):
+        raise OptionError('the connector options must be a JSON object, e.g. {"timeout": 60}')
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        raise OptionError(
+            f"unknown option {unknown[0]} (this kind of tenant takes {', '.join(schema)})"
+        )
+    read = {name: option.default for name, option in schema.items()}
+    for name, value in values.items():
+        read[name] = schema[name].read(name, value)
+    return read
