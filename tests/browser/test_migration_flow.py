@@ -77,6 +77,8 @@ def import_users(page):
 def test_prestage_progress_live_and_the_end_users_page(
     live_server, alice, maildirs, browser_context, chromium, screenshot, tmp_path
 ):
+    alice.is_staff = True  # only staff may set up maildir tenants (files on the worker)
+    alice.save()
     page = browser_context.new_page()
     log_in(page, live_server.url, "alice", "password-alice")
     create_project(page, *maildirs)
