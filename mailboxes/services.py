@@ -76,6 +76,18 @@ def start_passes(mailboxes, kind: str, older_than_days: int | None = None, sched
     return created
 
 
+QUEUE_DOWN = "The pass is saved and will start when the task queue is reachable again."
+
+
+def unqueued(passes) -> int:
+    """How many of ``passes`` the task queue did not take (``tasks._publish`` marks them)."""
+    return MailboxPass.objects.filter(
+        pk__in=[mailbox_pass.pk for mailbox_pass in passes],
+        state=MailboxPass.State.PLANNING,
+        lease_expires_at__lte=timezone.now(),
+    ).count()
+
+
 def pause_mailboxes(mailboxes) -> None:
     """Stop taking new batches; the batch in flight finishes and is recorded."""
     with transaction.atomic():

@@ -5,14 +5,20 @@ back-off live on the job in the database (the embedded broker forgets messages a
 held), and ``copy_mailbox --inline`` must retry the same way without Celery.
 """
 
+import logging
 import os
 
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from . import engine, logins
+from .models import FolderJob, MailboxPass
+
+log = logging.getLogger(__name__)
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -21,14 +27,28 @@ class CeleryScheduler:
     """Queues the engine's next steps once the transaction that decided them commits."""
 
     def plan(self, pass_id: int, countdown: float = 0) -> None:
-        transaction.on_commit(
-            lambda: plan_mailbox_pass.apply_async((pass_id,), countdown=countdown or None)
-        )
+        unqueued = MailboxPass.objects.filter(pk=pass_id, state=MailboxPass.State.PLANNING)
+        transaction.on_commit(lambda: _publish(plan_mailbox_pass, (pass_id,), countdown, unqueued))
 
     def folder_job(self, job_id: int, token: str, countdown: float = 0) -> None:
+        unqueued = FolderJob.objects.filter(pk=job_id, queue_token=token)
         transaction.on_commit(
-            lambda: copy_folder_batch.apply_async((job_id, token), countdown=countdown or None)
+            lambda: _publish(copy_folder_batch, (job_id, token), countdown, unqueued)
         )
+
+
+def _publish(task, args: tuple, countdown: float, unqueued) -> None:
+    """Send the task; with the broker unreachable, leave the work for the sweep.
+
+    The step is already saved, so the request that decided it must not fail (an HTTP 500 for
+    a pass that exists). Its lease is marked expired, so the next sweep after the broker
+    returns queues it, rather than the queue grace much later.
+    """
+    try:
+        task.apply_async(args, countdown=countdown or None)
+    except OperationalError as exc:
+        log.warning("task queue unreachable, %s%s left for the sweep: %s", task.name, args, exc)
+        unqueued.update(lease_expires_at=timezone.now())
 
 
 scheduler = CeleryScheduler()

@@ -253,11 +253,13 @@ class BulkActionForm(forms.Form):
             return f"Verification queued for {_mailboxes(queued)}; each row shows its result."
         if action in ("prestage", "full", "delta", "missing"):
             days = self.cleaned_data["older_than_days"] if action == "prestage" else None
-            started = len(services.start_passes(mailboxes, action, older_than_days=days))
+            passes = services.start_passes(mailboxes, action, older_than_days=days)
+            started = len(passes)
             kind = PassKind(action).label
             busy = count - started
             note = f" ({_mailboxes(busy)} already had a pass under way)" if busy else ""
-            return f"{kind} pass started for {_mailboxes(started)}{note}."
+            queue = f" {services.QUEUE_DOWN}" if services.unqueued(passes) else ""
+            return f"{kind} pass started for {_mailboxes(started)}{note}.{queue}"
         if action == "retry":
             queued = services.retry_failed(mailboxes)
             idle = count - queued

@@ -1,6 +1,8 @@
 import os
 
 from celery import Celery
+from django.conf import settings
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
 
@@ -8,12 +10,18 @@ app = Celery("migrator")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# redis:// and rediss:// brokers use kombu's Redis transport with the fix that keeps a worker
+# alive when Redis restarts (migrator/broker.py).
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "migrator.broker:Transport"
+
+
 app.conf.beat_schedule = {
     # Resumption does not rely on the broker redelivering a dead worker's messages (the
-    # embedded broker drops them): expired folder-job leases in the database are queued again.
+    # embedded broker drops them): expired folder-job leases in the database are queued again,
+    # and so is what could not be queued while the broker was unreachable.
     "requeue-stalled-copy-jobs": {
         "task": "mailboxes.tasks.requeue_stalled_jobs",
-        "schedule": 60.0,
+        "schedule": float(settings.COPY_SWEEP_SECONDS),
     },
     # During cutover the DNS grid and the automatic checklist steps refresh every minute.
     "dnscheck-recheck-cutover": {

@@ -56,13 +56,15 @@ class Worker:
             env["CELERY_BROKER_URL"] = self.broker_url
         return env
 
-    def start(self, concurrency: int = 2) -> "Worker":
+    def start(self, concurrency: int = 2, args: tuple = ()) -> "Worker":
+        """``args`` are more ``celery worker`` options: ``-Q checks``, ``--beat``."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if not self.broker_url:
             purge_filesystem_broker()
         command = [sys.executable, "-m", "celery", "-A", "migrator", "worker"]
         command += ["--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip"]
         command += ["--without-mingle", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"]
+        command += args
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             command,

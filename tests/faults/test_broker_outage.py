@@ -1,0 +1,100 @@
+"""The Redis broker goes away and comes back: a running worker carries on by itself, and a
+pass started meanwhile is saved, said to wait, and starts once the broker is back."""
+
+import time
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from mailboxes import services
+from mailboxes.models import CopiedItem, MailboxPass
+from tests.engine.conftest import make_mailbox
+from tests.engine.snapshots import snapshot
+from tests.engine.test_worker import bulk
+from tests.servers.worker import Worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COUNT = 300
+# Tiny batches and tasks so the outage falls mid-copy; a sweep every second, and a short
+# grace, because a broker without persistence forgets the messages it held.
+WORKER_ENV = {
+    "COPY_BATCH_ITEMS": "3",
+    "COPY_TASK_SECONDS": "1",
+    "COPY_LEASE_SECONDS": "3",
+    "COPY_SWEEP_SECONDS": "1",
+    "COPY_QUEUE_GRACE_SECONDS": "4",
+}
+
+
+def worker_with_beat(tmp_path, broker) -> Worker:
+    worker = Worker(tmp_path / "worker", broker_url=broker.url, extra_env=WORKER_ENV)
+    return worker.start(args=("--beat", "-s", str(tmp_path / "beat-schedule")))
+
+
+def finished(mailbox_pass, worker, timeout=120):
+    wait_until(
+        lambda: MailboxPass.objects.get(pk=mailbox_pass.pk).state in ("done", "failed"),
+        timeout=timeout,
+        message=lambda: f"pass not finished:\n{worker.log()[-4000:]}",
+    )
+    mailbox_pass.refresh_from_db()
+    assert mailbox_pass.state == "done", mailbox_pass.error
+
+
+def assert_copied_once(source, target, count):
+    copied = snapshot(target.endpoint(), target.name)[("INBOX",)]
+    assert copied == snapshot(source.endpoint(), source.name)[("INBOX",)]
+    assert sum(copied.values()) == count and set(copied.values()) == {1}
+    assert CopiedItem.objects.count() == count
+
+
+def test_worker_survives_a_redis_restart_mid_copy(
+    tmp_path, redis_broker, dovecot_a, dovecot_b, dovecot_user
+):
+    source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    source.load("INBOX", bulk(COUNT))
+    mailbox = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
+    worker = worker_with_beat(tmp_path, redis_broker)
+    try:
+        (mailbox_pass,) = services.start_passes([mailbox], "full")
+        wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
+        redis_broker.stop()
+        time.sleep(3)  # the worker notices: its connection is gone
+        assert CopiedItem.objects.count() < COUNT
+        redis_broker.start()
+        finished(mailbox_pass, worker)
+        assert worker.proc.poll() is None, worker.log()[-4000:]
+    finally:
+        worker.stop()
+    assert "Connection to broker lost" in worker.log()
+    assert_copied_once(source, target, COUNT)
+
+
+def test_pass_started_while_the_broker_is_down_starts_when_it_is_back(
+    client, alice, tmp_path, redis_broker, dovecot_a, dovecot_b, dovecot_user
+):
+    source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    source.load("INBOX", bulk(20))
+    mailbox = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
+    mailbox.project.members.add(alice)
+    worker = worker_with_beat(tmp_path, redis_broker)
+    try:
+        redis_broker.stop()
+        client.force_login(alice)
+        response = client.post(
+            reverse("mailbox_bulk_action", args=[mailbox.project_id]),
+            {"action": "full", "scope": "selected", "selected": [mailbox.pk]},
+        )
+        assert response.status_code == 302
+        said = [str(message) for message in get_messages(response.wsgi_request)]
+        assert any(services.QUEUE_DOWN in message for message in said), said
+        (mailbox_pass,) = MailboxPass.objects.filter(mailbox=mailbox)
+        assert mailbox_pass.state == "planning"
+
+        redis_broker.start()
+        finished(mailbox_pass, worker, timeout=90)
+    finally:
+        worker.stop()
+    assert_copied_once(source, target, 20)
