@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from projects.models import Domain, Tenant
+from mailboxes.connectors import TransientError
+from mailboxes.connectors.reach import ReachError, addresses
+from projects.models import Domain, Tenant, endpoint_reach
 
 from . import checker
 from .models import DnsCheck, DnsRecord, DnsResult
@@ -60,6 +62,22 @@ def servers_from_setting(text_or_list, role: str) -> list[checker.Server]:
     return [checker.Server.parse(item, role) for item in items if item.strip()]
 
 
+def split_dns_servers(text: str) -> list[checker.Server]:
+    """The servers a project names for its domain (split DNS), each one a tenant may reach:
+    not the machine itself nor the app's own services unless ALLOW_LOCAL_ENDPOINTS. Checked
+    when saved and again just before every check (the name may resolve elsewhere by then);
+    ValueError with the reason."""
+    servers = servers_from_setting(text, "authoritative")
+    for server in servers:
+        try:
+            addresses(endpoint_reach(), server.host, server.port)
+        except ReachError as exc:
+            raise ValueError(f"Refused: {exc}.") from exc
+        except TransientError:
+            pass  # not resolvable now: the check itself says so, per server
+    return servers
+
+
 def check_domain(domain: Domain) -> DnsCheck:
     """Run the check now and store it; a check that cannot run is stored with its reason."""
     ensure_default_records(domain)
@@ -68,7 +86,7 @@ def check_domain(domain: Domain) -> DnsCheck:
         report = checker.check(
             domain.name,
             [r.expected() for r in records.values()],
-            servers=servers_from_setting(domain.nameservers, "authoritative"),
+            servers=split_dns_servers(domain.nameservers),
             resolvers=servers_from_setting(settings.DNSCHECK_RESOLVERS, "resolver"),
             timeout=settings.DNSCHECK_TIMEOUT,
             cutover_at=domain.project.planned_cutover,
@@ -116,7 +134,7 @@ def record_current_as_old(domain: Domain) -> list[DnsRecord]:
     served = checker.served_now(
         domain.name,
         [r.expected() for r in changing],
-        servers=servers_from_setting(domain.nameservers, "authoritative"),
+        servers=split_dns_servers(domain.nameservers),
         resolvers=servers_from_setting(settings.DNSCHECK_RESOLVERS, "resolver"),
         timeout=settings.DNSCHECK_TIMEOUT,
     )

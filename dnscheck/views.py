@@ -20,7 +20,7 @@ from .services import (
     check_project,
     ensure_default_records,
     record_current_as_old,
-    servers_from_setting,
+    split_dns_servers,
 )
 
 
@@ -143,7 +143,7 @@ def nameservers(request, project):
     domain = get_object_or_404(project.domains, pk=request.POST.get("domain") or 0)
     text = request.POST.get("nameservers", "")
     try:
-        servers = servers_from_setting(text, "authoritative")
+        servers = split_dns_servers(text)
     except ValueError as exc:
         messages.error(request, f"{domain}: {exc}")
     else:

@@ -12,6 +12,7 @@ from django.apps import apps
 from django.db import connection
 from django.urls import reverse
 
+from dnscheck.services import check_domain
 from mailboxes.connectors import open_connector
 from projects.models import Project, Tenant
 from projects.tasks import check_tenant
@@ -288,3 +289,29 @@ class TestOptions:
         project.source.refresh_from_db()
         assert project.source.last_check_ok is False
         assert "option timeout must be a number" in project.source.last_check_message
+
+
+@pytest.mark.django_db
+class TestSplitDnsServers:
+    """The nameservers a project may name for its domain are endpoints like any other."""
+
+    @pytest.fixture(autouse=True)
+    def strict(self, settings):
+        settings.ALLOW_LOCAL_ENDPOINTS = False
+
+    def test_a_loopback_nameserver_is_refused_when_saved(self, client, bob, project):
+        domain = project.domains.create(name="contoso.example")
+        client.force_login(bob)
+        response = client.post(
+            reverse("dns_nameservers", args=[project.pk]),
+            {"domain": domain.pk, "nameservers": "10.0.0.53, 127.0.0.1:6379"},
+            follow=True,
+        )
+        assert f"endpoint 127.0.0.1:6379 is a loopback address; {HINT}" in response.content.decode()
+        domain.refresh_from_db()
+        assert domain.nameservers == ""
+
+    def test_a_check_refuses_a_nameserver_saved_before(self, project):
+        domain = project.domains.create(name="contoso.example", nameservers="127.0.0.1:6379")
+        check = check_domain(domain)
+        assert f"endpoint 127.0.0.1:6379 is a loopback address; {HINT}" in check.error
