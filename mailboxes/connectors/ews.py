@@ -78,6 +78,7 @@ from .base import (
     TransientError,
     fingerprint,
 )
+from .reach import addresses, url_place
 from .reach_http import ReachAdapter, adapter_class
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,19 @@ def _reaching_protocol(verify_tls: bool, reach: Reach) -> type[Protocol]:
     base = EwsProtocol if verify_tls else InsecureEwsProtocol
     adapter = adapter_class(base.HTTP_ADAPTER_CLS, reach)
     return type(base.__name__, (base,), {"HTTP_ADAPTER_CLS": adapter})
+
+
+class _ReachingAutodiscovery(Autodiscovery):
+    """Autodiscovery that probes only hosts the tenant's Reach allows. exchangelib builds its
+    own protocol for each probe, so the check is made here, just before each connection, on
+    what the name resolves to then (the service URL found is used through the pinned adapter
+    above)."""
+
+    reach = Reach()
+
+    def _ensure_valid_hostname(self, url):
+        addresses(self.reach, *url_place(url))
+        super()._ensure_valid_hostname(url)
 
 
 class EwsForbidden(ews_errors.TransportError):
@@ -330,7 +344,9 @@ class EwsConnector(Connector):
         return Credentials(endpoint.impersonation or endpoint.username, endpoint.secret)
 
     def _autodiscover(self, credentials) -> str:
-        _, protocol = Autodiscovery(email=self.mailbox, credentials=credentials).discover()
+        discovery = _ReachingAutodiscovery(email=self.mailbox, credentials=credentials)
+        discovery.reach = self.endpoint.reach
+        _, protocol = discovery.discover()
         return protocol.service_endpoint
 
     def close(self) -> None:

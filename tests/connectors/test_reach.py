@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from mailboxes.connectors.base import ConnectorError, Endpoint, Reach
-from mailboxes.connectors.ews import EwsConnector
+from mailboxes.connectors.ews import EwsConnector, _ReachingAutodiscovery
 from mailboxes.connectors.graph import GraphConnector
 from mailboxes.connectors.imap import ImapConnector
 from mailboxes.connectors.maildir import MaildirConnector
@@ -94,6 +94,13 @@ def test_ews_never_posts_to_a_loopback_service():
         with pytest.raises(ReachError, match=f"endpoint 127.0.0.1:{port} is a loopback address"):
             EwsConnector(endpoint, "ann@example.org").check()
         assert accepted() == 0
+
+
+def test_ews_autodiscovery_probes_no_loopback_host():
+    discovery = _ReachingAutodiscovery(email="ann@example.org")
+    discovery.reach = STRICT
+    with pytest.raises(ReachError, match="endpoint 127.0.0.1:443 is a loopback address"):
+        discovery._ensure_valid_hostname("https://127.0.0.1/autodiscover/autodiscover.svc")
 
 
 def test_graph_never_asks_a_loopback_authority_for_a_token():
