@@ -4,7 +4,11 @@ in the worker when it connects); the Graph certificate key encrypted and never s
 options checked against their schema."""
 
 import importlib
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -315,3 +319,20 @@ class TestSplitDnsServers:
         domain = project.domains.create(name="contoso.example", nameservers="127.0.0.1:6379")
         check = check_domain(domain)
         assert f"endpoint 127.0.0.1:6379 is a loopback address; {HINT}" in check.error
+
+
+def test_outside_the_tests_local_endpoints_are_refused_and_maildirs_confined(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "ALLOW_LOCAL_ENDPOINTS")
+    }
+    env.pop("MAILDIR_ROOT", None)
+    code = "from django.conf import settings as s; print(s.ALLOW_LOCAL_ENDPOINTS, s.MAILDIR_ROOT)"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "MAILFERRY_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["False", str(tmp_path / "maildir")], result.stderr
