@@ -16,6 +16,7 @@ from django.http import HttpResponseNotAllowed, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from dnscheck.models import DnsCheck
 from mailboxes.filters import MailboxFilterForm
@@ -81,6 +82,7 @@ class PerUserFilterForm(forms.Form):
         self.steps = steps
         self.fields["step"].choices = [(str(step.pk), step.title) for step in steps]
 
+    @cached_property
     def chosen(self) -> dict:
         """The valid filter; a hand-edited URL falls back to the first step, unfiltered."""
         data = self.cleaned_data if self.is_valid() else {}
@@ -92,7 +94,7 @@ class PerUserFilterForm(forms.Form):
         }
 
     def filter(self, mailboxes):
-        chosen = self.chosen()
+        chosen = self.chosen
         if chosen["q"]:
             mailboxes = MailboxFilterForm({"q": chosen["q"]}).filter(mailboxes)
         if chosen["step"] and chosen["state"]:
@@ -103,7 +105,7 @@ class PerUserFilterForm(forms.Form):
 def _query(form: PerUserFilterForm, page_number: int) -> str:
     """The drill-down's filter and a page of it as a query string."""
     query = QueryDict(mutable=True)
-    chosen = form.chosen()
+    chosen = form.chosen
     # The step matters only to the state filter: the table shows every per-user step.
     if chosen["step"] and chosen["state"]:
         query.update({"step": chosen["step"].pk, "state": chosen["state"]})
@@ -131,7 +133,7 @@ def per_user_context(project: Project, per_user: list, query) -> dict:
     return {
         "per_user": per_user,
         "per_user_form": form,
-        "per_user_filter": form.chosen(),
+        "per_user_filter": form.chosen,
         "page": page,
         "mailbox_rows": [
             (m, [(s, done.get((s.pk, m.pk))) for s in per_user]) for m in page.object_list
