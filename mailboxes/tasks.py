@@ -75,6 +75,9 @@ def _resume_after_restart(sender, **kwargs):
     # Runs in a pool process, not here: the main process must not open database connections
     # its children would inherit. A worker restarted under a new name cannot tell its old
     # leases from a live worker's: the second sweep, one lease later, finds them expired.
+    # A worker of the "checks" queue only never held a copy: it has nothing to resume.
+    if settings.CELERY_TASK_DEFAULT_QUEUE not in {q.name for q in sender.task_consumer.queues}:
+        return
     requeue_stalled_jobs.delay(sender.hostname)
     lease = settings.COPY_LEASE_SECONDS + 1
     requeue_stalled_jobs.apply_async(countdown=lease)

@@ -215,6 +215,28 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Two queues: "copies" (planning, copying, verifying, the sweeps) and "checks" (connection and
+# login tests, discovery, DNS checks), which wait on servers that may never answer. `make run`
+# and compose give each its own worker, so a hanging test never holds a copy's slot; a worker
+# started without -Q consumes both.
+CELERY_TASK_DEFAULT_QUEUE = "copies"
+CELERY_TASK_QUEUES = {"copies": {}, "checks": {}}
+CELERY_TASK_ROUTES = {
+    name: {"queue": "checks"}
+    for name in (
+        "projects.tasks.check_tenant",
+        "mailboxes.tasks.check_mailbox_logins",
+        "mailboxes.tasks.discover_mailboxes",
+        "dnscheck.tasks.*",
+    )
+}
+# Past the soft limit a task gets SoftTimeLimitExceeded and ends with a message; the hard
+# limit kills a task that ignored it. Both stay below the Redis visibility timeout.
+CELERY_TASK_SOFT_TIME_LIMIT = envint("TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = envint("TASK_TIME_LIMIT", 360)
+# A worker waits out a broker outage of any length instead of giving up after 100 attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # How many connections the workers may hold open to one tenant at once.
