@@ -114,9 +114,10 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(r.verdict == Verdict.OK for r in self.results) and not any(
-            f.level == "error" for f in self.findings
-        )
+        """Every required record in place on every server, and no rule broken."""
+        return all(
+            r.verdict == Verdict.OK for r in self.results if not r.record.optional
+        ) and not any(f.level == "error" for f in self.findings)
 
 
 def ask(server: Server, qname: str, rtype: str, timeout: float) -> Answer:
@@ -138,16 +139,23 @@ def ask(server: Server, qname: str, rtype: str, timeout: float) -> Answer:
         return Answer("refused", message="the server refused: it does not serve this zone")
     if rcode != dns.rcode.NOERROR:
         return Answer("error", message=f"the server answered {dns.rcode.to_text(rcode)}")
-    try:
-        rrset = reply.find_rrset(
-            reply.answer,
-            dns.name.from_text(qname),
-            dns.rdataclass.IN,
-            dns.rdatatype.from_text(rtype),
-        )
-    except KeyError:
-        return Answer("nodata")
-    return Answer("answer", [rdata_value(rtype, r) for r in rrset], rrset.ttl)
+    for found_type in (rtype, "CNAME") if rtype in ("A", "AAAA") else (rtype,):
+        # A name that is a CNAME answers an address question with the CNAME: it has an
+        # address (the host's), which is what an "A or CNAME" record asks.
+        try:
+            rrset = reply.find_rrset(
+                reply.answer,
+                dns.name.from_text(qname),
+                dns.rdataclass.IN,
+                dns.rdatatype.from_text(found_type),
+            )
+        except KeyError:
+            continue
+        values = [rdata_value(found_type, r) for r in rrset]
+        if found_type != rtype:
+            values = [f"CNAME {v}" for v in values]
+        return Answer("answer", values, rrset.ttl)
+    return Answer("nodata")
 
 
 def verdict(record: Expected, answer: Answer, old: list[Expected]) -> str:
@@ -256,16 +264,9 @@ def check(
         ]
         for server in everyone:
             answer = answers[(server, record.fqdn(domain), record.rtype)]
-            results.append(
-                Result(
-                    record,
-                    server,
-                    verdict(record, answer, old),
-                    answer.values,
-                    answer.ttl,
-                    answer.message,
-                )
-            )
+            found = verdict(record, answer, old)
+            message = answer.message or record.explain(found, answer.values)
+            results.append(Result(record, server, found, answer.values, answer.ttl, message))
     lookup = resolvers or servers
 
     def txt(name: str) -> Answer:

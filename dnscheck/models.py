@@ -5,7 +5,7 @@ from django.utils import timezone
 from projects.models import Domain
 
 from .checker import Verdict
-from .records import MATCHES, RECORD_TYPES, Expected
+from .records import MATCHES, RECORD_TYPES, WHY, Expected
 
 
 class DnsRecord(models.Model):
@@ -18,9 +18,17 @@ class DnsRecord(models.Model):
         SPF = "spf", "SPF"
         DKIM = "dkim", "DKIM"
         DMARC = "dmarc", "DMARC"
-        SIP = "sip", "SIP (Lync / Skype)"
+        CLIENTS = "clients", "Mail programs' set-up (SRV, autoconfig)"
+        SIP = "sip", "SIP (Lync / Skype, retired)"
+        SERVICES = "services", "Other services of the tenant"
         OLD = "old", "Old provider's records (must be gone)"
         CUSTOM = "custom", "Custom"
+
+    class Source(models.TextChoices):
+        DEFAULT = "default", "expected on this route"
+        TENANT = "tenant", "from the tenant"
+        SNAPSHOT = "snapshot", "served before cutover"
+        CONSULTANT = "consultant", "added by hand"
 
     domain = models.ForeignKey(Domain, models.CASCADE, related_name="dns_records")
     group = models.CharField(max_length=20, choices=Group.choices, default=Group.CUSTOM)
@@ -28,13 +36,24 @@ class DnsRecord(models.Model):
         max_length=253, default="@", help_text='Relative name; "@" is the domain.'
     )
     rtype = models.CharField("type", max_length=10, choices=[(t, t) for t in RECORD_TYPES])
-    value = models.CharField(max_length=1000)
+    value = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text='For "one_of", the forms separated by |; "*" stands for one label. Empty '
+        'for "any".',
+    )
     match = models.CharField(max_length=10, choices=[(m, m) for m in MATCHES], default="exact")
     present = models.BooleanField(default=True)
     changes = models.BooleanField(
         default=False, help_text="Changes at cutover: its TTL should be 300 s or less beforehand."
     )
-    is_default = models.BooleanField(default=False)
+    optional = models.BooleanField(
+        default=False, help_text="Checked and shown, but its absence blocks nothing."
+    )
+    # Who said the domain needs it: tenant records are replaced when fetched again, and
+    # records added by hand are never replaced.
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSULTANT)
+    fetched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["domain", "-present", "group", "name", "rtype", "id"]
@@ -57,8 +76,36 @@ class DnsRecord(models.Model):
             present=self.present,
             group=self.group,
             changes=self.changes,
+            optional=self.optional,
             key=self.pk,
         )
+
+    @property
+    def shown_value(self) -> str:
+        return self.expected().shown()
+
+    @property
+    def why(self) -> str:
+        return WHY.get(self.group, "")
+
+    @property
+    def origin(self) -> str:
+        if self.source == self.Source.TENANT and self.fetched_at:
+            return f"from the tenant, fetched at {self.fetched_at:%Y-%m-%d %H:%M} UTC"
+        return self.get_source_display()
+
+
+class TenantFetch(models.Model):
+    """The last time a domain's records were read from its target tenant, and what went wrong."""
+
+    domain = models.OneToOneField(Domain, models.CASCADE, related_name="tenant_fetch")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    fetched_at = models.DateTimeField(null=True, blank=True)  # the last that worked
+    error = models.TextField(blank=True)
+    records = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.domain}: {self.error or f'{self.records} records'}"
 
 
 class DnsCheckQuerySet(models.QuerySet):
@@ -98,27 +145,44 @@ class DnsCheck(models.Model):
         return f"{self.domain} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
 
     def grid(self) -> list[tuple]:
-        """[(record, [result or None per server column])], from prefetched results."""
+        """[(record, [result or None per server column], note)], from prefetched results; the
+        note is what the record's results say beyond the verdict (the value expected, the form
+        found), once per row: a server's own failure stays in its cell."""
         rows: dict[int, dict] = {}
         records = {}
         for result in self.results.all():
             records[result.record_id] = result.record
             rows.setdefault(result.record_id, {})[result.server] = result
         return [
-            (records[rid], [cells.get(label) for label in self.servers])
+            (
+                records[rid],
+                [cells.get(label) for label in self.servers],
+                next((r.message for r in cells.values() if r.message and r.answered), ""),
+            )
             for rid, cells in sorted(rows.items(), key=lambda item: _order(records[item[0]]))
         ]
 
     def blocking(self, groups) -> list[str]:
-        """Why the records and rules of ``groups`` are not all ok (empty when they are)."""
+        """Why the required records and rules of ``groups`` are not all ok (empty when they
+        are)."""
         if self.error:
             return [self.error]
         reasons = [
             f"{r.record.rtype} {r.record.name} on {r.server}: {r.get_verdict_display()}"
+            + (f" ({r.message})" if r.message else "")
             for r in self.results.all()
-            if r.record.group in groups and r.verdict != Verdict.OK
+            if r.record.group in groups and r.verdict != Verdict.OK and not r.record.optional
         ]
         return reasons + [f["message"] for f in self.findings if f["group"] in groups]
+
+    def covers(self, groups) -> bool:
+        """The check ran and said something about ``groups``: a record of theirs (for "ttl", a
+        record that changes at cutover) was asked about."""
+        return not self.error and any(
+            r.record.group in groups or ("ttl" in groups and r.record.changes)
+            for r in self.results.all()
+            if r.record.present
+        )
 
     def prune(self) -> None:
         keep = self.domain.dns_checks.values("id")[: self.KEEP]
@@ -147,3 +211,14 @@ class DnsResult(models.Model):
 
     def __str__(self):
         return f"{self.record} on {self.server}: {self.verdict}"
+
+    @property
+    def answered(self) -> bool:
+        """The server gave an answer (its message is about the record, not about the server)."""
+        return self.verdict not in (Verdict.TIMEOUT, Verdict.REFUSED, Verdict.ERROR)
+
+
+def all_in_place(checks, groups) -> bool:
+    """The newest checks (one per domain) show a step's records in place: some check asked
+    about them, and nothing of theirs is missing, wrong or breaking a rule."""
+    return any(c.covers(groups) for c in checks) and not any(c.blocking(groups) for c in checks)

@@ -1,57 +1,167 @@
-"""Checks of stored domains: expected records from the target kind, results stored per server."""
+"""Checks of stored domains: the records the migration's route expects (or the target tenant
+lists), asked of every server, results stored per server."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from mailboxes.connectors import TransientError
+from mailboxes.connectors import ConnectorError, TransientError
 from mailboxes.connectors.reach import ReachError, addresses
 from projects.models import Domain, Tenant, endpoint_reach
 
 from . import checker
-from .models import DnsCheck, DnsRecord, DnsResult
-from .records import TARGETS, InvalidDomain, normalize_domain
+from .models import DnsCheck, DnsRecord, DnsResult, TenantFetch
+from .records import InvalidDomain, from_tenant, normalize_domain, old_value, route_records
 from .rules import is_spf
 
+logger = logging.getLogger(__name__)
 
-def target_kind(tenant: Tenant) -> str:
-    """Which record defaults apply: Microsoft 365 for Exchange Online targets."""
-    if tenant.kind == Tenant.Kind.EXCHANGE_ONLINE:
-        return "m365"
-    if tenant.kind == Tenant.Kind.EWS and "office365.com" in tenant.endpoint.lower():
-        return "m365"
-    return "none"
+# Before cutover the beat's re-check reads the tenant's records again, at most this often.
+TENANT_REFRESH = timedelta(hours=1)
+
+
+def target_kind(source: Tenant, target: Tenant) -> str:
+    """The route, for the records it expects: "m365" (Exchange Online, or EWS at
+    office365.com), "imap" (an IMAP host), "exchange" (Exchange on premises) or "none" (a
+    maildir, or mail staying on the server it is on: nothing in DNS changes)."""
+    office365 = target.kind == Tenant.Kind.EWS and "office365.com" in target.endpoint.lower()
+    if target.kind == Tenant.Kind.EXCHANGE_ONLINE or office365:
+        return "m365"  # even between two tenants: the domain moves, so its records change
+    if source.kind == target.kind and target_host(source) == target_host(target):
+        return "none"
+    return {Tenant.Kind.IMAP: "imap", Tenant.Kind.EWS: "exchange"}.get(target.kind, "none")
+
+
+def target_host(tenant: Tenant) -> str:
+    """The server the tenant's mail lives on: the IMAP host, the EWS URL's host ("" when
+    autodiscovered)."""
+    if tenant.kind == Tenant.Kind.IMAP:
+        return tenant.endpoint.strip().lower()
+    if tenant.kind == Tenant.Kind.EWS and tenant.endpoint:
+        return (urlsplit(tenant.endpoint).hostname or "").lower()
+    return ""
+
+
+def _store(domain: Domain, expected, source: str, fetched_at=None) -> tuple[DnsRecord, bool]:
+    return DnsRecord.objects.get_or_create(
+        domain=domain,
+        name=expected.name,
+        rtype=expected.rtype,
+        value=expected.value,
+        present=expected.present,
+        defaults={
+            "group": expected.group,
+            "match": expected.match,
+            "changes": expected.changes,
+            "optional": expected.optional,
+            "source": source,
+            "fetched_at": fetched_at,
+        },
+    )
 
 
 def ensure_default_records(domain: Domain, sip: bool | None = None) -> None:
-    """Give a domain the target's default records once (a consultant may remove some: a tenant
-    on Microsoft's newer MX host, say); ``sip`` adds or removes the SIP SRV records."""
+    """Give a domain its route's records once (a consultant may remove some; the tenant's,
+    once fetched, stand instead); ``sip`` adds or removes the optional SIP records."""
     try:
         name = normalize_domain(domain.name)
     except InvalidDomain:
         return
-    defaults = domain.dns_records.filter(is_default=True)
+    records = domain.dns_records
     if sip is False:
-        defaults.filter(group=DnsRecord.Group.SIP).delete()
-    elif sip is None and defaults.exists():
+        records.filter(group=DnsRecord.Group.SIP).exclude(
+            source=DnsRecord.Source.CONSULTANT
+        ).delete()
+    elif (
+        sip is None
+        and records.filter(source__in=[DnsRecord.Source.DEFAULT, DnsRecord.Source.TENANT]).exists()
+    ):
         return
-    for expected in TARGETS[target_kind(domain.project.target)](name, sip=bool(sip)):
-        if sip and expected.group != DnsRecord.Group.SIP:
-            continue
-        DnsRecord.objects.get_or_create(
+    project = domain.project
+    route = target_kind(project.source, project.target)
+    for expected in route_records(route, name, target_host(project.target), sip=bool(sip)):
+        if not sip or expected.group == DnsRecord.Group.SIP:
+            _store(domain, expected, DnsRecord.Source.DEFAULT)
+
+
+def tenant_records(tenant: Tenant, domain: str) -> list:
+    """What the target tenant lists for the domain (Graph); ConnectorError saying why not."""
+    from mailboxes.connectors.graph_domains import GraphDomains
+
+    if tenant.kind != Tenant.Kind.EXCHANGE_ONLINE:
+        raise ConnectorError(
+            "Only an Exchange Online (Microsoft Graph) target lists the records of its domains."
+        )
+    with GraphDomains(tenant.endpoint_config()) as graph:
+        return graph.dns_records(domain)
+
+
+def fetch_tenant_records(domain: Domain) -> TenantFetch:
+    """Replace the domain's records from the tenant with what it lists now (the consultant's
+    stay); how it went is stored for the page, a failure with its reason."""
+    now = timezone.now()
+    try:
+        name = normalize_domain(domain.name)
+        listed = tenant_records(domain.project.target, name)
+    except (InvalidDomain, ConnectorError) as exc:
+        logger.warning("DNS records of %s from the tenant: %s", domain.name, exc)
+        fetch, _ = TenantFetch.objects.update_or_create(
+            domain=domain, defaults={"attempted_at": now, "error": str(exc)}
+        )
+        return fetch
+    sip = domain.dns_records.filter(group=DnsRecord.Group.SIP).exists()
+    expected = from_tenant(name, listed, sip=sip)
+    with transaction.atomic():
+        # One replacement at a time (the button and the beat may meet).
+        Domain.objects.select_for_update().get(pk=domain.pk)
+        _replace_tenant_records(domain, expected, now)
+        fetch, _ = TenantFetch.objects.update_or_create(
             domain=domain,
-            name=expected.name,
-            rtype=expected.rtype,
-            value=expected.value,
-            present=expected.present,
             defaults={
-                "group": expected.group,
-                "match": expected.match,
-                "changes": expected.changes,
-                "is_default": True,
+                "attempted_at": now,
+                "fetched_at": now,
+                "error": "",
+                "records": len(expected),
             },
         )
+    return fetch
+
+
+def _replace_tenant_records(domain: Domain, expected: list, now) -> None:
+    """Unchanged records keep their rows (and so their latest results); the route's computed
+    records of the groups the tenant lists give way to the tenant's own values."""
+    wanted = {(e.name, e.rtype, e.value, e.present): e for e in expected}
+    for record in domain.dns_records.filter(source=DnsRecord.Source.TENANT):
+        key = (record.name, record.rtype, record.value, record.present)
+        if key in wanted:
+            record.fetched_at = now
+            record.save(update_fields=["fetched_at"])
+        else:
+            record.delete()
+    domain.dns_records.filter(
+        source=DnsRecord.Source.DEFAULT, group__in={e.group for e in expected}
+    ).delete()
+    for e in wanted.values():
+        _store(domain, e, DnsRecord.Source.TENANT, fetched_at=now)
+
+
+def refresh_tenant_records(project, max_age: timedelta = TENANT_REFRESH) -> list[TenantFetch]:
+    """Before cutover: read again the records of each domain whose last attempt is older than
+    ``max_age`` (Exchange Online targets only)."""
+    if project.target.kind != Tenant.Kind.EXCHANGE_ONLINE:
+        return []
+    recent = timezone.now() - max_age
+    stale = project.domains.exclude(tenant_fetch__attempted_at__gte=recent)
+    return [
+        fetch_tenant_records(domain)
+        for domain in stale.select_related("project__source", "project__target")
+    ]
 
 
 def servers_from_setting(text_or_list, role: str) -> list[checker.Server]:
@@ -123,7 +233,10 @@ def check_domain(domain: Domain) -> DnsCheck:
 
 
 def check_project(project) -> list[DnsCheck]:
-    return [check_domain(d) for d in project.domains.select_related("project__target")]
+    return [
+        check_domain(d)
+        for d in project.domains.select_related("project__source", "project__target")
+    ]
 
 
 def record_current_as_old(domain: Domain) -> list[DnsRecord]:
@@ -148,9 +261,13 @@ def record_current_as_old(domain: Domain) -> list[DnsRecord]:
                 domain=domain,
                 name=expected.name,
                 rtype=expected.rtype,
-                value=value,
+                value=old_value(expected.rtype, value),
                 present=False,
-                defaults={"group": DnsRecord.Group.OLD, "changes": True},
+                defaults={
+                    "group": DnsRecord.Group.OLD,
+                    "changes": True,
+                    "source": DnsRecord.Source.SNAPSHOT,
+                },
             )
             if new:
                 created.append(record)

@@ -5,7 +5,7 @@ from celery import shared_task
 from projects.cutover import auto_tick
 from projects.models import Project
 
-from .services import check_project
+from .services import check_project, refresh_tenant_records
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -20,9 +20,15 @@ def recheck_cutover_projects() -> None:
 
 @shared_task(**TASK_OPTIONS)
 def check_project_dns(*, project_id: int) -> None:
-    """Check every domain of the project, then tick the steps whose checks now pass."""
-    project = Project.objects.filter(pk=project_id, state=Project.State.CUTOVER).first()
+    """Read the tenant's records again when an hour old, check every domain of the project,
+    then tick the steps whose checks now pass."""
+    project = (
+        Project.objects.filter(pk=project_id, state=Project.State.CUTOVER)
+        .select_related("source", "target")
+        .first()
+    )
     if project is None:
         return  # left cutover since it was queued
+    refresh_tenant_records(project)
     check_project(project)
     auto_tick(project)

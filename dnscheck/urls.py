@@ -12,6 +12,11 @@ urlpatterns = [
         name="dns_record_remove",
     ),
     path("projects/<int:project_id>/dns/sip/", views.sip, name="dns_sip"),
+    path(
+        "projects/<int:project_id>/dns/tenant-records/",
+        views.tenant_records,
+        name="dns_tenant_records",
+    ),
     path("projects/<int:project_id>/dns/snapshot/", views.snapshot, name="dns_snapshot"),
     path("projects/<int:project_id>/dns/nameservers/", views.nameservers, name="dns_nameservers"),
 ]

@@ -10,15 +10,17 @@ from django_htmx.http import HttpResponseStopPolling
 
 from projects.access import get_project_for_user
 from projects.cutover import auto_tick
-from projects.models import Project
+from projects.models import CutoverStep, Project, Tenant
 from projects.views.cutover import post_after_access
 
 from .checker import CheckError
-from .models import DnsCheck, DnsRecord
-from .records import MATCHES, RECORD_TYPES, InvalidDomain, normalize_value
+from .models import DnsCheck, DnsRecord, all_in_place
+from .records import MATCHES, RECORD_TYPES, InvalidDomain, normalize_expected, value_problem
 from .services import (
+    check_domain,
     check_project,
     ensure_default_records,
+    fetch_tenant_records,
     record_current_as_old,
     split_dns_servers,
 )
@@ -30,9 +32,15 @@ class RecordForm(forms.ModelForm):
         fields = ["domain", "name", "rtype", "value", "match", "present", "changes"]
         labels = {"present": "Must be present (untick: an old record that must be gone)"}
 
-    def __init__(self, *args, project, **kwargs):
+    def __init__(self, *args, project, domains=None, **kwargs):
+        """``domains``: the project's, when the caller has them already."""
         super().__init__(*args, **kwargs)
-        self.fields["domain"].queryset = project.domains.all()
+        field = self.fields["domain"]
+        field.queryset = project.domains.all()
+        domains = list(field.queryset) if domains is None else domains
+        if len(domains) == 1:
+            # Nothing to choose: no "---------" to pick by mistake.
+            field.empty_label, field.initial = None, domains[0].pk
         self.fields["rtype"].choices = [(t, t) for t in RECORD_TYPES]
         self.fields["match"].choices = [(m, m) for m in MATCHES]
 
@@ -44,27 +52,35 @@ class RecordForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("rtype") == "SRV" and len(data.get("value", "").split()) < 2:
-            self.add_error("value", "An SRV value needs at least a port and a target.")
+        value, match = data.get("value", "").strip(), data.get("match")
+        if not value and match != "any":
+            self.add_error("value", "A value is needed (or match any value).")
+        elif match not in ("prefix", "contains", "any"):
+            for form in value.split("|") if match == "one_of" else [value]:
+                problem = value_problem(data.get("rtype"), form)
+                if problem:
+                    self.add_error("value", problem)
+                    break
         return data
 
     def save(self, commit=True):
         record = super().save(commit=False)
         record.group = DnsRecord.Group.CUSTOM if record.present else DnsRecord.Group.OLD
-        if record.rtype != "TXT":
-            record.value = normalize_value(record.rtype, record.value)
+        if record.rtype != "TXT" or record.match == "any":
+            record.value = normalize_expected(record.rtype, record.value, record.match)
         record.save()
         return record
 
 
 def propagation_context(project: Project, form=None) -> dict:
-    domains = list(project.domains.prefetch_related("dns_records"))
+    domains = list(project.domains.select_related("tenant_fetch").prefetch_related("dns_records"))
     checks = {c.domain_id: c for c in DnsCheck.objects.latest_per_domain(domains).with_results()}
     return {
         "project": project,
         "domains": [(d, checks.get(d.pk)) for d in domains],
         "polling": project.state == Project.State.CUTOVER,
-        "form": form or RecordForm(project=project),
+        "form": form or RecordForm(project=project, domains=domains),
+        "from_tenant": project.target.kind == Tenant.Kind.EXCHANGE_ONLINE,
     }
 
 
@@ -76,7 +92,7 @@ def propagation(request, project_id):
         html = render_to_string("dnscheck/propagation.html#grid", context, request)
         # Outside cutover nothing re-checks: tell htmx to stop asking (status 286).
         return (HttpResponse if context["polling"] else HttpResponseStopPolling)(html)
-    for domain in project.domains.select_related("project__target"):
+    for domain in project.domains.select_related("project__source", "project__target"):
         ensure_default_records(domain)
     return render(request, "dnscheck/propagation.html", propagation_context(project))
 
@@ -88,10 +104,39 @@ def check_now(request, project):
     failed = [c for c in checks if c.error]
     for check in failed:
         messages.error(request, f"{check.domain}: {check.error}")
-    messages.info(
-        request,
-        f"Checked {len(checks)} domain(s); {len(ticked)} checklist step(s) ticked themselves.",
+    # Only a step whose records this check saw all in place is news worth announcing.
+    checks = list(DnsCheck.objects.filter(pk__in=[c.pk for c in checks]).with_results())
+    in_place = [
+        step.title
+        for step in ticked
+        if step.kind == CutoverStep.Kind.DNS and all_in_place(checks, step.dns_groups)
+    ]
+    text = f"Checked {len(checks)} domain(s)."
+    if in_place:
+        text += f" {len(in_place)} checklist step(s) ticked themselves: {'; '.join(in_place)}."
+    messages.info(request, text)
+    return redirect("dns_propagation", project.pk)
+
+
+@post_after_access
+def tenant_records(request, project):
+    """Read the domain's records from the target tenant again, then check them at once (the
+    results of the records replaced went with them)."""
+    domain = get_object_or_404(
+        project.domains.select_related("project__source", "project__target"),
+        pk=request.POST.get("domain") or 0,
     )
+    fetch = fetch_tenant_records(domain)
+    if not fetch.error:
+        check_domain(domain)
+    if request.htmx:
+        context = propagation_context(project)
+        context["domains"] = [(d, c) for d, c in context["domains"] if d.pk == domain.pk]
+        return render(request, "dnscheck/propagation.html#records", context)
+    if fetch.error:
+        messages.error(request, f"{domain}: {fetch.error}")
+    else:
+        messages.success(request, f"{domain}: {fetch.records} record(s) from the tenant.")
     return redirect("dns_propagation", project.pk)
 
 

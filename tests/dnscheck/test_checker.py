@@ -45,7 +45,7 @@ def test_new_provider_serves_everything(nsd_factory):
     assert report.findings == []
     assert report.ok
     mx = next(r for r in report.results if r.record.rtype == "MX" and r.record.present)
-    assert mx.values == ["contoso-test.mail.protection.outlook.com."] and mx.ttl == 300
+    assert mx.values == ["0 contoso-test.mail.protection.outlook.com."] and mx.ttl == 300
 
 
 def test_old_provider_still_serving(nsd_factory):

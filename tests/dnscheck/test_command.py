@@ -79,7 +79,7 @@ def test_json_output(nsd_factory, silent_dns_server):
         (silent_dns_server, "authoritative", "timeout"),
     }
     mx = next(r for r in data["results"] if r["type"] == "MX" and r["server"] == dns.address)
-    assert mx["values"] == ["contoso-test.mail.protection.outlook.com."] and mx["ttl"] == 300
+    assert mx["values"] == ["0 contoso-test.mail.protection.outlook.com."] and mx["ttl"] == 300
 
 
 @pytest.mark.parametrize(

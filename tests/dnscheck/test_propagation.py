@@ -42,7 +42,7 @@ def test_check_now_shows_every_verdict_per_server(client, bob, domain, old_dns, 
     assert response.status_code == 200
     check = DnsCheck.objects.get(domain=domain)
     assert check.servers == [old_dns.address, new.address]
-    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells in check.grid()}
+    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()}
     assert grid[("MX", "@", True)] == ["old", "ok"]
     assert grid[("MX", "@", False)] == ["old", "ok"]
     assert grid[("TXT", "_dmarc", True)] == ["nxdomain", "ok"]
@@ -55,8 +55,8 @@ def test_check_now_shows_every_verdict_per_server(client, bob, domain, old_dns, 
 def test_results_store_values_ttl_and_time(domain):
     check = check_domain(domain)
     mx = check.results.get(record__rtype="MX", record__present=True)
-    # Nobody recorded the old MX as old: just a wrong value.
-    assert (mx.verdict, mx.values, mx.ttl) == ("wrong", ["mail.global.frontbridge.com."], 3600)
+    # Nobody recorded the old MX as old: just a wrong value, served with its preference.
+    assert (mx.verdict, mx.values, mx.ttl) == ("wrong", ["10 mail.global.frontbridge.com."], 3600)
     assert mx.checked_at == check.checked_at and mx.server == domain.nameservers
 
 
@@ -153,7 +153,7 @@ def test_add_and_remove_records(client, bob, domain):
         },
     )
     assert bad.status_code == 200
-    assert "An SRV value needs at least a port and a target." in bad.content.decode()
+    assert "An SRV value is a port and a target (993 imap.example.org)" in bad.content.decode()
 
     client.post(url(domain.project, "dns_record_remove"), {"record": record.pk})
     assert not domain.dns_records.filter(pk=record.pk).exists()
@@ -211,7 +211,7 @@ def test_snapshot_records_the_old_providers_values(client, bob, domain, old_dns)
         ("TXT", "@", "v=spf1 ip4:192.0.2.1 -all"),
     }
     check = check_domain(domain)
-    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells in check.grid()}
+    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()}
     assert grid[("MX", "@", True)] == ["old"]
     assert grid[("TXT", "@", False)] == ["old"]
 
@@ -247,7 +247,7 @@ def test_nameservers_override(client, bob, domain):
 def test_a_removed_default_stays_removed(client, bob, domain):
     client.force_login(bob)
     client.get(url(domain.project))
-    mx = domain.dns_records.get(rtype="MX", is_default=True)
+    mx = domain.dns_records.get(rtype="MX", source="default")
     client.post(url(domain.project, "dns_record_remove"), {"record": mx.pk})
     client.get(url(domain.project))
     check_domain(domain)

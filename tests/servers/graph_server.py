@@ -12,7 +12,10 @@ clients run unpatched: msal (tenant discovery, client-credentials token endpoint
   ``PATCH``); ``exportItems`` (20 ids at most); ``createImportSession`` and the pre-authenticated
   ``importItem`` URL it returns; ``/users/{id}/mailFolders/{id}/importMime``;
   ``GET``/``PATCH /users/{id}/messages/{id}`` and ``…/$value``; ``POST /$batch`` (20 requests
-  at most; non-JSON bodies base64-encoded both ways).
+  at most; non-JSON bodies base64-encoded both ways);
+  ``GET /domains/{name}/serviceConfigurationRecords`` and ``…/verificationDnsRecords``
+  (domainDnsRecord subtypes; 403 Authorization_RequestDenied without Domain.Read.All or a role
+  that includes it, 404 Request_ResourceNotFound for a domain the tenant does not have).
 
 The exported "FTS" stream here is the server's own opaque encoding (``make_fts``): the real
 FastTransfer stream is not parsed by the connector either, only carried byte for byte.
@@ -57,6 +60,10 @@ ALL_ROLES = frozenset(
         "Mail-Advanced.ReadWrite.All",
         "Mail.ReadWrite",
     }
+)
+# Any of these lets an app read a domain's DNS records (Graph's pages for the two endpoints).
+DOMAIN_READ_ROLES = frozenset(
+    {"Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 )
 # A ReadWrite role grants the matching Read role, as Graph's permission reference says.
 IMPLIED = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All", "Mail.ReadWrite": "Mail.Read"}
@@ -269,6 +276,7 @@ class GraphServer:
         self.apps: dict[str, App] = {}
         self.tokens: dict[str, App] = {}
         self.users: dict[str, FakeMailbox] = {}
+        self.domains: dict[str, dict[str, list]] = {}  # name -> {"service"/"verification": [...]}
         self.mailboxes: dict[str, FakeMailbox] = {}
         self.import_sessions: dict[str, str] = {}  # authtoken -> mailbox id
         self.counts: Counter = Counter()
@@ -290,6 +298,65 @@ class GraphServer:
         mailbox = FakeMailbox(f"MBX:{uuid.uuid4().hex[:8]}@{uuid.uuid4().hex[:8]}")
         self.users[user.lower()] = self.mailboxes[mailbox.id] = mailbox
         return mailbox
+
+    def add_domain(self, name: str, mx: str = "", verification: str = "MS=ms12345678") -> dict:
+        """A domain of the tenant with the records Graph lists for it: an MX (``mx``, by default
+        the older ``<dashes>.mail.protection.outlook.com`` form), SPF, autodiscover, Skype's
+        SRV and CNAME records, and both verification alternatives (TXT and MX). Tests may edit
+        the lists returned."""
+        dashes = name.replace(".", "-")
+
+        def record(kind, label, service="Email", optional=False, **fields):
+            return {
+                "@odata.type": f"#microsoft.graph.domainDns{kind}Record",
+                "id": str(uuid.uuid4()),
+                "isOptional": optional,
+                "label": label,
+                "recordType": kind,
+                "supportedService": service,
+                "ttl": 3600,
+                **fields,
+            }
+
+        skype = "OfficeCommunicationsOnline"
+        records = {
+            "service": [
+                record(
+                    "Mx",
+                    name,
+                    mailExchange=mx or f"{dashes}.mail.protection.outlook.com",
+                    preference=0,
+                ),
+                record("Txt", name, text="v=spf1 include:spf.protection.outlook.com -all"),
+                record("Cname", f"autodiscover.{name}", canonicalName="autodiscover.outlook.com"),
+                record(
+                    "Srv",
+                    name,
+                    skype,
+                    nameTarget="sipdir.online.lync.com",
+                    port=443,
+                    priority=100,
+                    weight=1,
+                    protocol="_tls",
+                    service="_sip",
+                ),
+                record(
+                    "Cname", f"lyncdiscover.{name}", skype, canonicalName="webdir.online.lync.com"
+                ),
+            ],
+            "verification": [
+                record("Txt", name, None, text=verification),
+                record(
+                    "Mx",
+                    name,
+                    None,
+                    mailExchange=f"{verification.split('=')[-1]}.msv1.invalid",
+                    preference=32767,
+                ),
+            ],
+        }
+        self.domains[name.lower()] = records
+        return records
 
     def throttle(self, endpoint: str, times: int, retry_after: float) -> None:
         """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
@@ -356,6 +423,19 @@ class GraphServer:
                 403,
                 "ErrorAccessDenied",
                 f"Access is denied. Check credentials and try again. Missing role {role}.",
+            )
+
+    def authorize_directory(self, headers, roles=DOMAIN_READ_ROLES) -> None:
+        """Directory endpoints refuse in their own words (Authorization_RequestDenied)."""
+        auth = headers.get("Authorization", "")
+        app = self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth else None
+        if app is None:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        if not roles & app.roles:
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
             )
 
     def dispatch(self, method, url, headers, body: bytes) -> tuple[int, dict, bytes]:
@@ -675,6 +755,25 @@ class GraphServer:
             return 200, item.mime, {}
         return 200, item.data[len(FTS_MAGIC) :].partition(b"\n")[2], {}
 
+    def _domain_records(self, name, headers, purpose):
+        self.authorize_directory(headers)
+        try:
+            records = self.domains[name.lower()][purpose]
+        except KeyError:
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{name}' does not exist or one of its queried reference-property "
+                "objects are not present.",
+            ) from None
+        return 200, {"value": records}, {}
+
+    def _domains_serviceConfigurationRecords(self, name, headers, **_):
+        return self._domain_records(name, headers, "service")
+
+    def _domains_verificationDnsRecords(self, name, headers, **_):
+        return self._domain_records(name, headers, "verification")
+
     def _batch(self, version, headers, body, **_):
         requests = json.loads(body).get("requests", [])
         if not 0 < len(requests) <= BATCH_LIMIT:
@@ -772,6 +871,12 @@ ROUTES = [
     (_V + r"/users/([^/]+)/messages/([^/]+)", "GET", "messages.get"),
     (_V + r"/users/([^/]+)/messages/([^/]+)/\$value", "GET", "messages.value"),
     (r"/(v1\.0|beta)/\$batch", "POST", "batch"),
+    (
+        _V + r"/domains/([^/]+)/serviceConfigurationRecords",
+        "GET",
+        "domains.serviceConfigurationRecords",
+    ),
+    (_V + r"/domains/([^/]+)/verificationDnsRecords", "GET", "domains.verificationDnsRecords"),
 ]
 
 
