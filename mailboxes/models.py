@@ -561,3 +561,18 @@ class ProgressSample(models.Model):
 
     def __str__(self):
         return f"{self.mailbox} {self.at:%Y-%m-%d %H:%M:%S}: {self.items} items"
+
+
+class WorkerHeartbeat(models.Model):
+    """When each copy worker last said it was alive (``mailboxes.workers``): a killed worker
+    leaves its pass "running" with frozen figures, and only this tells the pages."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.hostname} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls, hostname: str) -> None:
+        cls.objects.update_or_create(hostname=hostname, defaults={"seen_at": timezone.now()})

@@ -15,6 +15,9 @@ app.autodiscover_tasks()
 TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "migrator.broker:Transport"
 
 
+# Copy workers record that they are alive; the pages say when none has answered.
+app.steps["worker"].add("mailboxes.workers:HeartbeatStep")
+
 app.conf.beat_schedule = {
     # Resumption does not rely on the broker redelivering a dead worker's messages (the
     # embedded broker drops them): expired folder-job leases in the database are queued again,

@@ -250,6 +250,10 @@ COPY_LEASE_SECONDS = envint("COPY_LEASE_SECONDS", 90)
 COPY_QUEUE_GRACE_SECONDS = envint("COPY_QUEUE_GRACE_SECONDS", 600)
 # How often beat sweeps for expired leases and for work saved while the broker was unreachable.
 COPY_SWEEP_SECONDS = envint("COPY_SWEEP_SECONDS", 60)
+# Copy workers write a heartbeat this often; when none has for WORKER_SILENT_SECONDS while
+# mailboxes are running, the dashboard and project pages say that the work is waiting.
+WORKER_HEARTBEAT_SECONDS = envint("WORKER_HEARTBEAT_SECONDS", 20)
+WORKER_SILENT_SECONDS = envint("WORKER_SILENT_SECONDS", 60)
 COPY_FOLDERS_IN_PARALLEL = envint("COPY_FOLDERS_IN_PARALLEL", 2)
 COPY_MAX_RETRIES = envint("COPY_MAX_RETRIES", 5)
 COPY_RETRY_BASE_SECONDS = float(os.environ.get("COPY_RETRY_BASE_SECONDS", 5))
