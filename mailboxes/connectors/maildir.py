@@ -92,9 +92,10 @@ class MaildirConnector(Connector):
         # Checked on every start, not only when the tenant was saved: a tenant saved before
         # MAILDIR_ROOT was set, or changed in the database, must not reach outside it either.
         self.root = maildir_folder(endpoint.reach, endpoint.host)
-        if "/" in mailbox or mailbox in (".", ".."):
-            # The mailbox folder is root/<address>: no address may climb out of the root.
-            raise ReachError(f"{mailbox!r} cannot name a maildir under {self.root}.")
+        # The mailbox folder is root/<address> (or the root itself): no address may climb out.
+        root, folder = (Path(os.path.realpath(p)) for p in (self.root, self.root / mailbox))
+        if folder != root and root not in folder.parents:
+            raise ReachError(f"{mailbox!r} names no maildir under {self.root}.")
         self._listings: dict[str, dict[str, Path]] = {}
 
     @property
