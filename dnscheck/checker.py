@@ -265,7 +265,9 @@ def check(
         for server in everyone:
             answer = answers[(server, record.fqdn(domain), record.rtype)]
             found = verdict(record, answer, old)
-            message = answer.message or record.explain(found, answer.values)
+            message = "; ".join(
+                filter(None, [answer.message, record.explain(found, answer.values)])
+            )
             results.append(Result(record, server, found, answer.values, answer.ttl, message))
     lookup = resolvers or servers
 

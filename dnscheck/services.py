@@ -115,6 +115,8 @@ def fetch_tenant_records(domain: Domain) -> TenantFetch:
             domain=domain, defaults={"attempted_at": now, "error": str(exc)}
         )
         return fetch
+    # The route's records first: those the tenant does not list (DKIM, DMARC) stay expected.
+    ensure_default_records(domain)
     sip = domain.dns_records.filter(group=DnsRecord.Group.SIP).exists()
     expected = from_tenant(name, listed, sip=sip)
     with transaction.atomic():

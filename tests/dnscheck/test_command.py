@@ -139,3 +139,46 @@ def test_servers_comma_separated(nsd_factory, silent_dns_server):
     )
     assert code == 1
     assert out.splitlines()[0].split() == ["record", dns.address, silent_dns_server, dns.address]
+
+
+@pytest.mark.django_db
+def test_project_checks_what_the_project_expects(tenant_dns, domain, old_dns):
+    """The tenant's records (fetched), the route's DKIM and DMARC, the consultant's own."""
+    from dnscheck.models import DnsRecord
+    from dnscheck.services import fetch_tenant_records
+
+    from .zones import MX_MICROSOFT, NEW_MX_MICROSOFT, serve_target_records
+
+    fetch_tenant_records(domain)
+    DnsRecord.objects.create(domain=domain, name="www", rtype="A", value="192.0.2.10")
+    serve_target_records(old_dns, NEW_MX_MICROSOFT)
+    code, out, _ = run(DOMAIN, "--project", str(domain.project_id))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].split() == ["record", old_dns.address]  # the domain's own nameservers
+    rows = {line.split("  ")[0].strip() for line in lines[1:]}
+    assert {f"MX {DOMAIN}", f"A www.{DOMAIN}", f"TXT _dmarc.{DOMAIN}"} <= rows
+    # Two TXT records at the apex: one line each, told apart by their value.
+    assert {
+        f"TXT {DOMAIN} MS=ms12345678",
+        f"TXT {DOMAIN} include:spf.protection.outlook.com",
+    } <= rows
+    assert lines[-1] == "OK: every record is in place"
+
+    serve_target_records(old_dns)  # the older MX form: not the tenant's
+    code, out, error = run(DOMAIN, "--project", str(domain.project_id))
+    assert (code, error) == (1, "not everything is in place yet")
+    assert f"MX {DOMAIN}: expected 0 {MX_MICROSOFT}" in out.splitlines()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("domain_name", "project_id", "message"),
+    [
+        (DOMAIN, 999999, "there is no project 999999"),
+        ("fabrikam.test", None, "has no domain fabrikam.test (its domains: contoso.test)"),
+    ],
+)
+def test_project_bad_input_exits_two(domain, domain_name, project_id, message):
+    code, _, error = run(domain_name, "--project", str(project_id or domain.project_id))
+    assert code == 2 and message in error

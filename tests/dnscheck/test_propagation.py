@@ -42,7 +42,9 @@ def test_check_now_shows_every_verdict_per_server(client, bob, domain, old_dns, 
     assert response.status_code == 200
     check = DnsCheck.objects.get(domain=domain)
     assert check.servers == [old_dns.address, new.address]
-    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()}
+    grid = {
+        (r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()
+    }
     assert grid[("MX", "@", True)] == ["old", "ok"]
     assert grid[("MX", "@", False)] == ["old", "ok"]
     assert grid[("TXT", "_dmarc", True)] == ["nxdomain", "ok"]
@@ -211,7 +213,9 @@ def test_snapshot_records_the_old_providers_values(client, bob, domain, old_dns)
         ("TXT", "@", "v=spf1 ip4:192.0.2.1 -all"),
     }
     check = check_domain(domain)
-    grid = {(r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()}
+    grid = {
+        (r.rtype, r.name, r.present): [c.verdict for c in cells] for r, cells, _ in check.grid()
+    }
     assert grid[("MX", "@", True)] == ["old"]
     assert grid[("TXT", "@", False)] == ["old"]
 
@@ -253,3 +257,55 @@ def test_a_removed_default_stays_removed(client, bob, domain):
     check_domain(domain)
     assert not domain.dns_records.filter(rtype="MX").exists()
     assert domain.dns_records.filter(group="dmarc").exists()
+
+
+def test_one_domain_is_chosen_already(client, bob, domain):
+    client.force_login(bob)
+    page = client.get(url(domain.project)).content.decode()
+    assert "---------" not in page
+    assert f'<option value="{domain.pk}" selected>{domain.name}</option>' in page
+    domain.project.domains.create(name="fabrikam.test")
+    assert "---------" in client.get(url(domain.project)).content.decode()
+
+
+def test_an_mx_keeps_its_preference_and_is_checked_with_it(client, bob, domain, old_dns):
+    client.force_login(bob)
+    form = {"domain": domain.pk, "name": "@", "rtype": "MX", "match": "exact", "present": "on"}
+    client.post(
+        url(domain.project, "dns_record_add"), {**form, "value": "20 Mail.Global.Frontbridge.com"}
+    )
+    record = domain.dns_records.get(source="consultant", rtype="MX")
+    assert record.value == "20 mail.global.frontbridge.com."
+    result = check_domain(domain).results.get(record=record)
+    assert (result.verdict, result.message) == (
+        "wrong",
+        "10 mail.global.frontbridge.com. has another preference: "
+        "expected 20 mail.global.frontbridge.com.",
+    )
+    bad = client.post(url(domain.project, "dns_record_add"), {**form, "value": "x mx.example.org"})
+    assert "An MX value is a host, or a preference and a host" in bad.content.decode()
+
+
+def test_no_announcement_for_a_step_nothing_was_checked_for(client, bob, project, old_dns):
+    """A maildir target expects no records: the TTL step ticks with nothing to go on, and the
+    page does not announce it as if the check had found something in place."""
+    from projects.cutover import ensure_checklist
+
+    project.domains.create(name=DOMAIN, nameservers=old_dns.address)
+    ensure_checklist(project)
+    client.force_login(bob)
+    response = client.post(url(project, "dns_check_now"), follow=True)
+    page = response.content.decode()
+    assert "Checked 1 domain(s)." in page
+    assert "ticked themselves" not in page
+
+
+def test_the_announcement_names_the_steps_whose_records_are_in_place(client, bob, domain, old_dns):
+    from projects.cutover import ensure_checklist
+
+    ensure_checklist(domain.project)
+    serve_target_records(old_dns)
+    client.force_login(bob)
+    page = client.post(url(domain.project, "dns_check_now"), follow=True).content.decode()
+    assert "checklist step(s) ticked themselves: " in page
+    assert "Set MX, autodiscover, SPF, DKIM and DMARC records" in page

@@ -12,6 +12,10 @@ NEW = [
     '_dmarc 300 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@contoso.test"',
 ]
 
+# Microsoft 365 for a domain added since July 2026: its MX under mx.microsoft (MC1048624).
+MX_MICROSOFT = "contoso-test.o-v1.mx.microsoft."
+NEW_MX_MICROSOFT = [f"@ 300 IN MX 0 {MX_MICROSOFT}" if " MX " in r else r for r in NEW]
+
 # The old provider's records, as BPOS had them (seed: MX, a verification CNAME, autodiscover).
 OLD = [
     "@ 3600 IN MX 10 mail.global.frontbridge.com.",
@@ -45,3 +49,15 @@ def serve_target_records(dns, records=NEW):
     dns.set_zone(DOMAIN, zone(records))
     dns.set_zone("protection.outlook.com", new_zones()["protection.outlook.com"])
     dns.reload()
+
+
+# An IMAP host as the target: mail, SPF and what mail programs look up (RFC 6186, autoconfig).
+IMAP_HOST = "imap.newhost.test"
+IMAP = [
+    f"@ 300 IN MX 10 {IMAP_HOST}.",
+    '@ 300 IN TXT "v=spf1 a:imap.newhost.test -all"',
+    f"_imaps._tcp 300 IN SRV 0 1 993 {IMAP_HOST}.",
+    f"_submission._tcp 300 IN SRV 0 1 587 {IMAP_HOST}.",
+    f"autoconfig 300 IN CNAME {IMAP_HOST}.",
+    '_dmarc 300 IN TXT "v=DMARC1; p=none"',
+]

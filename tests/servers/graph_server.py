@@ -306,14 +306,14 @@ class GraphServer:
         the lists returned."""
         dashes = name.replace(".", "-")
 
-        def record(kind, label, service="Email", optional=False, **fields):
+        def record(kind, label, supported="Email", optional=False, **fields):
             return {
                 "@odata.type": f"#microsoft.graph.domainDns{kind}Record",
                 "id": str(uuid.uuid4()),
                 "isOptional": optional,
                 "label": label,
                 "recordType": kind,
-                "supportedService": service,
+                "supportedService": supported,
                 "ttl": 3600,
                 **fields,
             }
