@@ -565,7 +565,8 @@ def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
         if job is None or job.mailbox_pass.state != MailboxPass.State.RUNNING:
             return None
         now = timezone.now()
-        if job.lease_owner not in ("", owner) and job.lease_expires_at > now:
+        held = job.lease_expires_at is not None and job.lease_expires_at > now
+        if held and job.lease_owner not in ("", owner):
             # The broker delivered this message again (Redis does once the visibility timeout
             # passes) while the first delivery still holds the folder: copying it here too
             # would store its messages twice.
