@@ -9,8 +9,7 @@ through ``Channel._connparams``, which reads ``self.connection.client.hostname``
 ``AttributeError: 'NoneType' object has no attribute 'hostname'``. Only connection errors are
 expected there, so the worker logs "Unrecoverable error" and exits, and stays down when Redis
 returns. No setting avoids it (``broker_connection_retry`` and friends are read before that
-path); celery 5.6.3 did not close again, but a running task's acknowledgement takes the same kombu
-path.
+path); celery 5.6.3 only collected.
 
 Here a detached channel raises the connection error it stands for: the close is skipped, the
 acknowledgement is logged as impossible (the message returns after the visibility timeout and
