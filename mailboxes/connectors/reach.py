@@ -108,14 +108,18 @@ def maildir_folder(reach: Reach, path: str) -> Path:
 def url_place(url: str) -> tuple[str, int]:
     """(host, port) an HTTP URL as a tenant typed it leads to; https when it names no scheme."""
     parts = urlsplit(url if "://" in url else f"https://{url}")
-    return parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None  # no number: the HTTP client refuses such a URL itself
+    return parts.hostname or "", port or (80 if parts.scheme == "http" else 443)
 
 
-def refusal(host: str, port: int | None, address: str, problem: str) -> str:
+def refusal(host: str, port: int | None, address: str, why: str) -> str:
     where = f"{host}:{port}" if port else host
     if address == host:
-        return f"endpoint {where} is {problem}; {ALLOW_HINT}"
-    return f"endpoint {where} resolves to {address}, {problem}; {ALLOW_HINT}"
+        return f"endpoint {where} is {why}; {ALLOW_HINT}"
+    return f"endpoint {where} resolves to {address}, {why}; {ALLOW_HINT}"
 
 
 def _resolve(host: str, port: int | None, quiet: bool = False) -> list[str]:

@@ -12,7 +12,13 @@ from mailboxes.connectors.ews import EwsConnector, _ReachingAutodiscovery
 from mailboxes.connectors.graph import GraphConnector
 from mailboxes.connectors.imap import ImapConnector
 from mailboxes.connectors.maildir import MaildirConnector
-from mailboxes.connectors.reach import ReachError, addresses, maildir_folder, problem
+from mailboxes.connectors.reach import (
+    ReachError,
+    addresses,
+    maildir_folder,
+    problem,
+    url_place,
+)
 
 STRICT = Reach(allow_local=False)
 HINT = "set ALLOW_LOCAL_ENDPOINTS=1 to allow it"
@@ -72,6 +78,20 @@ def test_a_name_is_judged_by_what_it_resolves_to():
     with pytest.raises(ReachError, match=r"endpoint localhost:993 resolves to (127\.0\.0\.1|::1)"):
         addresses(STRICT, "localhost", 993)
     assert addresses(STRICT, "10.1.2.3", 993) == ["10.1.2.3"]
+
+
+@pytest.mark.parametrize(
+    "url, place",
+    [
+        ("https://mail.example.org/EWS/Exchange.asmx", ("mail.example.org", 443)),
+        ("http://10.1.2.3:8080/EWS/Exchange.asmx", ("10.1.2.3", 8080)),
+        ("graph.microsoft.us", ("graph.microsoft.us", 443)),
+        ("https://[::1]:6379/x", ("::1", 6379)),
+        ("https://host:port/x", ("host", 443)),
+    ],
+)
+def test_where_a_url_leads(url, place):
+    assert url_place(url) == place
 
 
 def test_imap_refuses_loopback_before_any_socket_opens():

@@ -154,6 +154,12 @@ class TestLocalEndpoints:
         assert response.status_code == 200 and not Project.objects.exists()
         assert message in response.content.decode()
 
+    def test_a_url_with_a_broken_port_is_no_crash(self, client, alice):
+        client.force_login(alice)
+        broken = {**PRIVATE, "target-endpoint": "http://127.0.0.1:port/EWS/Exchange.asmx"}
+        response = post_project(client, **broken)
+        assert "endpoint 127.0.0.1:80 is a loopback address" in response.content.decode()
+
     def test_private_ranges_stay_allowed(self, client, alice):
         client.force_login(alice)
         assert post_project(client, **PRIVATE).status_code == 302
