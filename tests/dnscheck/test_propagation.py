@@ -309,3 +309,26 @@ def test_the_announcement_names_the_steps_whose_records_are_in_place(client, bob
     page = client.post(url(domain.project, "dns_check_now"), follow=True).content.decode()
     assert "checklist step(s) ticked themselves: " in page
     assert "Set MX, autodiscover, SPF, DKIM and DMARC records" in page
+
+
+def test_an_imap_to_imap_project_checks_its_new_hosts_records(client, bob, project, nsd_factory):
+    from .zones import IMAP, IMAP_HOST
+
+    project.target.kind, project.target.endpoint = "imap", IMAP_HOST
+    project.target.save()
+    dns = nsd_factory({DOMAIN: zone(IMAP)})
+    domain = project.domains.create(name=DOMAIN, nameservers=dns.address)
+    client.force_login(bob)
+    page = client.get(url(project)).content.decode()
+    assert "Fetch the records from the tenant" not in page  # no tenant lists them
+    assert "find the new server when a user adds the account again" in page
+    records = domain.dns_records.all()
+    assert {r.group for r in records} == {"mx", "spf", "clients"}
+    assert not [r for r in records if "microsoft" in r.value or "outlook" in r.value]
+    check = check_domain(domain)
+    assert check.ok, (check.error, check.findings)
+    srv = {r.record.name: r.values for r in check.results.filter(record__rtype="SRV")}
+    assert srv == {
+        "_imaps._tcp": [f"0 1 993 {IMAP_HOST}."],
+        "_submission._tcp": [f"0 1 587 {IMAP_HOST}."],
+    }
