@@ -297,7 +297,7 @@ def _mx_to(host: str) -> Expected:
     return Expected("@", "MX", "", match="any", group="mx", changes=True)
 
 
-def imap_host(domain: str, host: str) -> list[Expected]:
+def imap_host(host: str) -> list[Expected]:
     """An IMAP host as the target: mail to it, an SPF record (what it lists is the provider's
     to say), and the records mail programs use to find it when a user adds the account again:
     RFC 6186 SRV records (section 3.2 IMAP over TLS, section 3.1 submission) and Thunderbird's
@@ -316,7 +316,7 @@ def imap_host(domain: str, host: str) -> list[Expected]:
     return records
 
 
-def exchange_onprem(domain: str, host: str) -> list[Expected]:
+def exchange_onprem(host: str) -> list[Expected]:
     """Exchange on premises as the target: mail to its host, and autodiscover (an address or a
     CNAME, as on-premises set-ups differ)."""
     return [
@@ -331,9 +331,9 @@ def route_records(route: str, domain: str, host: str = "", sip: bool = False) ->
     if route == "m365":
         return microsoft365(domain, sip=sip)
     if route == "imap":
-        return imap_host(domain, host)
+        return imap_host(host)
     if route == "exchange":
-        return exchange_onprem(domain, host)
+        return exchange_onprem(host)
     return []
 
 

@@ -23,6 +23,7 @@ from .services import (
     fetch_tenant_records,
     record_current_as_old,
     split_dns_servers,
+    target_kind,
 )
 
 
@@ -81,6 +82,7 @@ def propagation_context(project: Project, form=None) -> dict:
         "polling": project.state == Project.State.CUTOVER,
         "form": form or RecordForm(project=project, domains=domains),
         "from_tenant": project.target.kind == Tenant.Kind.EXCHANGE_ONLINE,
+        "route": target_kind(project.source, project.target),
     }
 
 
