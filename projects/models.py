@@ -228,6 +228,8 @@ class CutoverStep(models.Model):
     project = models.ForeignKey(Project, models.CASCADE, related_name="cutover_steps")
     position = models.PositiveIntegerField(default=0)
     title = models.CharField(max_length=200)
+    # One line for people who are not specialists: what goes wrong if the step is skipped.
+    why = models.CharField("why it matters", max_length=300, blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
     warning = models.TextField(blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
@@ -318,7 +320,8 @@ class CutoverEvent(models.Model):
 
 
 class MailboxStep(models.Model):
-    """One mailbox's part of a per-user step (its Outlook profile, its old client removed)."""
+    """One mailbox's part of a per-user step (its Outlook profile, its account added again in
+    the mail program); removed with its step."""
 
     step = models.ForeignKey(CutoverStep, models.CASCADE, related_name="mailbox_steps")
     mailbox = models.ForeignKey("mailboxes.Mailbox", models.CASCADE, related_name="cutover_parts")

@@ -38,6 +38,11 @@ urlpatterns = [
         name="cutover_step_add",
     ),
     path(
+        "projects/<int:project_id>/cutover/steps/reset/",
+        cutover.cutover_reset,
+        name="cutover_reset",
+    ),
+    path(
         "projects/<int:project_id>/cutover/steps/<int:step_id>/tick/",
         cutover.cutover_tick,
         name="cutover_tick",

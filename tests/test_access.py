@@ -15,6 +15,7 @@ POST_ONLY = {"logout", "mailbox_bulk_action", "mailbox_link_revoke", "project_di
 POST_ONLY |= {
     "cutover_state",
     "cutover_step_add",
+    "cutover_reset",
     "cutover_tick",
     "cutover_step_edit",
     "cutover_step_move",

@@ -1,4 +1,5 @@
-"""The cutover-day checklist: tick and un-tick (recorded), edit the steps, start the delta pass.
+"""The cutover-day checklist: tick and un-tick (recorded), edit the steps (add, add back, rename,
+move, remove, reset to the route's template), start the delta pass.
 
 Per-user steps show how many mailboxes are done; the mailboxes themselves are a filtered page of
 the drill-down (``PerUserFilterForm``), so the page stays the same size whatever the project's
@@ -25,11 +26,18 @@ from mailboxes.services import start_passes
 
 from ..access import get_mailbox_for_user, get_project_for_user
 from ..cutover import (
+    ROUTES,
+    add_step,
+    add_template_step,
+    checklist_route,
     dns_blocking,
     ensure_checklist,
     mailboxes_in_state,
+    missing_steps,
+    move_step,
     passes_done,
     per_user_done,
+    reset_checklist,
 )
 from ..models import CutoverEvent, CutoverStep, MailboxStep, Project
 
@@ -54,6 +62,7 @@ PER_USER_PAGE = 50
 
 class StepForm(forms.Form):
     title = forms.CharField(max_length=200)
+    why = forms.CharField(max_length=300, required=False)
     owner = forms.ModelChoiceField(queryset=None, required=False)
 
     def __init__(self, *args, project, **kwargs):
@@ -65,6 +74,28 @@ class NewStepForm(forms.Form):
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(
         choices=[c for c in CutoverStep.Kind.choices if c[0] in ("manual", "per_user")]
+    )
+    why = forms.CharField(
+        label="Why it matters",
+        max_length=300,
+        required=False,
+        help_text="One line anyone understands: what goes wrong if it is skipped.",
+    )
+
+
+class TemplateStepForm(forms.Form):
+    """Add back one of the route's template steps the checklist does not have."""
+
+    key = forms.ChoiceField(label="Step of the template")
+
+    def __init__(self, *args, missing, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [(t.key, t.title) for t in missing]
+
+
+class ResetForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Yes: drop every step with its ticks and history, and start again from the template"
     )
 
 
@@ -150,6 +181,7 @@ def checklist_context(project: Project, query=None) -> dict:
     checks = list(DnsCheck.objects.latest_per_domain(domains).with_results())
     per_user = [s for s in steps if s.kind == CutoverStep.Kind.PER_USER]
     done = per_user_done(per_user)
+    missing = missing_steps(project, steps)
     rows = []
     for step in steps:
         waiting = []
@@ -173,6 +205,9 @@ def checklist_context(project: Project, query=None) -> dict:
         )[:25],
         "polling": project.state == Project.State.CUTOVER,
         "new_step_form": NewStepForm(),
+        "template_step_form": TemplateStepForm(missing=missing) if missing else None,
+        "reset_form": ResetForm(),
+        "route": ROUTES[checklist_route(project)],
     }
 
 
@@ -224,16 +259,24 @@ def cutover_mailbox_tick(request, project, step_id, mailbox_id):
 
 @post_after_access
 def cutover_step_add(request, project):
+    """A step of the project's own, or (``key``) a template step added back."""
+    if "key" in request.POST:
+        return _add_template_step(request, project)
     form = NewStepForm(request.POST)
     if form.is_valid():
-        last = project.cutover_steps.order_by("-position").first()
-        project.cutover_steps.create(
-            title=form.cleaned_data["title"],
-            kind=form.cleaned_data["kind"],
-            position=(last.position + 1) if last else 1,
-        )
+        add_step(project, **form.cleaned_data)
     else:
-        messages.error(request, "A new step needs a title.")
+        messages.error(request, "A new step needs a title (and a why of 300 characters at most).")
+    return _checklist_response(request, project)
+
+
+def _add_template_step(request, project):
+    form = TemplateStepForm(
+        request.POST, missing=missing_steps(project, project.cutover_steps.all())
+    )
+    # Checked again under the project's lock: two people may add the same step at once.
+    if not form.is_valid() or add_template_step(project, form.cleaned_data["key"]) is None:
+        messages.error(request, "That step is not one the checklist is missing.")
     return _checklist_response(request, project)
 
 
@@ -243,8 +286,9 @@ def cutover_step_edit(request, project, step_id):
     form = StepForm(request.POST, project=project)
     if form.is_valid():
         step.title = form.cleaned_data["title"]
+        step.why = form.cleaned_data["why"]
         step.owner = form.cleaned_data["owner"]
-        step.save(update_fields=["title", "owner"])
+        step.save(update_fields=["title", "why", "owner"])
     else:
         messages.error(request, "A step needs a title, and its owner must be a project member.")
     return _checklist_response(request, project)
@@ -252,22 +296,30 @@ def cutover_step_edit(request, project, step_id):
 
 @post_after_access
 def cutover_step_move(request, project, step_id):
-    step = _step(project, step_id)
-    with transaction.atomic():
-        steps = list(project.cutover_steps.select_for_update())
-        index = steps.index(step)
-        other = index - 1 if request.POST.get("direction") == "up" else index + 1
-        if 0 <= other < len(steps):
-            steps[index], steps[other] = steps[other], steps[index]
-        for position, s in enumerate(steps, start=1):
-            s.position = position
-        CutoverStep.objects.bulk_update(steps, ["position"])
+    move_step(project, _step(project, step_id), up=request.POST.get("direction") == "up")
     return _checklist_response(request, project)
 
 
 @post_after_access
 def cutover_step_remove(request, project, step_id):
+    """The step goes with its per-mailbox parts and history (its ticks mean nothing without it)."""
     _step(project, step_id).delete()
+    return _checklist_response(request, project)
+
+
+@post_after_access
+def cutover_reset(request, project):
+    """Start again from the route's template, once confirmed: every step goes with its ticks."""
+    if ResetForm(request.POST).is_valid():
+        dropped = reset_checklist(project)
+        messages.success(
+            request,
+            "The checklist starts again from the template for migrations "
+            f"{ROUTES[checklist_route(project)]}: "
+            f"{dropped} step(s) and their ticks were dropped.",
+        )
+    else:
+        messages.error(request, "Nothing was reset: tick the confirmation first.")
     return _checklist_response(request, project)
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from mailboxes.models import MailboxPass
-from projects.cutover import TEMPLATE, auto_tick
+from projects.cutover import auto_tick, template_for
 from projects.models import CutoverEvent, CutoverStep
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_page_starts_from_the_template_once(client, bob, project, mailbox):
     assert response.status_code == 200
     client.get(page(project))
     keys = list(project.cutover_steps.values_list("key", flat=True))
-    assert keys == [t.key for t in TEMPLATE]
+    assert keys == [t.key for t in template_for(project)]
     body = response.content.decode()
     assert "Remove the domain from the source" in body
     # The seed's hard-won warnings sit on their steps.
@@ -91,7 +91,7 @@ def test_reorder(client, project, steps):
     keys = list(project.cutover_steps.values_list("key", flat=True))
     assert keys[:3] == ["prestage", "freeze", "lower-ttl"]
     assert list(project.cutover_steps.values_list("position", flat=True)) == list(
-        range(1, len(TEMPLATE) + 1)
+        range(1, len(template_for(project)) + 1)
     )
 
 
@@ -104,13 +104,13 @@ def test_add_and_remove(client, project, steps):
     assert (added.title, added.kind, added.position) == (
         "Call the old provider's support",
         "manual",
-        len(TEMPLATE) + 1,
+        len(template_for(project)) + 1,
     )
     client.post(reverse("cutover_step_add", args=[project.pk]), {"title": "", "kind": "manual"})
-    assert project.cutover_steps.count() == len(TEMPLATE) + 1
+    assert project.cutover_steps.count() == len(template_for(project)) + 1
 
-    client.post(step_url("cutover_step_remove", steps["sip-records"]))
-    assert not project.cutover_steps.filter(key="sip-records").exists()
+    client.post(step_url("cutover_step_remove", steps["client-records"]))
+    assert not project.cutover_steps.filter(key="client-records").exists()
 
 
 def test_steps_of_another_project_are_404(client, steps, alice):
@@ -128,14 +128,14 @@ def test_per_user_steps_per_mailbox(client, bob, project, mailbox, steps):
     second = project.mailboxes.create(
         source_address="bo@contoso.example", target_address="bo@contoso.onmicrosoft.example"
     )
-    profile = steps["outlook-profile"]
+    profile = steps["readd-account"]
     client.post(step_url("cutover_mailbox_tick", profile, mailbox.pk), {"done": "1"})
     part = profile.mailbox_steps.get(mailbox=mailbox)
     assert part.done_at and part.done_by == bob
-    assert auto_tick(project) == []  # bo still has to set up Outlook
+    assert auto_tick(project) == []  # bo still has to add his account again
 
     client.post(step_url("cutover_mailbox_tick", profile, second.pk), {"done": "1"})
-    assert [s.key for s in auto_tick(project)] == ["outlook-profile"]
+    assert [s.key for s in auto_tick(project)] == ["readd-account"]
     event = profile.events.filter(mailbox=second).get()
     assert (event.action, event.by) == ("done", bob)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from dnscheck.models import DnsRecord
 from dnscheck.services import check_project
 from projects.cutover import auto_tick, ensure_checklist
-from tests.dnscheck.zones import DOMAIN, GONE, NEW, serve_target_records, zone
+from tests.dnscheck.zones import DOMAIN, GONE, IMAP, IMAP_HOST, NEW, serve_target_records, zone
 
 pytestmark = pytest.mark.django_db
 
@@ -53,13 +53,12 @@ def test_steps_tick_as_the_records_change(client, bob, checklist, old_dns):
     assert dns_ticked(checklist) == ["old-records-off", "target-domain-on", "target-records"]
     done = checklist.cutover_steps.filter(key__in=DNS_STEPS, done_at__isnull=False)
     assert done.count() == 4 and not done.filter(done_by__isnull=False).exists()
-    # No SIP records were chosen: that step waits for a person.
-    assert not checklist.cutover_steps.get(key="sip-records").is_done
+    # No SIP records were chosen: the retired Lync/Skype step is not on the list.
+    assert not checklist.cutover_steps.filter(key="sip-records").exists()
 
     client.force_login(bob)
     body = client.get(reverse("cutover", args=[checklist.pk])).content.decode()
     assert "✔ Set MX, autodiscover, SPF, DKIM and DMARC records" in body
-    assert "no records to check for this step" in body
 
 
 def test_the_page_says_what_a_dns_step_waits_for(client, bob, checklist):
@@ -78,3 +77,63 @@ def test_a_broken_spf_keeps_the_records_step_open(checklist, old_dns):
     ]
     serve_target_records(old_dns, records)
     assert "target-records" not in dns_ticked(checklist)
+
+
+@pytest.fixture
+def imap_checklist(project, old_dns):
+    """Contoso moves to another IMAP host: its checklist and domain, the old zone served."""
+    project.target.kind, project.target.endpoint = "imap", IMAP_HOST
+    project.target.save()
+    project.domains.create(name=DOMAIN, nameservers=old_dns.address)
+    ensure_checklist(project)
+    return project
+
+
+def test_a_dns_step_with_nothing_to_check_does_not_tick(client, bob, imap_checklist):
+    """No records were recorded as the old provider's: the check has nothing to ask about for
+    that step, so it waits for a person instead of ticking itself after any check."""
+    assert "old-records-off" not in dns_ticked(imap_checklist)
+    client.force_login(bob)
+    body = client.get(reverse("cutover", args=[imap_checklist.pk])).content.decode()
+    assert "the DNS check has no records of this step to ask about" in body
+
+
+def test_no_dns_step_ticks_when_the_route_expects_no_records(client, bob, project, old_dns):
+    """A maildir target expects nothing in DNS: no step may tick itself for lack of a
+    problem (the TTL step used to, and the DNS page announced it)."""
+    project.domains.create(name=DOMAIN, nameservers=old_dns.address)
+    ensure_checklist(project)
+    assert dns_ticked(project) == []
+    client.force_login(bob)
+    page = client.post(reverse("dns_check_now", args=[project.pk]), follow=True)
+    assert "ticked themselves" not in page.content.decode()
+    assert not project.cutover_steps.filter(kind="dns", done_at__isnull=False).exists()
+
+
+def test_nothing_ticks_after_a_check_that_could_not_run(client, bob, imap_checklist):
+    imap_checklist.domains.update(name="not a domain")
+    assert dns_ticked(imap_checklist) == []
+    client.force_login(bob)
+    page = client.post(reverse("dns_check_now", args=[imap_checklist.pk]), follow=True)
+    assert "ticked themselves" not in page.content.decode()
+
+
+def test_an_imap_hosts_steps_tick_from_its_records(client, bob, imap_checklist, old_dns):
+    """The IMAP route's DNS steps name the record groups the checker stores (mx, spf,
+    clients): the old zone ticks none, the new host's zone (RFC 6186 SRV, autoconfig) ticks
+    them, and the DNS page announces exactly those."""
+    assert dns_ticked(imap_checklist) == []
+    old_dns.set_zone(DOMAIN, zone(IMAP))
+    old_dns.reload()
+    client.force_login(bob)
+    page = client.post(reverse("dns_check_now", args=[imap_checklist.pk]), follow=True)
+    ticked = imap_checklist.cutover_steps.filter(done_at__isnull=False)
+    assert set(ticked.values_list("key", flat=True)) == {
+        "lower-ttl",
+        "host-records",
+        "client-records",
+    }
+    text = page.content.decode()
+    assert "3 checklist step(s) ticked themselves: " in text
+    for step in ticked:
+        assert step.title in text

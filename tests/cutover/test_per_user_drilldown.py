@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.models import Mailbox
-from projects.cutover import ensure_checklist
+from projects.cutover import add_step, ensure_checklist
 from projects.models import MailboxStep
 from projects.views.cutover import PER_USER_PAGE
 
@@ -31,10 +31,11 @@ def add_mailboxes(project, count, start=0):
 
 @pytest.fixture
 def checklist(client, bob, project):
+    """Two per-user steps: the route's own and one the project added."""
     client.force_login(bob)
     ensure_checklist(project)
-    steps = {s.key: s for s in project.cutover_steps.all()}
-    return steps["old-client-off"], steps["outlook-profile"]
+    readd = project.cutover_steps.get(key="readd-account")
+    return readd, add_step(project, "Set the phone up again", "per_user")
 
 
 def get(client, project, headers=None, **query):
@@ -79,16 +80,16 @@ def done_in_db(step) -> set[int]:
 
 
 def test_counts_and_drilldown_match_the_stored_states(client, bob, project, checklist):
-    old_client, profile = checklist
+    readd, phone = checklist
     add_mailboxes(project, 1207)
     mailboxes = list(project.mailboxes.order_by("source_address"))
-    tick(profile, mailboxes[::3], bob)
-    tick(profile, mailboxes[::9], bob, done=False)  # ticked, then un-ticked: not done
-    tick(old_client, mailboxes[5:8], bob)
+    tick(phone, mailboxes[::3], bob)
+    tick(phone, mailboxes[::9], bob, done=False)  # ticked, then un-ticked: not done
+    tick(readd, mailboxes[5:8], bob)
     body = get(client, project)
 
     everyone = {m.pk for m in mailboxes}
-    for step in (old_client, profile):
+    for step in (readd, phone):
         done = done_in_db(step)
         assert count_shown(body, step) == (
             len(done),
@@ -137,14 +138,14 @@ def test_a_hand_edited_filter_falls_back(client, project, checklist):
 
 def test_the_page_does_not_grow_with_the_mailboxes(client, bob, project, checklist):
     """Same queries, about the same bytes, for 60 mailboxes and for 600."""
-    profile = checklist[1]
+    phone = checklist[1]
     sizes, queries = {}, {}
     for total in (60, 600):
         add_mailboxes(project, total - project.mailboxes.count(), start=project.mailboxes.count())
         # Every fourth mailbox, so that the first page looks the same in both projects; stored
         # directly, so that the history (its last 25 ticks) does not differ either.
         MailboxStep.objects.bulk_create(
-            MailboxStep(step=profile, mailbox=m, done_at=timezone.now(), done_by=bob)
+            MailboxStep(step=phone, mailbox=m, done_at=timezone.now(), done_by=bob)
             for m in list(project.mailboxes.order_by("pk"))[::4]
             if not m.cutover_parts.exists()
         )
@@ -161,13 +162,13 @@ def test_the_page_does_not_grow_with_the_mailboxes(client, bob, project, checkli
 
 
 def test_an_action_keeps_the_drilldown_as_it_was(client, bob, project, checklist):
-    profile = checklist[1]
+    phone = checklist[1]
     project.state = "cutover"  # the page polls
     project.save()
     add_mailboxes(project, 80)
     target = project.mailboxes.get(source_address="user00042@contoso.example")
-    url = reverse("cutover_mailbox_tick", args=[project.pk, profile.pk, target.pk])
-    here = f"?step={profile.pk}&state=todo&q=user0004"
+    url = reverse("cutover_mailbox_tick", args=[project.pk, phone.pk, target.pk])
+    here = f"?step={phone.pk}&state=todo&q=user0004"
 
     response = client.post(url + here, {"done": "1"}, headers={"HX-Request": "true"})
     body = response.content.decode()
@@ -178,19 +179,19 @@ def test_an_action_keeps_the_drilldown_as_it_was(client, bob, project, checklist
         .values_list("pk", flat=True)
     )
     assert set(shown(body)) == expected  # still filtered, the ticked one gone from "to do"
-    assert done_in_db(profile) == {target.pk}
+    assert done_in_db(phone) == {target.pk}
     # The poll and the next actions carry the filter on.
     kept = here.replace("&", "&amp;")
     assert f'hx-get="{reverse("cutover", args=[project.pk])}{kept}"' in body
     other = min(expected)
-    other_url = reverse("cutover_mailbox_tick", args=[project.pk, profile.pk, other])
+    other_url = reverse("cutover_mailbox_tick", args=[project.pk, phone.pk, other])
     assert f'formaction="{other_url}{kept}"' in body
 
     # Without JavaScript the redirect goes back to the same filter.
     response = client.post(url + here, {"done": "0"})
     assert response.status_code == 302
     assert response["Location"] == reverse("cutover", args=[project.pk]) + here
-    assert done_in_db(profile) == set()
+    assert done_in_db(phone) == set()
 
 
 def test_going_back_to_a_pushed_url_gets_the_whole_page(client, project, checklist):
