@@ -11,6 +11,7 @@ PAGES = ["cutover", "dns_propagation"]
 ACTIONS = [
     ("cutover_state", {}),
     ("cutover_step_add", {}),
+    ("cutover_reset", {}),
     ("dns_check_now", {}),
     ("dns_record_add", {}),
     ("dns_record_remove", {}),
