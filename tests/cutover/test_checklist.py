@@ -230,3 +230,21 @@ def test_delta_button_refused_by_the_identity_guard_starts_nothing(client, proje
     assert not MailboxPass.objects.exists()
     steps["delta"].refresh_from_db()
     assert steps["delta"].passes_started_at is None
+
+
+def test_checklists_made_before_get_their_steps_why(project):
+    """Migration 0007: a step of the old template says why it matters; a step of the project's
+    own, or one whose why someone wrote, is left as it is."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("projects.migrations.0007_cutoverstep_why_backfill")
+    old = project.cutover_steps.create(key="old-client-off", title="Remove the old clients")
+    own = project.cutover_steps.create(title="Call the client")
+    written = project.cutover_steps.create(key="freeze", title="Freeze", why="Ours.")
+    migration.fill_why(apps, None)
+    for step in (old, own, written):
+        step.refresh_from_db()
+    assert old.why.startswith("Old sign-in and chat programs keep connecting")
+    assert (own.why, written.why) == ("", "Ours.")
