@@ -261,14 +261,17 @@ def _locked_steps(project: Project):
     return project.cutover_steps.all()
 
 
+def _from_template(project: Project) -> None:
+    CutoverStep.objects.bulk_create(
+        _new_step(project, t, position) for position, t in enumerate(template_for(project), 1)
+    )
+
+
 def ensure_checklist(project: Project) -> None:
     """Give a project its route's steps, once."""
     with transaction.atomic():
-        if _locked_steps(project).exists():
-            return
-        CutoverStep.objects.bulk_create(
-            _new_step(project, t, position) for position, t in enumerate(template_for(project), 1)
-        )
+        if not _locked_steps(project).exists():
+            _from_template(project)
 
 
 def reset_checklist(project: Project) -> int:
@@ -278,9 +281,7 @@ def reset_checklist(project: Project) -> int:
         steps = _locked_steps(project)
         dropped = steps.count()
         steps.delete()
-        CutoverStep.objects.bulk_create(
-            _new_step(project, t, position) for position, t in enumerate(template_for(project), 1)
-        )
+        _from_template(project)
     return dropped
 
 
@@ -337,8 +338,8 @@ def add_step(project: Project, title: str, kind: str, why: str = "") -> CutoverS
 
 def step_counts(project_ids) -> dict[int, tuple[int, int]]:
     """(done, total) of each project's checklist, in one query. A project whose checklist
-    has no steps yet gets its route's template when it is first opened (``ensure_checklist``),
-    so it counts those: "0 / 14", never "0 / 0"."""
+    has no steps yet (made before steps came with the project) gets its route's template when
+    it is first opened (``ensure_checklist``), so it counts those: "0 / 13", never "0 / 0"."""
     rows = (
         CutoverStep.objects.filter(project__in=project_ids)
         .order_by()
