@@ -61,8 +61,8 @@ def test_worker_survives_a_redis_restart_mid_copy(
         (mailbox_pass,) = services.start_passes([mailbox], "full")
         wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
         redis_broker.stop()
-        time.sleep(3)  # the worker notices: its connection is gone
         assert CopiedItem.objects.count() < COUNT
+        time.sleep(3)  # the worker notices: its connection is gone
         redis_broker.start()
         finished(mailbox_pass, worker)
         assert worker.proc.poll() is None, worker.log()[-4000:]
