@@ -224,20 +224,21 @@ def checklist_route(project: Project) -> str:
     return route if route in ROUTES else "imap"
 
 
-def _conditions(project: Project) -> dict[str, bool]:
-    return {
+def _sip_records(project):
+    """A domain of the project expects the SIP records (the DNS page's SIP option)."""
+    return DnsRecord.objects.filter(domain__project=project, group=DnsRecord.Group.SIP)
+
+
+def template_for(project: Project, sip: bool | None = None) -> list[StepTemplate]:
+    """The steps of the project's route, with the optional ones it asks for; ``sip`` when the
+    caller knows already whether it expects SIP records."""
+    conditions = {
         "": True,
         # The route back to the source would be "m365": the domain leaves a Microsoft tenant.
         "microsoft_source": target_kind(project.target, project.source) == "m365",
-        "sip": DnsRecord.objects.filter(
-            domain__project=project, group=DnsRecord.Group.SIP
-        ).exists(),
+        "sip": _sip_records(project).exists() if sip is None else sip,
     }
-
-
-def template_for(project: Project) -> list[StepTemplate]:
-    """The steps of the project's route, with the optional ones it asks for."""
-    route, conditions = checklist_route(project), _conditions(project)
+    route = checklist_route(project)
     return [t for t in TEMPLATE if route in t.routes and conditions[t.only_if]]
 
 
@@ -340,16 +341,25 @@ def step_counts(project_ids) -> dict[int, tuple[int, int]]:
     """(done, total) of each project's checklist, in one query. A project whose checklist
     has no steps yet (made before steps came with the project) gets its route's template when
     it is first opened (``ensure_checklist``), so it counts those: "0 / 13", never "0 / 0"."""
-    rows = (
-        CutoverStep.objects.filter(project__in=project_ids)
+    steps = "cutover_steps"
+    projects = (
+        Project.objects.filter(pk__in=project_ids)
+        # What the route needs of the tenants, and not their secrets.
+        .only(
+            *(f"{side}__{field}" for side in ("source", "target") for field in ("kind", "endpoint"))
+        )
+        .select_related("source", "target")
+        .annotate(
+            total=Count(steps),
+            done=Count(steps, filter=Q(cutover_steps__done_at__isnull=False)),
+            sip=Exists(_sip_records(OuterRef("pk"))),
+        )
         .order_by()
-        .values("project")
-        .annotate(total=Count("pk"), done=Count("pk", filter=Q(done_at__isnull=False)))
     )
-    counts = {row["project"]: (row["done"], row["total"]) for row in rows}
-    unopened = Project.objects.filter(pk__in=set(project_ids) - set(counts))
-    for project in unopened.select_related("source", "target"):
-        counts[project.pk] = (0, len(template_for(project)))
+    counts = {
+        p.pk: (p.done, p.total) if p.total else (0, len(template_for(p, sip=p.sip)))
+        for p in projects
+    }
     return {pk: counts.get(pk, (0, 0)) for pk in project_ids}
 
 
