@@ -6,6 +6,7 @@ the drill-down (``PerUserFilterForm``), so the page stays the same size whatever
 size. Every action keeps the drill-down's filter and page (``here``) in its URL.
 """
 
+import logging
 from functools import wraps
 
 from django import forms
@@ -40,6 +41,8 @@ from ..cutover import (
     reset_checklist,
 )
 from ..models import CutoverEvent, CutoverStep, MailboxStep, Project
+
+logger = logging.getLogger(__name__)
 
 
 def post_after_access(view):
@@ -290,7 +293,11 @@ def cutover_step_edit(request, project, step_id):
         step.owner = form.cleaned_data["owner"]
         step.save(update_fields=["title", "why", "owner"])
     else:
-        messages.error(request, "A step needs a title, and its owner must be a project member.")
+        messages.error(
+            request,
+            "A step needs a title (and a why of 300 characters at most), and its owner must be "
+            "a project member.",
+        )
     return _checklist_response(request, project)
 
 
@@ -312,6 +319,13 @@ def cutover_reset(request, project):
     """Start again from the route's template, once confirmed: every step goes with its ticks."""
     if ResetForm(request.POST).is_valid():
         dropped = reset_checklist(project)
+        # The steps' history went with them: the log keeps who started the list again.
+        logger.info(
+            "Checklist of project %s reset to its template by %s: %s step(s) dropped",
+            project.pk,
+            request.user,
+            dropped,
+        )
         messages.success(
             request,
             "The checklist starts again from the template for migrations "

@@ -150,7 +150,9 @@ def test_reset_needs_a_confirmation(client, bob, project, mailbox, steps):
     assert project.cutover_steps.get(key="freeze").is_done
 
 
-def test_reset_drops_every_step_and_tick_for_the_routes_template(client, bob, project, steps):
+def test_reset_drops_every_step_and_tick_for_the_routes_template(
+    client, bob, project, steps, caplog
+):
     mailbox = project.mailboxes.create(source_address="a@c.test", target_address="a@c.test")
     post(client, "cutover_step_add", project, title="Our own step", kind="manual")
     steps["freeze"].tick(bob)
@@ -159,7 +161,9 @@ def test_reset_drops_every_step_and_tick_for_the_routes_template(client, bob, pr
     project.target.kind = "exchange_online"
     project.target.save()
 
-    response = post(client, "cutover_reset", project, confirm="on")
+    with caplog.at_level("INFO", logger="projects.views.cutover"):
+        response = post(client, "cutover_reset", project, confirm="on")
+    assert f"Checklist of project {project.pk} reset to its template by bob" in caplog.text
     body = response.content.decode()
     expected = [t.title for t in template_for(project)]
     assert titles(project) == expected and shown_titles(response) == expected
