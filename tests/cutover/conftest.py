@@ -1,1 +1,7 @@
-from tests.dnscheck.fixtures import dns_settings, domain, m365_project, old_dns  # noqa: F401
+from tests.dnscheck.fixtures import (  # noqa: F401
+    dns_settings,
+    domain,
+    m365_project,
+    old_dns,
+    tenant_dns,
+)

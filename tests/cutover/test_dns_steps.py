@@ -9,7 +9,17 @@ from django.utils import timezone
 from dnscheck.models import DnsRecord
 from dnscheck.services import check_project
 from projects.cutover import auto_tick, ensure_checklist
-from tests.dnscheck.zones import DOMAIN, GONE, IMAP, IMAP_HOST, NEW, serve_target_records, zone
+from tests.dnscheck.zones import (
+    DOMAIN,
+    GONE,
+    IMAP,
+    IMAP_HOST,
+    MX_MICROSOFT,
+    NEW,
+    NEW_MX_MICROSOFT,
+    serve_target_records,
+    zone,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +147,24 @@ def test_an_imap_hosts_steps_tick_from_its_records(client, bob, imap_checklist, 
     assert "3 checklist step(s) ticked themselves: " in text
     for step in ticked:
         assert step.title in text
+
+
+def test_a_microsoft_365_checklist_waits_for_the_tenants_own_records(
+    client, bob, tenant_dns, domain, old_dns
+):
+    """The records come from the tenant (Graph test server): the older MX form, fine without
+    the tenant, keeps the records step open and the page names the tenant's MX; the tenant's
+    own mx.microsoft MX ticks it."""
+    project = domain.project
+    ensure_checklist(project)
+    client.force_login(bob)
+    client.post(reverse("dns_tenant_records", args=[project.pk]), {"domain": domain.pk})
+    assert domain.dns_records.filter(source="tenant", rtype="MX", value=f"0 {MX_MICROSOFT}")
+    serve_target_records(old_dns, NEW)
+    ticked = dns_ticked(project)
+    assert "target-domain-on" in ticked and "target-records" not in ticked
+    body = client.get(reverse("cutover", args=[project.pk])).content.decode()
+    assert f"MX @ on {domain.nameservers}: wrong value (expected 0 {MX_MICROSOFT})" in body
+
+    serve_target_records(old_dns, NEW_MX_MICROSOFT)
+    assert "target-records" in dns_ticked(project)
