@@ -47,7 +47,7 @@ def test_edit_the_checklist_and_tick_through_cutover(
     page.click("button[type=submit]")
     page.goto(f"{live_server.url}/projects/{project.pk}/cutover/")
     page.evaluate("window.sameDocument = true")
-    expect(page.get_by_text("template for migrations to an IMAP host")).to_be_visible()
+    expect(page.get_by_text("This project migrates to an IMAP host")).to_be_visible()
     expect(page.get_by_text("Outlook")).to_have_count(0)
     expect(step(page, "Re-add the account in the mail program")).to_contain_text(
         "Why it matters: The mail program keeps reading from and sending through the old server"
