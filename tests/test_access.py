@@ -26,6 +26,7 @@ POST_ONLY |= {
     "dns_record_add",
     "dns_record_remove",
     "dns_sip",
+    "dns_tenant_records",
     "dns_snapshot",
     "dns_nameservers",
 }
