@@ -6,7 +6,6 @@ that died (SIGKILL, out of memory, a host gone) cannot say so itself.
 """
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,40 +48,38 @@ def silence(mailboxes) -> Silence | None:
     return Silence(since, waiting["mailboxes"], waiting["jobs"])
 
 
-class Heartbeat:
-    """A thread of the worker's main process that records the worker every
-    WORKER_HEARTBEAT_SECONDS. A thread, not the main thread: Django's connections belong to
-    their thread, so pool processes forked later never share this one."""
-
-    def __init__(self, hostname: str):
-        self.hostname = hostname
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                WorkerHeartbeat.beat(self.hostname)
-            except DatabaseError as exc:
-                log.warning("could not record the heartbeat of %s: %s", self.hostname, exc)
-            finally:
-                connection.close()  # a database restart must not leave a dead connection here
-            self.stopping.wait(settings.WORKER_HEARTBEAT_SECONDS)
+def beat(hostname: str) -> None:
+    try:
+        WorkerHeartbeat.beat(hostname)
+    except DatabaseError as exc:
+        log.warning("could not record the heartbeat of %s: %s", hostname, exc)
+    finally:
+        # The main process keeps no connection between beats: pool processes it forks later
+        # must not inherit one, and a database restart must not leave a dead one here.
+        connection.close()
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
-    """Starts the heartbeat with a worker that takes copies (a "checks"-only worker copies
-    nothing, so its answer would hide a dead copy worker)."""
+    """Records a copy worker every WORKER_HEARTBEAT_SECONDS on the worker's own timer, in the
+    main process's event loop. Not a thread: a thread holding a lock while the pool forks
+    leaves that lock held for ever in the child. A "checks"-only worker copies nothing, so it
+    does not beat: its answer would hide a dead copy worker."""
 
-    def create(self, worker):
-        consumed = worker.app.amqp.queues.consume_from
-        if settings.CELERY_TASK_DEFAULT_QUEUE not in consumed:
-            return None
-        return Heartbeat(worker.hostname)
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.entry = None
+
+    def include_if(self, worker):
+        return settings.CELERY_TASK_DEFAULT_QUEUE in worker.app.amqp.queues.consume_from
+
+    def start(self, worker):
+        beat(worker.hostname)
+        self.entry = worker.timer.call_repeatedly(
+            settings.WORKER_HEARTBEAT_SECONDS, beat, (worker.hostname,)
+        )
+
+    def stop(self, worker):
+        if self.entry is not None:
+            self.entry.cancel()
