@@ -216,9 +216,3 @@ class DnsResult(models.Model):
     def answered(self) -> bool:
         """The server gave an answer (its message is about the record, not about the server)."""
         return self.verdict not in (Verdict.TIMEOUT, Verdict.REFUSED, Verdict.ERROR)
-
-
-def all_in_place(checks, groups) -> bool:
-    """The newest checks (one per domain) show a step's records in place: some check asked
-    about them, and nothing of theirs is missing, wrong or breaking a rule."""
-    return any(c.covers(groups) for c in checks) and not any(c.blocking(groups) for c in checks)

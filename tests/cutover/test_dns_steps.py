@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from dnscheck.models import DnsRecord
 from dnscheck.services import check_project
@@ -146,7 +147,7 @@ def test_an_imap_hosts_steps_tick_from_its_records(client, bob, imap_checklist, 
     text = page.content.decode()
     assert "3 checklist step(s) ticked themselves: " in text
     for step in ticked:
-        assert step.title in text
+        assert escape(step.title) in text
 
 
 def test_a_microsoft_365_checklist_waits_for_the_tenants_own_records(
@@ -168,3 +169,19 @@ def test_a_microsoft_365_checklist_waits_for_the_tenants_own_records(
 
     serve_target_records(old_dns, NEW_MX_MICROSOFT)
     assert "target-records" in dns_ticked(project)
+
+
+def test_the_dns_page_announces_every_step_that_ticked_the_old_records_step_too(
+    client, bob, checklist, old_dns
+):
+    """The DNS page's "Check now" names each DNS step that ticked, including the one that
+    waits for the old provider's records to be gone (checked for absence)."""
+    serve_target_records(old_dns)
+    client.force_login(bob)
+    page = client.post(reverse("dns_check_now", args=[checklist.pk]), follow=True)
+    text = page.content.decode()
+    ticked = checklist.cutover_steps.filter(kind="dns", done_at__isnull=False)
+    assert set(ticked.values_list("key", flat=True)) == set(DNS_STEPS)
+    assert f"{ticked.count()} checklist step(s) ticked themselves: " in text
+    for step in ticked:
+        assert escape(step.title) in text
