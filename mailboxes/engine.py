@@ -168,8 +168,10 @@ def describe(exc: ConnectorError) -> str:
 
 
 def unexpected(exc: Exception) -> str:
-    """The message for an error no connector foresaw; the traceback is in the worker log."""
-    return f"Stopped by an unexpected error ({type(exc).__name__}: {exc}); see the worker log."
+    """The message for an error no connector foresaw; the traceback (and any SQL a database
+    error quotes) is in the worker log, the page gets the first line."""
+    first = next(iter(str(exc).splitlines()), "")[:300]
+    return f"Stopped by an unexpected error ({type(exc).__name__}: {first}); see the worker log."
 
 
 # --- scheduling ---------------------------------------------------------------------------
