@@ -262,9 +262,10 @@ COPY_RETRY_MAX_SECONDS = float(os.environ.get("COPY_RETRY_MAX_SECONDS", 600))
 # Where tenants' connectors may go (mailboxes/connectors/reach.py). Tests keep their maildirs
 # in the system's temporary folder and run every server on loopback.
 _TESTING = bool(os.environ.get("PYTEST_VERSION"))
-MAILDIR_ROOT = os.environ.get("MAILDIR_ROOT") or (
-    tempfile.gettempdir() if _TESTING else str(VAR_DIR / "maildir")
-)
+MAILDIR_ROOT = os.environ.get("MAILDIR_ROOT", "")
+if not MAILDIR_ROOT:  # the default exists from the start, so a first maildir tenant works
+    MAILDIR_ROOT = tempfile.gettempdir() if _TESTING else str(VAR_DIR / "maildir")
+    Path(MAILDIR_ROOT).mkdir(exist_ok=True)
 ALLOW_LOCAL_ENDPOINTS = envbool("ALLOW_LOCAL_ENDPOINTS", _TESTING)
 # Refused as endpoints like loopback: the database, the broker, and any more listed.
 SERVICE_HOSTS = [

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export DJANGO_SETTINGS_MODULE=migrator.settings
+# On one machine the test servers and the app live side by side on loopback; production
+# (docker-compose.yml) leaves this off so tenants cannot reach the app's own services.
+export ALLOW_LOCAL_ENDPOINTS="${ALLOW_LOCAL_ENDPOINTS:-1}"
 
 $BIN/python manage.py migrate --noinput
 $BIN/python manage.py collectstatic --noinput -v0
