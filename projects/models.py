@@ -1,4 +1,7 @@
+import zoneinfo
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -164,6 +167,11 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(members=user)
 
 
+def validate_time_zone(name: str) -> None:
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError(f"{name!r} is not a time zone; use a name like Europe/Berlin.")
+
+
 class Project(models.Model):
     class State(models.TextChoices):
         PLANNING = "planning", "Planning"
@@ -180,6 +188,9 @@ class Project(models.Model):
     # Whom the end users ask: shown on their progress page.
     contact_name = models.CharField(max_length=200, blank=True)
     contact_email = models.EmailField(blank=True)
+    # Scheduled passes and run windows are set and shown in the client's local time (an IANA
+    # name, "Europe/Berlin"), so "22:00" stays 22:00 across daylight-saving changes.
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created = models.DateTimeField(auto_now_add=True)
 
     objects = ProjectQuerySet.as_manager()
