@@ -41,7 +41,8 @@ from mailboxes.connectors import open_connector  # noqa: E402
 from mailboxes.connectors.base import Item  # noqa: E402
 from mailboxes.models import MailboxPass  # noqa: E402
 from projects.models import Project, Tenant  # noqa: E402
-from tests.engine.messages import corpus_messages, hard_cases  # noqa: E402
+from tests.corpus import corpus_messages  # noqa: E402
+from tests.engine.messages import hard_cases  # noqa: E402
 from tests.servers.dovecot import start_dovecot  # noqa: E402
 
 FOLDERS = (

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailboxes.connectors.base import Endpoint  # noqa: E402
 from mailboxes.connectors.graph import GRAPH_FTS, GraphConnector  # noqa: E402
+from tests.corpus import corpus_files  # noqa: E402
 from tests.servers.graph_server import TENANT_ID, GraphServer  # noqa: E402
 
-CORPUS = Path("/work/shared/corpus/cpython-test_email")
 # (well-known folder, message class, share of the items)
 MIX = [
     ("inbox", "IPM.Note", 0.6),
@@ -33,7 +33,7 @@ MIX = [
 
 def seed(server: GraphServer, total: int) -> None:
     mailbox = server.add_user("source@bench.test")
-    bodies = [p.read_bytes() for p in sorted(CORPUS.glob("msg_*.txt"))]
+    bodies = [p.read_bytes() for p in corpus_files("cpython-test_email", "msg_*.txt")]
     made = 0
     for n, (folder, message_class, share) in enumerate(MIX):
         count = total - made if n == len(MIX) - 1 else round(total * share)

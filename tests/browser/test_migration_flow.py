@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
 from projects.models import CutoverStep
-from tests.engine.messages import corpus_messages
+from tests.corpus import corpus_messages
 from tests.servers.worker import Worker, purge_filesystem_broker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -15,7 +15,8 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from mailboxes.models import Mailbox
-from tests.engine.messages import corpus_messages, message
+from tests.corpus import corpus_messages
+from tests.engine.messages import message
 from tests.servers.dovecot import DovecotUser, RawMessage
 from tests.servers.worker import Worker
 

@@ -29,10 +29,10 @@ from mailboxes.connectors.base import (
     fingerprint,
 )
 from mailboxes.connectors.imap import ImapClient, ImapConnector, parse_internaldate
+from tests.corpus import corpus_split
 from tests.servers import free_port, require_binary
 from tests.servers.dovecot import RawMessage, start_dovecot
 
-CORPUS = Path("/work/shared/corpus")
 FLAG_SETS = [
     frozenset(),
     frozenset({"\\Seen"}),
@@ -43,28 +43,9 @@ FLAG_SETS = [
 OFFSETS = [timedelta(0), timedelta(hours=2), timedelta(hours=-7), timedelta(hours=5, minutes=30)]
 
 
-def crlf(data: bytes) -> bytes:
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
-
-
-def corpus() -> list[tuple[str, bytes]]:
-    """Every corpus message with CRLF line ends; the mbox split into its messages."""
-    messages = []
-    for path in sorted(CORPUS.glob("*/*")):
-        if path.name.startswith(("LICENSE", "README")):
-            continue
-        data = path.read_bytes()
-        if path.suffix == ".mbox":
-            parts = re.split(rb"^From [^\n]*\n", data, flags=re.MULTILINE)[1:]
-            messages += [(f"{path.name}#{i}", crlf(part)) for i, part in enumerate(parts, 1)]
-        else:
-            messages.append((path.name, crlf(data)))
-    return messages
-
-
 def raw_corpus() -> list[RawMessage]:
     messages = []
-    for index, (_, data) in enumerate(corpus()):
+    for index, (_, data) in enumerate(corpus_split()):
         offset = OFFSETS[index % len(OFFSETS)]
         when = datetime(2019, 1, 1, 8, 30, 15, tzinfo=timezone(offset)) + timedelta(days=index)
         messages.append(RawMessage(data, FLAG_SETS[index % len(FLAG_SETS)], when))

@@ -1,35 +1,9 @@
-"""Messages the copy tests load: the shared corpus byte for byte, and generated hard cases."""
+"""Messages the copy tests load: generated hard cases (the corpus itself is tests/corpus.py)."""
 
-from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
+from tests.corpus import corpus_files, corpus_messages  # noqa: F401 (tests/discovery imports them from here)
 from tests.servers.dovecot import RawMessage
-
-CORPUS = Path("/work/shared/corpus")
-if not CORPUS.is_dir():
-    CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
-def corpus_files() -> list[Path]:
-    return sorted(
-        path
-        for path in CORPUS.rglob("*")
-        if path.is_file() and not path.name.startswith(("LICENSE", "README"))
-    )
-
-
-def corpus_messages() -> list[RawMessage]:
-    """Every corpus file as one message, bytes untouched, with a spread of flags and dates."""
-    flag_sets = [set(), {"\\Seen"}, {"\\Seen", "\\Answered"}, {"\\Flagged", "$Forwarded"}]
-    start = datetime(2009, 3, 1, 8, 30, tzinfo=UTC)
-    return [
-        RawMessage(
-            path.read_bytes(),
-            frozenset(flag_sets[i % len(flag_sets)]),
-            start + timedelta(days=41 * i, minutes=i),
-        )
-        for i, path in enumerate(corpus_files())
-    ]
 
 
 def message(subject: str, body: str, message_id: str | None = None, date: str = "") -> bytes:

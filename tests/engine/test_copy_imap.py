@@ -8,11 +8,12 @@ from mailboxes.connectors import utf7
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
 from mailboxes.models import CopiedItem, ItemError
+from tests.corpus import corpus_messages
 from tests.servers import free_port
 from tests.servers.dovecot import RawMessage
 
 from .conftest import make_mailbox, run_pass
-from .messages import corpus_messages, hard_cases, message
+from .messages import hard_cases, message
 from .snapshots import snapshot, total
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 
 from mailboxes.models import Mailbox
 from projects.models import Project
+from tests.corpus import corpus_messages
 
-from .messages import corpus_messages
 from .snapshots import snapshot, total
 
 # The progress bar reads the pass from its own thread, hence its own connection: the rows must

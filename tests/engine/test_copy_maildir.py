@@ -10,9 +10,10 @@ from mailboxes import engine, services
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
 from mailboxes.models import CopiedItem, FolderJob, FolderMapping, ItemError, MailboxPass
+from tests.corpus import corpus_messages
 
 from .conftest import make_mailbox, run_pass
-from .messages import corpus_messages, hard_cases
+from .messages import hard_cases
 from .snapshots import snapshot, total
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,7 @@ import pytest
 from mailboxes.connectors import ConnectorError
 from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
-
-from .messages import corpus_files
+from tests.corpus import corpus_files
 
 
 @pytest.fixture

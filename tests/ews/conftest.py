@@ -1,26 +1,19 @@
 """A source and a target EWS server, each holding mailboxes, and connectors opened on them."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.ews import EwsConnector
+from tests.corpus import corpus_mime
 from tests.servers.ews_server import start_ews_server
 
-CORPUS = Path("/work/shared/corpus/cpython-test_email")
 PUBLIC_STRINGS = "{00020329-0000-0000-c000-000000000046}"
 CATEGORIES = f"name:{PUBLIC_STRINGS.lower()}:Keywords"
 
 ALICE = "alice@src.test"
 BOB = "bob@dst.test"
-
-
-def corpus_messages(count: int) -> list[bytes]:
-    """Real messages, with the CRLF line ends EWS carries."""
-    paths = sorted(CORPUS.glob("msg_*.txt"))[:count]
-    return [p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for p in paths]
 
 
 def endpoint(server, user, password="secret", **fields) -> Endpoint:
@@ -36,10 +29,10 @@ def source():
     state = server.state
     inbox = state.folder(ALICE, "Inbox")
     long_ago = datetime(2020, 3, 1, 9, 30, tzinfo=UTC)
-    for n, mime in enumerate(corpus_messages(6)):
+    for n, mime in enumerate(corpus_mime(6)):
         state.add_item(inbox, mime, is_read=n % 2 == 0, received=long_ago + timedelta(days=n))
     projects = state.add_folder(ALICE, "Inbox", "Projects", "IPF.Note")
-    state.add_item(projects, corpus_messages(7)[6], received=long_ago)
+    state.add_item(projects, corpus_mime(7)[6], received=long_ago)
     state.add_item(
         state.folder(ALICE, "Calendar"),
         b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Standup\r\nRRULE:FREQ=DAILY\r\n"

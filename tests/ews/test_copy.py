@@ -14,7 +14,8 @@ from mailboxes.connectors.base import (
     Item,
 )
 from mailboxes.connectors.ews import EWS_FTS, EwsConnector, EwsProtocol
-from tests.ews.conftest import ALICE, BOB, CATEGORIES, corpus_messages, endpoint
+from tests.corpus import corpus_mime
+from tests.ews.conftest import ALICE, BOB, CATEGORIES, endpoint
 
 
 def copy_folder(source, target, folder, format):
@@ -101,7 +102,7 @@ def test_mail_travels_as_mime_with_read_state_and_date(
 
     items, results = copy_folder(source_connector, target_connector, inbox, RFC822)
 
-    assert [i.data for i in items] == corpus_messages(6)
+    assert [i.data for i in items] == corpus_mime(6)
     for item, result in zip(items, results, strict=True):
         original = source.state.items[item.source_id]
         assert ("\\Seen" in item.flags) == original.is_read
@@ -117,7 +118,7 @@ def test_mail_travels_as_mime_with_read_state_and_date(
 
 def test_mail_from_another_protocol_keeps_date_and_read_state(target, target_connector):
     inbox = target_connector.ensure_folder(("INBOX",), MAIL, "inbox")
-    messages = corpus_messages(2)
+    messages = corpus_mime(2)
     arrived = datetime(2021, 5, 1, 10, 0, tzinfo=timezone(timedelta(hours=2)))  # as IMAP says it
     items = [
         Item("imap:1", messages[0], flags=frozenset({"\\Seen", "\\Flagged"}), received=arrived),

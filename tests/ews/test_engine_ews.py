@@ -5,9 +5,10 @@ ItemError with the server's code while the folder goes on."""
 import pytest
 
 from mailboxes.models import FolderJob, ItemError
+from tests.corpus import corpus_mime
 from tests.engine.conftest import make_mailbox, run_pass
 
-from .conftest import ALICE, BOB, corpus_messages, endpoint
+from .conftest import ALICE, BOB, endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ def test_every_kind_arrives_and_a_delta_copies_only_the_new(source, target, exch
     assert copies == sorted((i.item_class, i.mime) for i in source.state.items.values())
 
     inbox = source.state.folder(ALICE, "Inbox")
-    late = source.state.add_item(inbox, corpus_messages(8)[7])
+    late = source.state.add_item(inbox, corpus_mime(8)[7])
     delta = run_pass(exchange_mailbox, "delta")
 
     assert (delta.items_total, delta.items_copied) == (1, 1)

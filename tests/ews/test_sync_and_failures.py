@@ -6,7 +6,8 @@ import pytest
 
 from mailboxes.connectors.base import AuthError, ConnectorError, Endpoint, Item, TransientError
 from mailboxes.connectors.ews import EWS_FTS, EwsConnector
-from tests.ews.conftest import ALICE, corpus_messages, endpoint
+from tests.corpus import corpus_mime
+from tests.ews.conftest import ALICE, endpoint
 from tests.servers.ews_server import start_ews_server
 
 
@@ -18,8 +19,7 @@ def test_delta_returns_only_new_items(source, source_connector):
     inbox = inbox_of(source_connector)
     first = source_connector.changes(inbox, {})
     new = [
-        source.state.add_item(source.state.folder(ALICE, "Inbox"), m)
-        for m in corpus_messages(9)[7:]
+        source.state.add_item(source.state.folder(ALICE, "Inbox"), m) for m in corpus_mime(9)[7:]
     ]
 
     delta = source_connector.changes(inbox, first.state)
@@ -97,7 +97,7 @@ def test_refused_item_is_reported_and_the_rest_stored(
     inbox = inbox_of(source_connector)
     ids = [r.source_id for r in source_connector.changes(inbox, {}).items]
     items = source_connector.fetch(inbox, ids, format=format)
-    poisoned = corpus_messages(6)[2]
+    poisoned = corpus_mime(6)[2]
     target.state.reject_items_containing(poisoned, code)
 
     results = target_connector.store(

@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.graph import GraphConnector
-from tests.ews.conftest import corpus_messages
+from tests.corpus import corpus_mime
 from tests.servers.ews_server import start_ews_server
 from tests.servers.graph_server import ALL_ROLES, TENANT_ID
 
@@ -91,7 +91,7 @@ def ews_source():
     server.add_user(ALICE)
     state = server.state
     received = datetime(2021, 5, 4, 10, 0, tzinfo=UTC)
-    for n, mime in enumerate(corpus_messages(24)):
+    for n, mime in enumerate(corpus_mime(24)):
         state.add_item(
             state.folder(ALICE, "Inbox"),
             mime,

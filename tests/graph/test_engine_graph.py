@@ -7,7 +7,7 @@ from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.maildir import MaildirConnector
 from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import ALICE, KINDS, graph_endpoint
-from tests.graph.test_graph_copy import SEED, corpus_items, seed
+from tests.graph.seed import SEED, corpus_items, seed
 
 pytestmark = pytest.mark.django_db
 

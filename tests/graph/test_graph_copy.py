@@ -1,8 +1,6 @@
 """Copies into Exchange Online through the Graph connector, checked on the server's side."""
 
 import math
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -17,29 +15,8 @@ from mailboxes.connectors.base import (
     Item,
 )
 from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS, GRAPH_FTS
+from tests.graph.seed import SEED, corpus_items, seed
 from tests.servers.graph_server import read_fts
-
-CORPUS = Path("/work/shared/corpus")
-
-# (folder, message class, items): every kind, a nested user folder, a folder over 20 items.
-SEED = [
-    ("inbox", "IPM.Note", 45),
-    ("sentitems", "IPM.Note", 3),
-    ("calendar", "IPM.Appointment", 4),
-    ("contacts", "IPM.Contact", 3),
-    ("tasks", "IPM.Task", 2),
-    ("notes", "IPM.StickyNote", 2),
-]
-
-
-def seed(mailbox):
-    for name, message_class, count in SEED:
-        for n in range(count):
-            mailbox.add_item(name, message_class, f"{message_class} #{n}".encode(), n % 2 == 0)
-    projects = mailbox.add_folder("Projects")
-    nested = mailbox.add_folder("2024", "IPF.Note", parent=projects.id)
-    mailbox.add_item(nested, "IPM.Note", b"nested", True)
-    return {"Projects/2024": nested}
 
 
 def copy_mailbox(source, target):
@@ -104,18 +81,6 @@ def test_fingerprints_find_what_was_imported(graph_server, connect):
     assert found == {
         item.fingerprint: [r.target_id] for item, r in zip(items, results, strict=True)
     }
-
-
-def corpus_items():
-    paths = [p for p in sorted((CORPUS / "mimekit-messages").iterdir()) if "LICENSE" not in p.name]
-    paths = paths[:12]
-    paths += sorted((CORPUS / "cpython-test_email").glob("msg_*.txt"))[:13]
-    items = []
-    for n, path in enumerate(paths):
-        flags = frozenset({"\\Seen"} if n % 3 else set()) | ({"\\Flagged"} if n % 5 == 0 else set())
-        received = datetime(2019, 1 + n % 12, 1 + n, 8, n, tzinfo=UTC)
-        items.append(Item(f"1:{n + 1}", path.read_bytes(), RFC822, flags, received))
-    return items
 
 
 def test_imap_messages_import_as_mime_with_read_state_and_dates(graph_server, connect):

@@ -17,7 +17,8 @@ from django.urls import reverse
 from mailboxes import engine, links, services
 from mailboxes.models import Mailbox
 from projects.models import Project, Tenant
-from tests.engine.messages import corpus_messages, message
+from tests.corpus import corpus_messages
+from tests.engine.messages import message
 from tests.servers.dovecot import RawMessage
 
 pytestmark = pytest.mark.django_db
