@@ -350,7 +350,8 @@ def draft(form_class, data, **kwargs):
         was_shown = name in shown if shown is not None else key in data
         if name in WRITE_ONLY or not was_shown:
             continue
-        initial[name] = field.widget.value_from_datadict(data, None, key)
+        # As a bound form would show it: JSON text stays that text, not a quoted string.
+        initial[name] = field.bound_data(field.widget.value_from_datadict(data, None, key), None)
     if isinstance(probe, TenantForm):
         initial["kind"] = probe.kind
         if probe.kind_switched:

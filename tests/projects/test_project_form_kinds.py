@@ -100,6 +100,8 @@ class TestFieldsPerKind:
         ).content.decode()
         assert 'value="admin@fabrikam.example"' in html and 'value="svc@fabrikam.example"' in html
         assert "imap.old.example" not in html  # an IMAP host is no EWS URL
+        # The options come back as typed, not as a quoted JSON string the save would refuse.
+        assert "{&quot;timeout&quot;: 60}</textarea>" in html
         assert "verify_tls" in html and 'id="id_target-verify_tls">' in html  # unchecked kept
         assert "errorlist" not in html  # a redraw validates nothing yet
 
