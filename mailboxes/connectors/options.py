@@ -41,8 +41,9 @@ class Option:
         return self.type(value)
 
     def bounds(self) -> str:
-        noun = "a whole number" if self.type is int else "a number"
-        return f"{noun} from {self.low:g} to {self.high:g}"
+        if self.type is int:  # 10737418240, not 1.07374e+10
+            return f"a whole number from {self.low:,} to {self.high:,}"
+        return f"a number from {self.low:g} to {self.high:g}"
 
     def describe(self) -> str:
         if self.type in (int, float):

@@ -278,6 +278,10 @@ class TestOptions:
             ('{"timeout": 3600}', "Option timeout must be a number from 0.1 to 120, not 3600"),
             ('{"timout": 30}', "Unknown option timout (this kind of tenant takes"),
             ('["timeout"]', "The connector options must be a JSON object"),
+            (
+                '{"max_item_size": 12}',
+                "Option max_item_size must be a whole number from 1,024 to 10,737,418,240, not 12",
+            ),
         ],
     )
     def test_the_form_names_the_bad_option(self, client, alice, options, message):
