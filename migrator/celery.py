@@ -31,4 +31,9 @@ app.conf.beat_schedule = {
         "task": "dnscheck.tasks.recheck_cutover_projects",
         "schedule": 60.0,
     },
+    # Scheduled passes and run windows live in the database; beat only wakes them up.
+    "schedules-run-due": {
+        "task": "schedules.tasks.run_schedules",
+        "schedule": float(settings.SCHEDULES_TICK_SECONDS),
+    },
 }

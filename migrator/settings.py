@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "projects",
     "mailboxes",
     "dnscheck",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,8 @@ CELERY_TASK_TIME_LIMIT = envint("TASK_TIME_LIMIT", 360)
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat starts due schedules and checks run windows (README, "Schedules").
+SCHEDULES_TICK_SECONDS = envint("SCHEDULES_TICK_SECONDS", 60)
 
 # How many connections the workers may hold open to one tenant at once.
 TENANT_CONNECTION_LIMIT = envint("TENANT_CONNECTION_LIMIT", 4)

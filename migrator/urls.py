@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("mailboxes.urls")),
     path("", include("dnscheck.urls")),
+    path("", include("schedules.urls")),
 ]

@@ -30,6 +30,8 @@ POST_ONLY |= {
     "dns_snapshot",
     "dns_nameservers",
 }
+# Schedules and run windows.
+POST_ONLY |= {"schedule_add", "schedule_delete", "window_add", "window_delete"}
 
 # The two-factor code page sends a user who has no device on to where they were going.
 REDIRECTS = {"two_factor_verify"}
@@ -58,6 +60,10 @@ def arguments(project, mailbox):
         values["step_id"] = step.pk
     for domain in project.domains.all()[:1]:
         values["domain_id"] = domain.pk
+    for schedule in project.schedules.all()[:1]:
+        values["schedule_id"] = schedule.pk
+    for window in project.run_windows.all()[:1]:
+        values["window_id"] = window.pk
     return values
 
 
@@ -74,6 +80,8 @@ def urls(project, mailbox):
 
     project.domains.create(name="contoso.example")
     CutoverStep.objects.create(project=project, title="Lower TTLs", position=1)
+    project.schedules.create(kind="delta")
+    project.run_windows.create(weekends=True)
     values = arguments(project, mailbox)
     return [
         (name, url_for(name, pattern, values))

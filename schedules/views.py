@@ -1,0 +1,62 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+
+from projects.access import get_project_for_user
+
+from .forms import RunWindowForm, ScheduleForm
+
+
+def _errors(request, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
+
+
+@login_required
+def schedule_add(request, project_id):
+    project = get_project_for_user(request, project_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = ScheduleForm(request.POST, project=project)
+    if form.is_valid():
+        schedule = form.save(request.user)
+        messages.success(request, f"Scheduled: {schedule}.")
+    else:
+        _errors(request, form)
+    return redirect(project)
+
+
+@login_required
+def schedule_delete(request, project_id, schedule_id):
+    project = get_project_for_user(request, project_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    get_object_or_404(project.schedules, pk=schedule_id).delete()
+    messages.success(request, "Schedule removed.")
+    return redirect(project)
+
+
+@login_required
+def window_add(request, project_id):
+    project = get_project_for_user(request, project_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = RunWindowForm(request.POST, instance=project.run_windows.model(project=project))
+    if form.is_valid():
+        messages.success(request, f"Run window added: {form.save()}.")
+    else:
+        _errors(request, form)
+    return redirect(project)
+
+
+@login_required
+def window_delete(request, project_id, window_id):
+    project = get_project_for_user(request, project_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    get_object_or_404(project.run_windows, pk=window_id).delete()
+    messages.success(request, "Run window removed.")
+    return redirect(project)
