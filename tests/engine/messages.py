@@ -18,6 +18,14 @@ def message(subject: str, body: str, message_id: str | None = None, date: str = 
     return ("\r\n".join(headers) + "\r\n\r\n" + body + "\r\n").encode()
 
 
+def bulk(count: int, owner: str = "bulk") -> list[RawMessage]:
+    """``count`` small distinct messages; ``owner`` in every subject and id tells whose they are."""
+    return [
+        RawMessage(message(f"{owner} {i}", f"line {i}\r\n" * 40, f"{owner}{i}@example.org"))
+        for i in range(count)
+    ]
+
+
 def hard_cases() -> list[RawMessage]:
     """No Message-ID, one Message-ID on different bodies, byte-identical twins, keywords,
     INTERNALDATEs in several zones."""

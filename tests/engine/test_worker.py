@@ -10,11 +10,10 @@ import pytest
 
 from mailboxes import services
 from mailboxes.models import CopiedItem, FolderJob, MailboxPass
-from tests.servers.dovecot import RawMessage
 from tests.servers.worker import ROOT, Worker, database_url, wait_until
 
 from .conftest import make_mailbox
-from .messages import message
+from .messages import bulk
 from .snapshots import snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # finds the dead worker's lease expired.
 WORKER_ENV = {"COPY_BATCH_ITEMS": "3", "COPY_LEASE_SECONDS": "2", "COPY_TASK_SECONDS": "1"}
 COUNT = 300
-
-
-def bulk(count):
-    return [
-        RawMessage(message(f"Bulk {i}", f"line {i}\r\n" * 40, f"bulk{i}@example.org"))
-        for i in range(count)
-    ]
 
 
 def test_sigkill_in_the_middle_of_a_folder_loses_and_duplicates_nothing(
