@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "dnscheck",
     "schedules",
+    "notices",
 ]
 
 MIDDLEWARE = [
@@ -285,6 +286,18 @@ SERVICE_HOSTS = [
 # and the seconds one server may take to answer one question.
 DNSCHECK_RESOLVERS = envlist("DNSCHECK_RESOLVERS", "1.1.1.1:53,8.8.8.8:53,9.9.9.9:53")
 DNSCHECK_TIMEOUT = float(os.environ.get("DNSCHECK_TIMEOUT", "3"))
+
+# Mail to end users and consultants (notices/), with Django's own setting names. Without
+# EMAIL_HOST nothing is sent: every message is kept in the outbox (notices.Notice).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", bool(EMAIL_HOST))
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mailferry@localhost")
+# Where the app is reached, for the end users' progress links in messages the worker sends.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,103 @@
+"""End-user messages through a real SMTP server: one per event and mailbox, each with its own
+working progress link; a refused recipient fails and is sent again later."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from notices.models import Notice
+from notices.tasks import send_notices
+
+PEOPLE = [
+    ("ann@contoso.example", "Ann Archer"),
+    ("ben@contoso.example", "Ben <b>Bold</b>"),
+    ("cat@contoso.example", "Cat Cole"),
+]
+
+
+@pytest.fixture
+def users(project):
+    return [
+        project.mailboxes.create(
+            source_address=address,
+            target_address=address.replace("contoso.example", "contoso.onmicrosoft.example"),
+            display_name=name,
+        )
+        for address, name in PEOPLE
+    ]
+
+
+def run(*args):
+    out = StringIO()
+    try:
+        call_command("send_notices", *map(str, args), stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), str(exc)
+    return out.getvalue(), None
+
+
+def link_in(message):
+    text = message.get_body(("plain",)).get_content()
+    return re.search(r"http://testserver(/progress/[^/\s]+/)", text).group(1)
+
+
+@pytest.mark.django_db
+def test_each_user_gets_one_message_with_their_own_link(
+    client, settings, smtp_server, project, users
+):
+    settings.SITE_URL = "http://testserver"
+    out, error = run(project.pk, "--template", "copied")
+    assert error is None
+    assert out.splitlines() == [f"{m.source_address} sent" for m in users]
+    for mailbox in users:
+        (message,) = smtp_server.to(mailbox.source_address)
+        html = message.get_body(("html",)).get_content()
+        assert mailbox.target_address in html
+        # A display name is text, never markup.
+        assert "<b>" not in html
+        page = client.get(link_in(message))
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert mailbox.source_address in body or mailbox.target_address in body
+        assert all(o.source_address not in body for o in users if o != mailbox)
+
+    out, error = run(project.pk, "--template", "copied")
+    assert error is None and all("skipped (already sent at" in line for line in out.splitlines())
+    assert len(smtp_server.messages) == len(users)
+
+    out, error = run(
+        project.pk, "--template", "copied", "--mailbox", users[0].source_address, "--again"
+    )
+    assert out.strip() == f"{users[0].source_address} sent"
+    assert len(smtp_server.to(users[0].source_address)) == 2
+
+
+@pytest.mark.django_db
+def test_refused_recipient_fails_then_is_sent_again(smtp_server, project, users):
+    refused = users[1].source_address
+    smtp_server.refuse.add(refused)
+    out, error = run(project.pk, "--template", "planned")
+    assert error == "1 message(s) failed."
+    assert f"{refused} failed: 550" in out
+    assert len(smtp_server.messages) == 2
+    notice = Notice.objects.get(mailbox=users[1])
+    assert notice.state == Notice.State.FAILED and "550" in notice.error
+
+    smtp_server.refuse.clear()
+    send_notices.apply(args=[[notice.pk]])
+    notice.refresh_from_db()
+    assert notice.state == Notice.State.SENT
+    assert len(smtp_server.to(refused)) == 1
+
+
+@pytest.mark.django_db
+def test_outbox_keeps_mail_without_a_server(settings, project, users):
+    settings.EMAIL_HOST = ""
+    out, error = run(project.pk, "--template", "done")
+    assert error is None
+    assert out.splitlines() == [f"{m.source_address} kept in the outbox" for m in users]
+    kept = Notice.objects.filter(state=Notice.State.KEPT)
+    assert sorted(n.recipient for n in kept) == sorted(m.source_address for m in users)
+    assert all(n.text and n.html for n in kept)
