@@ -7,5 +7,6 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("mailboxes.urls")),
     path("", include("dnscheck.urls")),
+    path("", include("notices.urls")),
     path("", include("schedules.urls")),
 ]

@@ -30,6 +30,8 @@ POST_ONLY |= {
     "dns_snapshot",
     "dns_nameservers",
 }
+# Notifications: sending and re-sending.
+POST_ONLY |= {"notices_send", "notice_resend"}
 # Schedules and run windows.
 POST_ONLY |= {"schedule_add", "schedule_delete", "window_add", "window_delete"}
 
@@ -55,11 +57,14 @@ def arguments(project, mailbox):
         "mailbox_id": mailbox.pk,
         "side": "source",
         "token": links.make_token(mailbox),
+        "kind": "copied",
     }
     for step in project.cutover_steps.all()[:1]:
         values["step_id"] = step.pk
     for domain in project.domains.all()[:1]:
         values["domain_id"] = domain.pk
+    for notice in project.notices.all()[:1]:
+        values["notice_id"] = notice.pk
     for schedule in project.schedules.all()[:1]:
         values["schedule_id"] = schedule.pk
     for window in project.run_windows.all()[:1]:
@@ -80,6 +85,7 @@ def urls(project, mailbox):
 
     project.domains.create(name="contoso.example")
     CutoverStep.objects.create(project=project, title="Lower TTLs", position=1)
+    project.notices.create(mailbox=mailbox, kind="copied", event_key="copied", recipient="a@b.c")
     project.schedules.create(kind="delta")
     project.run_windows.create(weekends=True)
     values = arguments(project, mailbox)

@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from notices.models import Notice
 from notices.tasks import send_notices
@@ -101,3 +102,43 @@ def test_outbox_keeps_mail_without_a_server(settings, project, users):
     kept = Notice.objects.filter(state=Notice.State.KEPT)
     assert sorted(n.recipient for n in kept) == sorted(m.source_address for m in users)
     assert all(n.text and n.html for n in kept)
+
+
+@pytest.mark.django_db
+def test_outbox_page_shows_a_failure_and_sends_it_again(
+    client, bob, smtp_server, project, users, django_capture_on_commit_callbacks
+):
+    refused = users[2].source_address
+    smtp_server.refuse.add(refused)
+    client.force_login(bob)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(
+            reverse("notices_send", args=[project.pk]),
+            {"template": "copied", "addresses": refused},
+        )
+    assert response.status_code == 302
+    (notice,) = Notice.objects.filter(mailbox=users[2])
+    # What the worker does with the queued ids.
+    assert len(queued) == 1
+    send_notices.apply(args=[[notice.pk]])
+    page = client.get(reverse("notices_outbox", args=[project.pk])).content.decode()
+    assert refused in page and "Failed: 550" in page
+
+    smtp_server.refuse.clear()
+    with django_capture_on_commit_callbacks():
+        client.post(reverse("notice_resend", args=[project.pk, notice.pk]))
+    send_notices.apply(args=[[notice.pk]])
+    page = client.get(reverse("notices_outbox", args=[project.pk])).content.decode()
+    assert "Failed" not in page and len(smtp_server.to(refused)) == 1
+
+
+@pytest.mark.django_db
+def test_template_edit_and_preview_escapes_the_name(client, bob, project, users):
+    client.force_login(bob)
+    url = reverse("notice_template", args=[project.pk, "planned"])
+    client.post(url, {"subject": "Move {{ name }}", "body": "Hi **{{ name }}**, {{ nope }}"})
+    page = client.get(url).content.decode()
+    assert "Hi <strong>Ann Archer</strong>, {{ nope }}" in page
+    project.mailboxes.exclude(pk=users[1].pk).delete()
+    page = client.get(url).content.decode()
+    assert "Ben &lt;b&gt;Bold&lt;/b&gt;" in page and "<b>Bold</b>" not in page

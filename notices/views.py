@@ -1,0 +1,100 @@
+"""The outbox (every message with its content and fate), sending, re-sending, and the
+project's templates with a preview for one real mailbox. Sending is queued for the worker."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+
+from projects.access import get_project_for_user
+from projects.views.cutover import post_after_access
+
+from . import texts
+from .models import END_USER_KINDS, NoticeKind, NoticeTemplate
+from .services import compose, queue_for
+from .tasks import queue_sending
+
+
+@login_required
+def outbox(request, project_id):
+    project = get_project_for_user(request, project_id)
+    notices = project.notices.select_related("mailbox")[:500]
+    return render(
+        request,
+        "notices/outbox.html",
+        {"project": project, "notices": notices, "kinds": END_USER_KINDS},
+    )
+
+
+@login_required
+def notice_detail(request, project_id, notice_id):
+    project = get_project_for_user(request, project_id)
+    notice = get_object_or_404(project.notices, pk=notice_id)
+    return render(request, "notices/notice.html", {"project": project, "notice": notice})
+
+
+def _queue(ids) -> None:
+    transaction.on_commit(lambda: queue_sending(ids))
+
+
+@post_after_access
+def notice_resend(request, project, notice_id):
+    notice = get_object_or_404(project.notices, pk=notice_id)
+    notice.requeue()
+    _queue([notice.pk])
+    messages.success(request, f"Sending again to {notice.recipient}.")
+    return redirect("notices_outbox", project.pk)
+
+
+@post_after_access
+def notices_send(request, project):
+    """Queue one template for the selected mailboxes (source addresses, or all)."""
+    kind = request.POST.get("template")
+    if kind not in NoticeKind.values or kind == NoticeKind.CONSULTANT:
+        messages.error(request, "Choose which message to send.")
+        return redirect("notices_outbox", project.pk)
+    mailboxes = project.mailboxes.select_related("project")
+    addresses = request.POST.get("addresses", "").split()
+    if addresses:
+        mailboxes = mailboxes.filter(source_address__in=addresses)
+    queued = queue_for(mailboxes, kind, again=bool(request.POST.get("again")))
+    new = [notice.pk for _, notice, fresh in queued if fresh]
+    _queue(new)
+    skipped = len(queued) - len(new)
+    messages.success(request, f"{len(new)} message(s) queued; {skipped} skipped (already sent).")
+    return redirect("notices_outbox", project.pk)
+
+
+@login_required
+def notice_template(request, project_id, kind):
+    """Edit one template (POST saves) and preview it for one of the project's mailboxes."""
+    project = get_project_for_user(request, project_id)
+    if kind not in [k.value for k in END_USER_KINDS]:
+        return redirect("notices_outbox", project.pk)
+    template = NoticeTemplate.of(project, kind)
+    if request.method == "POST":
+        subject = request.POST.get("subject", "").strip()
+        body = request.POST.get("body", "").strip()
+        if not subject or not body:
+            messages.error(request, "A message needs a subject and a text.")
+        else:
+            template.subject, template.body = subject[:200], body
+            template.save()
+            unknown = texts.unknown_variables(subject + body)
+            if unknown:
+                messages.warning(request, f"Unknown variables left as written: {unknown}")
+            messages.success(request, "Template saved.")
+            return redirect("notice_template", project.pk, kind)
+    sample = project.mailboxes.select_related("project").order_by("pk").first()
+    preview = compose(sample, kind) if sample is not None else None
+    return render(
+        request,
+        "notices/template.html",
+        {
+            "project": project,
+            "template": template,
+            "sample": sample,
+            "preview": preview,
+            "variables": texts.VARIABLES,
+        },
+    )
