@@ -56,8 +56,9 @@ class Worker:
             env["CELERY_BROKER_URL"] = self.broker_url
         return env
 
-    def start(self, concurrency: int = 2, args: tuple = ()) -> "Worker":
-        """``args`` are more ``celery worker`` options: ``-Q checks``, ``--beat``."""
+    def start(self, concurrency: int = 2, args: tuple = (), beat: bool = False) -> "Worker":
+        """``args`` are more ``celery worker`` options: ``-Q checks``. ``beat`` embeds the
+        scheduler as production runs it (scripts/run.sh), its state file in ``var_dir``."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if not self.broker_url:
             purge_filesystem_broker()
@@ -65,6 +66,8 @@ class Worker:
         command += ["--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip"]
         command += ["--without-mingle", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"]
         command += args
+        if beat:
+            command += ["--beat", f"--schedule={self.var_dir / 'beat-schedule'}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             command,
