@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("projects/<int:project_id>/schedules/", views.schedules, name="schedules"),
     path("projects/<int:project_id>/schedules/add/", views.schedule_add, name="schedule_add"),
     path(
         "projects/<int:project_id>/schedules/<int:schedule_id>/delete/",

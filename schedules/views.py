@@ -1,11 +1,21 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseNotAllowed
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 
 from projects.access import get_project_for_user
 
 from .forms import RunWindowForm, ScheduleForm
+from .templatetags.schedules import card_context
+
+
+@login_required
+def schedules(request, project_id):
+    """The project's schedules and run windows: a card the project page loads (htmx), or a
+    page of its own without JavaScript."""
+    project = get_project_for_user(request, project_id)
+    template = "schedules/card.html" if request.htmx else "schedules/page.html"
+    return render(request, template, card_context(project))
 
 
 def _errors(request, form) -> None:

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from mailboxes import engine, services
 from mailboxes.models import Mailbox, MailboxPass
@@ -151,3 +152,33 @@ class TestForms:
         self.post(client, bob, project, kind="verify", at="2031-01-01T22:00")
         (schedule,) = project.schedules.all()
         assert schedule.run_at == datetime(2031, 1, 1, 22, 0, tzinfo=BERLIN)
+
+
+def test_the_pages_show_the_next_schedule(client, bob, project, mailbox):
+    project.time_zone = "Europe/Berlin"
+    project.save()
+    at = timezone.now().astimezone(BERLIN).replace(hour=22, minute=0) + timedelta(days=3)
+    Schedule.objects.create(project=project, kind="delta", run_at=at)
+    RunWindow.objects.create(project=project, starts=time(20, 0), ends=time(6, 0))
+    client.force_login(bob)
+    expected = f"delta for 1 mailbox, {at:%a} {at.day} {at:%b} 22:00"
+    assert expected in client.get(reverse("home")).content.decode()
+    detail = client.get(reverse("schedules", args=[project.pk]), HTTP_HX_REQUEST="true")
+    detail = detail.content.decode()
+    assert f"Next: {expected}" in detail and "Runs 20:00–06:00" in detail
+
+
+def test_the_command_schedules_a_daily_delta(project, mailbox):
+    from tests.commands.conftest import run
+
+    project.planned_cutover = datetime(2031, 2, 1, tzinfo=BERLIN)
+    project.save()
+    done = run(
+        "schedule_pass", project.pk, "--kind", "delta", "--at", "2031-01-05 22:00", "--daily"
+    )
+    assert done.code == 0, done.message
+    (schedule,) = project.schedules.all()
+    assert f"schedule {schedule.pk}: next delta for 1 mailbox, Sun 5 Jan 22:00 UTC" in done.out
+    assert schedule.daily
+    refused = run("schedule_pass", project.pk, "--kind", "teleport", "--at", "2031-01-05 22:00")
+    assert refused.code == 2 and "teleport" in refused.message
