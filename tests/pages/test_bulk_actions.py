@@ -1,11 +1,16 @@
+import base64
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.models import Mailbox, MailboxPass
+from tests.servers.worker import purge_filesystem_broker
 
 
 def act(client, project, **data):
@@ -20,6 +25,17 @@ def messages_of(response):
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def queued_tasks() -> list[tuple[str, list]]:
+    """(task name, arguments) of every message in the embedded broker's folder."""
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    found = []
+    for path in folder.glob("*.msg"):
+        message = json.loads(path.read_text())
+        args, _, _ = json.loads(base64.b64decode(message["body"]))
+        found.append((message["headers"]["task"], args))
+    return found
+
+
 @pytest.mark.django_db
 def test_prestage_for_the_selected_rows(
     client, bob, busy_project, django_capture_on_commit_callbacks
@@ -27,7 +43,8 @@ def test_prestage_for_the_selected_rows(
     nina, dora = by_name(busy_project, "nina"), by_name(busy_project, "dora")
     rick = by_name(busy_project, "rick")  # a pass under way already
     client.force_login(bob)
-    with django_capture_on_commit_callbacks() as queued:
+    purge_filesystem_broker()
+    with django_capture_on_commit_callbacks(execute=True):
         response = act(
             client,
             busy_project,
@@ -40,9 +57,12 @@ def test_prestage_for_the_selected_rows(
     assert messages_of(response) == [
         "Pre-stage pass started for 2 mailboxes (1 mailbox already had a pass under way)."
     ]
-    assert queued, "the work is queued once the transaction commits"
     passes = MailboxPass.objects.filter(kind="prestage", mailbox__in=[nina, dora])
     assert passes.count() == 2
+    # Once the transaction commits, each new pass's planning is in the broker, nothing else.
+    assert sorted(queued_tasks()) == sorted(
+        ("mailboxes.tasks.plan_mailbox_pass", [p.pk]) for p in passes
+    )
     expected_before = timezone.now() - timedelta(days=30)
     assert all(abs(p.before - expected_before) < timedelta(minutes=1) for p in passes)
     nina.refresh_from_db()

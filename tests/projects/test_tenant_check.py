@@ -72,7 +72,7 @@ def configure_missing_maildir(tenant, tmp_path):
 def recorded_check(tenant, worker):
     return wait_until(
         lambda: Tenant.objects.filter(pk=tenant.pk, last_check_at__isnull=False).first(),
-        message="the worker never recorded the connection test:\n" + worker.log(),
+        message=lambda: "the worker never recorded the connection test:\n" + worker.log(),
     )
 
 
