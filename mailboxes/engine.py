@@ -239,6 +239,9 @@ def _finish_pass(mailbox_pass: MailboxPass) -> None:
     from .verification import after_pass  # verification reads the engine's record
 
     after_pass(mailbox_pass)
+    from notices.events import pass_finished  # notices read the engine's record too
+
+    pass_finished(mailbox_pass)
 
 
 def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
@@ -247,6 +250,9 @@ def fail_mailbox(mailbox_pass: MailboxPass, message: str) -> None:
         mailbox_pass.folder_jobs.fail(message)
         MailboxPass.objects.filter(pk=mailbox_pass.pk).fail(message)
         Mailbox.objects.filter(pk=mailbox_pass.mailbox_id).fail(message)
+    from notices.events import mailbox_failed
+
+    mailbox_failed(mailbox_pass, message)
 
 
 def backoff(retries: int, retry_after: float | None) -> float:

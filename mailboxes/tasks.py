@@ -107,3 +107,6 @@ def discover_mailboxes(mailbox_ids: list[int]) -> None:
     from . import discovery
 
     discovery.discover_mailboxes(mailbox_ids)
+    from notices.events import discovery_done
+
+    discovery_done(mailbox_ids)

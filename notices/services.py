@@ -4,9 +4,15 @@ import logging
 import smtplib
 from zoneinfo import ZoneInfo
 
+import httpx
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.utils import formats, timezone
+
+from mailboxes.connectors.base import TransientError
+from mailboxes.connectors.reach import ReachError
+from mailboxes.connectors.reach_http import reach_transport
+from projects.models import endpoint_reach
 
 from . import texts
 from .links import absolute_progress_link
@@ -90,13 +96,18 @@ def deliver(notices) -> None:
     A refused recipient fails that message only; a server that cannot be reached raises
     TransientDelivery after recording it, so the task retries."""
     notices = [n for n in notices if n.state in (Notice.State.QUEUED, Notice.State.FAILED)]
+    transient = None
+    for notice in [n for n in notices if n.channel == Notice.Channel.WEBHOOK]:
+        transient = _post_webhook(notice) or transient
+    notices = [n for n in notices if n.channel == Notice.Channel.EMAIL]
     if not notices:
+        if transient is not None:
+            raise TransientDelivery(str(transient))
         return
     if not mail_configured():
         for notice in notices:
             notice.record(Notice.State.KEPT)
         return
-    transient = None
     try:
         with get_connection(fail_silently=False) as connection:
             for notice in notices:
@@ -123,5 +134,27 @@ def _send_one(connection, notice: Notice):
         notice.record(Notice.State.FAILED, f"{code} {reason.decode(errors='replace')}")
         logger.warning("notice %s to %s refused: %s", notice.pk, notice.recipient, code)
         return exc if 400 <= code < 500 else None
+    notice.record(Notice.State.SENT)
+    return None
+
+
+def _post_webhook(notice: Notice):
+    """POST ``{"text": ...}`` (what Slack and Teams incoming webhooks read) to the project's
+    webhook, through the same endpoint confinement as tenants' servers."""
+    url = NoticeSettings.of(notice.project).webhook_url
+    if not url:
+        notice.record(Notice.State.FAILED, "the project has no webhook URL any more")
+        return None
+    try:
+        with httpx.Client(transport=reach_transport(endpoint_reach()), timeout=15) as client:
+            response = client.post(url, json={"text": f"{notice.subject}\n{notice.text}"})
+        response.raise_for_status()
+    except ReachError as exc:
+        notice.record(Notice.State.FAILED, str(exc))
+        return None
+    except (httpx.HTTPError, TransientError) as exc:
+        notice.record(Notice.State.FAILED, f"webhook: {exc}")
+        status = getattr(getattr(exc, "response", None), "status_code", 500)
+        return exc if status >= 500 or status == 429 else None
     notice.record(Notice.State.SENT)
     return None

@@ -444,6 +444,9 @@ def auto_tick(project: Project) -> list[CutoverStep]:
         if ready:
             step.tick(None, "ticked itself: its checks passed")
             ticked.append(step)
+    from notices.events import steps_ticked
+
+    steps_ticked(project, ticked)
     return ticked
 
 

@@ -1,0 +1,126 @@
+"""Where the rest of the app says something happened: each function is one line at the place
+of the event. A notification must never break the work it reports on, so failures here are
+logged, not raised."""
+
+import functools
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from projects.models import Project
+
+from .models import Notice, NoticeKind, NoticeSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _quiet(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            function(*args, **kwargs)
+        except Exception:
+            logger.exception("notification for %s not queued", function.__name__)
+
+    return wrapper
+
+
+def _send_on_commit(ids) -> None:
+    from .tasks import queue_sending
+
+    if ids:
+        transaction.on_commit(lambda: queue_sending(ids))
+
+
+def tell_end_users(project: Project, mailboxes, kind: str) -> None:
+    """The automatic end-user message, when the project opted in."""
+    from .services import queue_for
+
+    if not NoticeSettings.of(project).auto(kind):
+        return
+    _send_on_commit([n.pk for _, n, new in queue_for(mailboxes, kind) if new])
+
+
+def tell_consultants(project: Project, event_key: str, text: str) -> None:
+    """One message per member by e-mail (if chosen) and one webhook POST, once per event."""
+    choices = NoticeSettings.of(project)
+    recipients = []
+    if choices.email_members:
+        emails = project.members.exclude(email="").values_list("email", flat=True)
+        recipients += [(Notice.Channel.EMAIL, email) for email in emails]
+    if choices.webhook_url:
+        recipients.append((Notice.Channel.WEBHOOK, "webhook"))
+    ids = []
+    for channel, recipient in recipients:
+        notice, new = Notice.objects.get_or_create(
+            project=project,
+            mailbox=None,
+            kind=NoticeKind.CONSULTANT,
+            event_key=event_key[:100],
+            channel=channel,
+            recipient=recipient,
+            defaults={"subject": f"[{project}] {text.splitlines()[0][:250]}", "text": text},
+        )
+        if new:
+            ids.append(notice.pk)
+    _send_on_commit(ids)
+
+
+@_quiet
+def pass_finished(mailbox_pass) -> None:
+    mailbox_pass.refresh_from_db()
+    mailbox = mailbox_pass.mailbox
+    project = mailbox.project
+    if mailbox_pass.error:
+        text = f"{mailbox_pass.kind} pass of {mailbox} finished with errors: {mailbox_pass.error}"
+    else:
+        text = f"{mailbox_pass.kind} pass of {mailbox} finished."
+        tell_end_users(project, [mailbox], NoticeKind.COPIED)
+    tell_consultants(project, f"pass-{mailbox_pass.pk}", text)
+
+
+@_quiet
+def mailbox_failed(mailbox_pass, message: str) -> None:
+    mailbox = mailbox_pass.mailbox
+    text = f"{mailbox} failed ({mailbox_pass.kind} pass): {message}"
+    tell_consultants(mailbox.project, f"failed-{mailbox_pass.pk}", text)
+
+
+@_quiet
+def discovery_done(mailbox_ids) -> None:
+    from mailboxes.discovery import problems_text
+    from mailboxes.models import Mailbox
+
+    blocked = Mailbox.objects.filter(pk__in=mailbox_ids, discovery_blocking=True)
+    for mailbox in blocked.select_related("project"):
+        text = f"Discovery found blocking problems in {mailbox}: {problems_text(mailbox.discovery)}"
+        key = f"discovery-{mailbox.pk}-{mailbox.discovered_at:%Y%m%d%H%M%S}"
+        tell_consultants(mailbox.project, key, text)
+
+
+@_quiet
+def steps_ticked(project: Project, ticked) -> None:
+    """The last DNS step ticked itself: DNS is complete."""
+    dns = project.cutover_steps.filter(kind="dns")
+    if any(s.kind == "dns" for s in ticked) and not dns.filter(done_at__isnull=True).exists():
+        tell_consultants(project, "dns-complete", f"DNS is complete for {project}.")
+
+
+@receiver(pre_save, sender=Project)
+def _remember_before(sender, instance, **kwargs):
+    before = Project.objects.filter(pk=instance.pk).values("planned_cutover", "state").first()
+    instance._notices_before = before or {}
+
+
+@receiver(post_save, sender=Project)
+@_quiet
+def _project_changed(sender, instance, created, **kwargs):
+    """A cutover date set or moved mails 'planned'; closing the project mails 'done'."""
+    before = getattr(instance, "_notices_before", {})
+    mailboxes = instance.mailboxes.select_related("project")
+    if instance.planned_cutover and instance.planned_cutover != before.get("planned_cutover"):
+        tell_end_users(instance, mailboxes, NoticeKind.PLANNED)
+    if instance.state == Project.State.CLOSED and before.get("state") != Project.State.CLOSED:
+        tell_end_users(instance, mailboxes, NoticeKind.DONE)

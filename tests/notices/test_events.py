@@ -1,0 +1,101 @@
+"""Events tell end users (when the project opted in) and consultants, by e-mail and by a JSON
+webhook POST to a real HTTP server on loopback."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mailboxes import engine
+from mailboxes.models import MailboxPass
+from migrator.celery import app
+from notices.models import Notice, NoticeSettings
+
+
+@pytest.fixture
+def webhook():
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append((self.path, self.headers["Content-Type"], self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def eager_tasks():
+    """The worker's part runs in this process: what it does is what is tested here."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pass_done_tells_user_consultants_and_webhook_once(
+    smtp_server, webhook, eager_tasks, project, mailbox
+):
+    url, received = webhook
+    NoticeSettings.objects.create(project=project, auto_copied=True, webhook_url=url)
+    mailbox_pass = MailboxPass.objects.create(mailbox=mailbox, kind="full")
+    engine._finish_pass(mailbox_pass)
+    engine._finish_pass(mailbox_pass)  # a rerun mails nobody twice
+
+    (message,) = smtp_server.to(mailbox.source_address)
+    assert "copied" in message["Subject"]
+    for member in project.members.all():
+        (note,) = smtp_server.to(member.email)
+        assert "finished" in note["Subject"]
+    ((path, content_type, body),) = received
+    assert path == "/hook" and content_type == "application/json"
+    assert "full pass of" in json.loads(body)["text"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_mailbox_reaches_the_webhook_with_its_reason(
+    webhook, eager_tasks, settings, project, mailbox
+):
+    url, received = webhook
+    NoticeSettings.objects.create(project=project, email_members=False, webhook_url=url)
+    mailbox_pass = MailboxPass.objects.create(mailbox=mailbox, kind="full")
+    engine.fail_mailbox(mailbox_pass, "wrong password for ann")
+    ((_, _, body),) = received
+    assert "wrong password for ann" in json.loads(body)["text"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_on_loopback_is_refused_without_allow_local(
+    webhook, eager_tasks, settings, project, mailbox
+):
+    settings.ALLOW_LOCAL_ENDPOINTS = False
+    url, received = webhook
+    NoticeSettings.objects.create(project=project, email_members=False, webhook_url=url)
+    engine.fail_mailbox(MailboxPass.objects.create(mailbox=mailbox, kind="full"), "boom")
+    assert received == []
+    (notice,) = Notice.objects.filter(channel="webhook")
+    assert notice.state == Notice.State.FAILED and "loopback" in notice.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cutover_date_set_mails_planned_when_opted_in(smtp_server, eager_tasks, project, mailbox):
+    from django.utils import timezone
+
+    NoticeSettings.objects.create(project=project, auto_planned=True)
+    project.planned_cutover = timezone.now() + timezone.timedelta(days=7)
+    project.save()
+    project.save()
+    (message,) = smtp_server.to(mailbox.source_address)
+    assert "moves on" in message["Subject"]
