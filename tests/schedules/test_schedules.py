@@ -182,3 +182,28 @@ def test_the_command_schedules_a_daily_delta(project, mailbox):
     assert schedule.daily
     refused = run("schedule_pass", project.pk, "--kind", "teleport", "--at", "2031-01-05 22:00")
     assert refused.code == 2 and "teleport" in refused.message
+
+
+def test_two_beat_ticks_in_parallel_fire_once(project, mailbox):
+    from threading import Barrier, Thread
+
+    from django.db import connection
+
+    at = datetime(2030, 3, 1, 22, 0, tzinfo=BERLIN)
+    Schedule.objects.create(project=project, kind="full", run_at=at)
+    barrier, fired = Barrier(2), []
+
+    def beat():
+        barrier.wait()
+        try:
+            fired.extend(schedules.fire_due(at, engine.InlineScheduler("test:beat")))
+        finally:
+            connection.close()
+
+    threads = [Thread(target=beat) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(fired) == 1
+    assert MailboxPass.objects.filter(mailbox=mailbox).count() == 1
