@@ -10,7 +10,8 @@ from projects.access import get_project_for_user
 from projects.views.cutover import post_after_access
 
 from . import texts
-from .models import END_USER_KINDS, NoticeKind, NoticeTemplate
+from .forms import NoticeSettingsForm
+from .models import END_USER_KINDS, NoticeKind, NoticeSettings, NoticeTemplate
 from .services import compose, queue_for
 from .tasks import queue_sending
 
@@ -18,11 +19,25 @@ from .tasks import queue_sending
 @login_required
 def outbox(request, project_id):
     project = get_project_for_user(request, project_id)
+    choices = NoticeSettings.of(project)
+    form = NoticeSettingsForm(request.POST or None, instance=choices)
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Notification settings saved.")
+            return redirect("notices_outbox", project.pk)
+        messages.error(request, "The settings were not saved: see the form.")
     notices = project.notices.select_related("mailbox")[:500]
     return render(
         request,
         "notices/outbox.html",
-        {"project": project, "notices": notices, "kinds": END_USER_KINDS},
+        {
+            "project": project,
+            "notices": notices,
+            "kinds": END_USER_KINDS,
+            "form": form,
+            "has_webhook": bool(choices.webhook_url),
+        },
     )
 
 

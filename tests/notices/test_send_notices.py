@@ -142,3 +142,22 @@ def test_template_edit_and_preview_escapes_the_name(client, bob, project, users)
     project.mailboxes.exclude(pk=users[1].pk).delete()
     page = client.get(url).content.decode()
     assert "Ben &lt;b&gt;Bold&lt;/b&gt;" in page and "<b>Bold</b>" not in page
+
+
+@pytest.mark.django_db
+def test_settings_refuse_a_loopback_webhook_and_never_show_it(client, bob, settings, project):
+    from notices.models import NoticeSettings
+
+    client.force_login(bob)
+    url = reverse("notices_outbox", args=[project.pk])
+    settings.ALLOW_LOCAL_ENDPOINTS = False
+    form = {"email_members": "on", "auto_copied": "on", "steps": "1. Sign in"}
+    page = client.post(url, {**form, "webhook_url": "http://127.0.0.1:9/hook"})
+    assert page.status_code == 200 and "loopback" in page.content.decode()
+    assert not NoticeSettings.of(project).webhook_url
+
+    settings.ALLOW_LOCAL_ENDPOINTS = True
+    client.post(url, {**form, "webhook_url": "http://127.0.0.1:9/secret-hook"})
+    choices = NoticeSettings.of(project)
+    assert choices.webhook_url == "http://127.0.0.1:9/secret-hook" and choices.auto_copied
+    assert "secret-hook" not in client.get(url).content.decode()
