@@ -106,7 +106,9 @@ def test_discovery_reads_the_announced_limit_and_a_pass_fails_exactly_what_is_ov
         fitting = sorted(body for body in held.bodies() if len(body) <= LIMIT)
         assert target.holdings().bodies() == fitting, mailbox.source_address
         assert (done.items_copied, done.items_failed) == (len(fitting), sum(over.values()))
-        reasons = ItemError.objects.filter(folder_job__mailbox=mailbox).values_list("reason", flat=True)
+        reasons = ItemError.objects.filter(folder_job__mailbox=mailbox).values_list(
+            "reason", flat=True
+        )
         assert len(reasons) == sum(over.values())
         assert all(f"APPENDLIMIT of {LIMIT} bytes" in reason for reason in reasons)
     # RFC 7889 §3: the connector never sent what the server announced it would refuse.
