@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "dnscheck",
     "schedules",
     "notices",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,8 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
 )
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# The audit log takes the client address from X-Forwarded-For only behind a proxy that sets it.
+AUDIT_TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
