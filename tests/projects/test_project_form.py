@@ -109,3 +109,35 @@ class TestFolderMapping:
         assert "Line 1: write" in response.content.decode()
         assert "Line 3: A is mapped twice." in response.content.decode()
         assert list(project.folder_mappings.values_list("source_path", flat=True)) == ["Junk"]
+
+
+@pytest.mark.django_db
+class TestTimeZone:
+    def test_chosen_stored_shown_again_and_kept_when_left_out(self, client, bob, project):
+        client.force_login(bob)
+        url = reverse("project_edit", args=[project.pk])
+        page = client.get(url).content.decode()
+        assert '<option value="UTC" selected>UTC</option>' in page
+        assert '<option value="Europe/Berlin">' in page
+        assert client.post(url, form_data(time_zone="Europe/Berlin")).status_code == 302
+        project.refresh_from_db()
+        assert project.time_zone == "Europe/Berlin"
+        page = client.get(url).content.decode()
+        assert '<option value="Europe/Berlin" selected>Europe/Berlin</option>' in page
+        assert client.post(url, form_data()).status_code == 302
+        project.refresh_from_db()
+        assert project.time_zone == "Europe/Berlin"
+
+    def test_an_unknown_zone_is_refused(self, client, bob, project):
+        client.force_login(bob)
+        url = reverse("project_edit", args=[project.pk])
+        response = client.post(url, form_data(time_zone="Mars/Olympus"))
+        assert response.status_code == 200
+        assert "is not a time zone; use a name like Europe/Berlin" in response.content.decode()
+        project.refresh_from_db()
+        assert project.time_zone == "UTC"
+
+    def test_a_new_project_starts_in_utc(self, client, alice):
+        client.force_login(alice)
+        client.post(reverse("project_create"), form_data())
+        assert Project.objects.get(client_name="Fabrikam").time_zone == "UTC"
