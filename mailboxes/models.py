@@ -576,3 +576,15 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def beat(cls, hostname: str) -> None:
         cls.objects.update_or_create(hostname=hostname, defaults={"seen_at": timezone.now()})
+
+
+class BudgetState(models.Model):
+    """One request budget's use, where the database keeps budgets (``mailboxes.budget``): the
+    slots held and the sliding window's buckets."""
+
+    key = models.CharField(max_length=300, primary_key=True)
+    slots = models.JSONField(default=dict)  # token -> lease expiry, epoch seconds
+    buckets = models.JSONField(default=dict)  # bucket index -> [requests, bytes]
+
+    def __str__(self):
+        return self.key
