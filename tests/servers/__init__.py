@@ -24,10 +24,41 @@ def require_binary(name: str, package: str) -> str:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class PortTaken(RuntimeError):
+    """Another process bound the port between our choosing it and the server binding it."""
+
+
+def free_port(udp: bool = False) -> int:
+    """A loopback port free for TCP (and UDP too with ``udp``) at this instant. Nothing holds it
+    afterwards: a server that cannot bind port 0 and report it goes through
+    ``start_on_free_ports``, which chooses again when the port was taken meanwhile."""
+    while True:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            if not udp:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                try:
+                    datagram.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+def start_on_free_ports(start, ports: int = 1, udp: bool = False, attempts: int = 8):
+    """``start(*ports)`` with ``ports`` free ports, chosen again each time it raises PortTaken."""
+    for attempt in range(attempts):
+        try:
+            return start(*(free_port(udp) for _ in range(ports)))
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+
+
+def in_use(text: str) -> bool:
+    """Whether a server's log says it could not bind: the port went to another process."""
+    return "already in use" in text.lower()
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc=None) -> None:

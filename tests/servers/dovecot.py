@@ -38,6 +38,8 @@ import pwd
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
 import uuid
@@ -49,7 +51,7 @@ import pytest
 
 from mailboxes.connectors.base import Endpoint
 
-from . import free_port, require_binary, wait_for_port
+from . import PortTaken, in_use, require_binary, start_on_free_ports, wait_for_port
 
 MASTER_USER = "admin"
 MASTER_PASSWORD = "master-secret"
@@ -61,6 +63,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 instance_name = mailferry-{name}
+login_greeting = {greeting}
 protocols = imap
 listen = 127.0.0.1
 shutdown_clients = yes
@@ -315,12 +318,11 @@ def start_dovecot(
         os.chown(root / "home", uid, gid)
     _make_certificate(root)
     (root / "master.passwd").write_text(f"{MASTER_USER}:{MASTER_PASSWORD}::::::\n")
-    port, tls_port = free_port(), free_port()
     mailboxes = "\n".join(
         f"  mailbox {box} {{\n    special_use = {use}\n    auto = subscribe\n  }}"
         for box, use in (SPECIAL_USE if special_use is None else special_use).items()
     )
-    config = CONFIG.format(
+    settings = dict(
         root=root,
         name=name,
         internal_user=internal_user,
@@ -335,28 +337,48 @@ def start_dovecot(
         imap_quota="protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
         if quota
         else "",
-        port=port,
-        tls_port=tls_port,
         fsync="never",
     )
-    (root / "dovecot.conf").write_text(config)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": tz}
-    process = subprocess.Popen(
-        [binary, "-F", "-c", str(root / "dovecot.conf")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "stderr.log", "wb"),  # noqa: SIM115 - the child owns it
-    )
-    server = DovecotServer(name, root, separator, port, tls_port, max_message_size, process)
-    try:
-        wait_for_port(port, proc=process)
-        wait_for_port(tls_port, proc=process)
-    except RuntimeError as exc:
-        server.stop()
-        stderr = (root / "stderr.log").read_text(errors="replace")
-        details = f"{stderr}\n{server.log()}"
-        raise RuntimeError(f"dovecot {name} did not start: {exc}\n{details}") from exc
-    return server
+
+    def launch(port: int, tls_port: int) -> DovecotServer:
+        # A greeting of its own tells this server from another that took the port meanwhile.
+        greeting = f"mailferry-{name}-{uuid.uuid4().hex} ready."
+        config = CONFIG.format(**settings, port=port, tls_port=tls_port, greeting=greeting)
+        (root / "dovecot.conf").write_text(config)
+        (root / "dovecot.log").unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [binary, "-F", "-c", str(root / "dovecot.conf")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(root / "stderr.log", "wb"),  # noqa: SIM115 - the child owns it
+        )
+        server = DovecotServer(name, root, separator, port, tls_port, max_message_size, process)
+        try:
+            wait_for_port(port, proc=process)
+            wait_for_port(tls_port, proc=process)
+            ours = _greets(server, port, greeting) and _greets(server, tls_port, greeting, tls=True)
+        except (RuntimeError, OSError) as exc:
+            server.stop()
+            stderr = (root / "stderr.log").read_text(errors="replace")
+            details = f"{stderr}\n{server.log()}"
+            if in_use(details):
+                raise PortTaken(details) from exc
+            raise RuntimeError(f"dovecot {name} did not start: {exc}\n{details}") from exc
+        if not ours:
+            server.stop()
+            raise PortTaken(f"another server answers on {port} or {tls_port}")
+        return server
+
+    return start_on_free_ports(launch, ports=2)
+
+
+def _greets(server: DovecotServer, port: int, greeting: str, tls: bool = False) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection((server.host, port), timeout=10) as raw:
+        connection = context.wrap_socket(raw) if tls else raw
+        return greeting.encode() in connection.makefile("rb").readline()
 
 
 def start_pair(root: Path, binary: str = "/usr/sbin/dovecot"):

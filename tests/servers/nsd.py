@@ -14,6 +14,7 @@ pidfile in a temp dir; remote control is off (no keys to set up) and it stays ro
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import dns.message
 import dns.query
 import pytest
 
-from . import free_port, require_binary, wait_for_port
+from . import PortTaken, in_use, require_binary, start_on_free_ports, wait_for_port
 
 CONFIG = """\
 server:
@@ -56,8 +57,10 @@ $TTL 300
 class NsdServer:
     def __init__(self, root: Path, zones: dict[str, list[str]]):
         self.root = root
-        self.port = free_port()
-        self.serial = 1
+        self.port = 0
+        # A serial of its own tells this server's answers from another's on a port taken
+        # meanwhile (other tests serve the same zone names).
+        self.serial = random.randrange(1, 2**31)
         self.zones = dict(zones)
         self.proc: subprocess.Popen | None = None
 
@@ -81,17 +84,40 @@ class NsdServer:
         )
 
     def start(self, binary: str) -> None:
+        """Start on a port free for UDP and TCP, again on another when NSD finds it taken; a
+        restart keeps its port, which the test already handed out."""
         self.binary = binary
         self.served = set(self.zones)
+        if self.port:
+            self._launch(self.port)
+        else:
+            start_on_free_ports(self._launch, udp=True)
+
+    def _launch(self, port: int) -> None:
+        self.port = port
         self._write()
+        (self.root / "nsd.log").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [binary, "-d", "-c", str(self.root / "nsd.conf")],
+            [self.binary, "-d", "-c", str(self.root / "nsd.conf")],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(self.root / "stderr.log", "wb"),  # noqa: SIM115 - the child owns it
         )
-        wait_for_port(self.port, proc=self.proc)
-        for zone in self.zones:
-            self.wait_for_serial(zone)
+        try:
+            wait_for_port(self.port, proc=self.proc)
+            for zone in self.zones:
+                self.wait_for_serial(zone)
+        except RuntimeError:
+            self.stop()
+            if in_use(self.log()):
+                raise PortTaken(self.log()) from None
+            raise
+
+    def log(self) -> str:
+        return "".join(
+            (self.root / name).read_text(errors="replace")
+            for name in ("stderr.log", "nsd.log")
+            if (self.root / name).exists()
+        )
 
     def reload(self) -> None:
         """Re-read the zone files (SIGHUP); returns once every zone serves the new serial.
@@ -109,7 +135,7 @@ class NsdServer:
 
     def wait_for_serial(self, zone: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 reply = dns.query.udp(
                     dns.message.make_query(zone, "SOA"), "127.0.0.1", timeout=0.5, port=self.port
@@ -119,8 +145,7 @@ class NsdServer:
             except (dns.exception.Timeout, OSError):
                 pass
             time.sleep(0.05)
-        log = (self.root / "nsd.log").read_text() if (self.root / "nsd.log").exists() else ""
-        raise RuntimeError(f"nsd did not serve {zone} serial {self.serial}:\n{log}")
+        raise RuntimeError(f"nsd did not serve {zone} serial {self.serial}:\n{self.log()}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -154,14 +179,23 @@ def nsd_factory(tmp_path):
 @pytest.fixture
 def silent_dns_server():
     """host:port of a server that receives queries and never answers (UDP and TCP)."""
-    port = free_port()
+    udp, tcp = start_on_free_ports(_silent_sockets, udp=True)
+    try:
+        yield f"127.0.0.1:{udp.getsockname()[1]}"
+    finally:
+        udp.close()
+        tcp.close()
+
+
+def _silent_sockets(port: int) -> tuple[socket.socket, socket.socket]:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         udp.bind(("127.0.0.1", port))
         tcp.bind(("127.0.0.1", port))
-        tcp.listen(16)
-        yield f"127.0.0.1:{port}"
-    finally:
+    except OSError as exc:
         udp.close()
         tcp.close()
+        raise PortTaken(str(exc)) from exc
+    tcp.listen(16)
+    return udp, tcp

@@ -1,10 +1,11 @@
 """A real Redis server on a free loopback port, started as a plain process."""
 
+import socket
 import subprocess
 
 import pytest
 
-from . import free_port, require_binary, wait_for_port
+from . import PortTaken, in_use, require_binary, start_on_free_ports, wait_for_port
 
 
 class RedisServer:
@@ -13,7 +14,7 @@ class RedisServer:
 
     def __init__(self, workdir):
         self.binary = require_binary("redis-server", "redis-server")
-        self.port = free_port()
+        self.port = 0
         self.workdir = workdir
         self.proc = None
 
@@ -22,11 +23,39 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.workdir)]
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, proc=self.proc)
+        """Start on a free port, again on another when Redis finds it taken; a restart keeps
+        its port, as the workers' broker URL does."""
+        if self.port:
+            self._launch(self.port)
+        else:
+            start_on_free_ports(self._launch)
         return self
+
+    def _launch(self, port: int) -> None:
+        self.port = port
+        command = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", str(self.workdir)]
+        log = self.workdir / "redis.log"
+        with open(log, "wb") as output:
+            self.proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc=self.proc)
+            if self._process_id() == self.proc.pid:
+                return
+        except (RuntimeError, OSError):
+            pass
+        self.stop()
+        text = log.read_text(errors="replace")
+        raise (PortTaken if in_use(text) else RuntimeError)(f"redis did not start:\n{text}")
+
+    def _process_id(self) -> int:
+        """The pid of the Redis answering on our port: another's when the port was taken."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as connection:
+            connection.sendall(b"INFO server\r\n")
+            reply = connection.makefile("rb")
+            size = int(reply.readline()[1:])  # a bulk string: $N, then N bytes
+            info = reply.read(size)
+        return int(info.split(b"process_id:")[1].split(b"\r\n")[0])
 
     def stop(self) -> None:
         """Gone at once, with every message it held (no persistence), like ``shutdown nosave``."""
