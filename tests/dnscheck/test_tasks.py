@@ -7,15 +7,9 @@ from dnscheck.tasks import check_project_dns, recheck_cutover_projects
 from migrator.celery import app
 from projects.cutover import ensure_checklist
 from tests.conftest import make_project
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_beat_schedule_runs_every_minute():
@@ -24,13 +18,17 @@ def test_beat_schedule_runs_every_minute():
     assert recheck_cutover_projects.name == entry["task"]
 
 
-def test_only_projects_in_cutover_are_checked(eager, domain, old_dns):
+def test_only_projects_in_cutover_are_checked(domain, old_dns):
     cutover = domain.project
     cutover.state = "cutover"
     cutover.save()
     other = make_project(client_name="Fabrikam")
     idle = other.domains.create(name="fabrikam.test", nameservers=old_dns.address)
+    purge_filesystem_broker()
     recheck_cutover_projects()
+    # The beat's task queues one check per project in cutover, for the worker to run.
+    assert queued_tasks() == [(check_project_dns.name, [], {"project_id": cutover.pk})]
+    check_project_dns(project_id=cutover.pk)
     assert DnsCheck.objects.filter(domain=domain).count() == 1
     assert not DnsCheck.objects.filter(domain=idle).exists()
 

@@ -1,16 +1,12 @@
-import base64
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.models import Mailbox, MailboxPass
-from tests.servers.worker import purge_filesystem_broker
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 
 def act(client, project, **data):
@@ -23,17 +19,6 @@ def by_name(project, name):
 
 def messages_of(response):
     return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def queued_tasks() -> list[tuple[str, list]]:
-    """(task name, arguments) of every message in the embedded broker's folder."""
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-    found = []
-    for path in folder.glob("*.msg"):
-        message = json.loads(path.read_text())
-        args, _, _ = json.loads(base64.b64decode(message["body"]))
-        found.append((message["headers"]["task"], args))
-    return found
 
 
 @pytest.mark.django_db
@@ -61,7 +46,7 @@ def test_prestage_for_the_selected_rows(
     assert passes.count() == 2
     # Once the transaction commits, each new pass's planning is in the broker, nothing else.
     assert sorted(queued_tasks()) == sorted(
-        ("mailboxes.tasks.plan_mailbox_pass", [p.pk]) for p in passes
+        ("mailboxes.tasks.plan_mailbox_pass", [p.pk], {}) for p in passes
     )
     expected_before = timezone.now() - timedelta(days=30)
     assert all(abs(p.before - expected_before) < timedelta(minutes=1) for p in passes)

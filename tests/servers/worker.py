@@ -4,6 +4,8 @@ process (connection tests, copies, a SIGKILL in the middle of a folder).
 Use with ``@pytest.mark.django_db(transaction=True)`` so the worker sees committed rows.
 """
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +37,18 @@ def purge_filesystem_broker() -> None:
     folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
     for message in Path(folder).glob("*.msg") if folder else ():
         message.unlink(missing_ok=True)
+
+
+def queued_tasks() -> list[tuple[str, list, dict]]:
+    """(task name, arguments, keyword arguments) of every message waiting in the embedded
+    broker's folder: what a worker would run next."""
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
+    found = []
+    for path in Path(folder).glob("*.msg") if folder else ():
+        message = json.loads(path.read_text())
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        found.append((message["headers"]["task"], args, kwargs))
+    return found
 
 
 class Worker:
