@@ -657,6 +657,12 @@ class EwsConnector(Connector):
             raise self._translate(error) from error
 
     def _translate(self, error: Exception) -> ConnectorError:
+        if isinstance(error, ews_errors.TransportError) and isinstance(
+            error.__context__, ews_errors.ResponseMessageError
+        ):
+            # exchangelib's version probe (ConvertId) wraps the server's refusal in a
+            # TransportError "No valid version headers", which would read as a network fault.
+            error = error.__context__
         text = str(error)
         if isinstance(error, ews_errors.ErrorImpersonateUserDenied):
             return AuthError(
@@ -676,6 +682,12 @@ class EwsConnector(Connector):
             )
         if isinstance(error, ews_errors.ErrorNonExistentMailbox):
             return ConnectorError(f"The server has no mailbox {self.mailbox}.")
+        if isinstance(error, ews_errors.ErrorAccessDenied):
+            login = self.endpoint.impersonation or self.endpoint.username
+            return AuthError(
+                f"{login} may not open {self.mailbox} (ErrorAccessDenied): log in as the "
+                f"mailbox, grant {login} full access to it, or use an impersonation account."
+            )
         if isinstance(error, EwsForbidden):
             if self._is_exchange_online():
                 return AuthError(GRAPH_HINT)

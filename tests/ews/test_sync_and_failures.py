@@ -172,24 +172,38 @@ def test_impersonation_with_rights_reads_the_mailbox(source):
     assert inbox_of(connector).count == 6
 
 
-def test_oauth2_client_credentials_impersonate_the_mailbox(source, monkeypatch):
-    # oauthlib refuses plain-http token endpoints; the test server speaks http on loopback only.
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    source.state.add_client("app-id", "app-secret")
-    oauth = dict(
+def oauth_endpoint(server, client_id, secret):
+    return endpoint(
+        server,
+        "",
+        secret,
         auth_method="oauth2",
-        oauth_client_id="app-id",
+        oauth_client_id=client_id,
         oauth_tenant_id="tenant-1",
-        oauth_authority=source.base_url,
+        oauth_authority=server.base_url,
         kind="exchange_online",
     )
 
-    good = EwsConnector(endpoint(source, "", "app-secret", **oauth), ALICE)
-    bad = EwsConnector(endpoint(source, "", "wrong-secret", **oauth), ALICE)
+
+def test_oauth2_client_credentials_impersonate_the_mailbox(source, monkeypatch):
+    # oauthlib refuses plain-http token endpoints; the test server speaks http on loopback only.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    source.state.add_client("app-id", "app-secret", impersonation=True)
+
+    good = EwsConnector(oauth_endpoint(source, "app-id", "app-secret"), ALICE)
+    bad = EwsConnector(oauth_endpoint(source, "app-id", "wrong-secret"), ALICE)
 
     assert inbox_of(good).count == 6
     with pytest.raises(AuthError, match="client secret"):
         bad.check()
+
+
+def test_oauth2_application_without_full_access_as_app_is_named(source, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    source.state.add_client("plain-app", "app-secret")  # no full_access_as_app
+
+    with pytest.raises(AuthError, match="plain-app may not impersonate alice@src.test"):
+        EwsConnector(oauth_endpoint(source, "plain-app", "app-secret"), ALICE).check()
 
 
 def test_exchange_online_blocking_ews_points_to_graph(source):

@@ -4,8 +4,18 @@ No open-source EWS server can run here (see /work/shared/notes/ews-protocol.md Â
 speaks the subset of EWS that exchangelib sends for a migration, with the shapes Exchange uses
 (MS-OXWSCORE, MS-OXWSFOLD, MS-OXWSSYNC, MS-OXWSBTRF). The real exchangelib talks to it.
 
-What it does not pretend: ExportItems ``Data`` is not a FastTransfer stream (MS-OXCFXICS) but
-base64(JSON) that only this server reads back; the connector treats it as opaque either way.
+As strict as Exchange where a client could get away with less: requests are checked against
+what messages.xsd/types.xsd require (missing elements and attributes, enumerations, the 1-512
+range of MaxChangesReturned, base64 content) and refused with an ErrorSchemaValidation SOAP fault;
+CreateItem/UpdateItem of a message without MessageDisposition get ErrorMessageDispositionRequired;
+and every account opens only its own mailbox unless it holds ApplicationImpersonation (and sends
+ExchangeImpersonation) or was granted full access on the other one (ErrorImpersonateUserDenied,
+ErrorAccessDenied).
+
+What it does not pretend: the ExportItems ``Data`` of items it holds is not a FastTransfer stream
+(MS-OXCFXICS) but base64(JSON) that only this server reads back. UploadItems takes any other
+blob (a real FastTransfer stream) as opaque bytes and exports it again byte for byte; the
+connector treats every blob as opaque either way.
 
 Use it from pytest through the ``ews_server`` fixture, or outside pytest with
 ``start_ews_server()`` (the benchmark does).
@@ -14,6 +24,7 @@ Use it from pytest through the ``ews_server`` fixture, or outside pytest with
 from __future__ import annotations
 
 import base64
+import binascii
 import itertools
 import json
 import socket
@@ -74,6 +85,17 @@ class EwsFault(Exception):
         self.code, self.message, self.back_off_ms = code, message, back_off_ms
 
 
+class SchemaViolation(EwsFault):
+    """ErrorSchemaValidation: Exchange validates a request against its schema before running any
+    of it, and names the first violation in .NET's words."""
+
+    def __init__(self, node: etree._Element, violation: str):
+        super().__init__(
+            "ErrorSchemaValidation", f"The request failed schema validation: {violation}"
+        )
+        self.violation, self.line = violation, node.sourceline
+
+
 class ItemError(Exception):
     """Answered as one ResponseClass="Error" message; the other items of the request go on."""
 
@@ -104,10 +126,11 @@ class StoredItem:
     extended: dict[str, str] = field(default_factory=dict)
     seq: int = 0  # position in the mailbox's change log, what sync states point into
     changekey: str = "CK1"
+    blob: bytes | None = None  # an uploaded stream this server cannot read, exported as it came
 
     @property
     def size(self) -> int:
-        return len(self.mime)
+        return len(self.mime if self.blob is None else self.blob)
 
 
 def _new_id(prefix: str) -> str:
@@ -142,7 +165,8 @@ class EwsState:
     def __init__(self):
         self.lock = threading.RLock()
         self.passwords: dict[str, str] = {}
-        self.impersonators: set[str] = set()
+        self.impersonators: set[str] = set()  # accounts holding ApplicationImpersonation
+        self.full_access: dict[str, set[str]] = {}  # mailbox -> accounts granted FullAccess
         self.tokens: dict[str, str] = {}  # bearer token -> OAuth client id
         self.clients: dict[str, str] = {}  # OAuth client id -> secret
         self.folders: dict[str, StoredFolder] = {}
@@ -164,14 +188,25 @@ class EwsState:
                 self.impersonators.add(address)
         self.mailbox_root(address)
 
+    def grant_full_access(self, mailbox: str, account: str):
+        """Add-MailboxPermission -AccessRights FullAccess: ``account`` opens ``mailbox``."""
+        with self.lock:
+            self.full_access.setdefault(mailbox, set()).add(account)
+
+    def may_open(self, account: str, mailbox: str) -> bool:
+        return account == mailbox or account in self.full_access.get(mailbox, ())
+
     def ntlm_user_file(self, directory: Path) -> Path:
         """The accounts as an NTLM_USER_FILE (``:user:password`` lines, user names as UPNs)."""
         path = directory / "ntlm-users"
         path.write_text("".join(f":{user}:{pw}\n" for user, pw in self.passwords.items()))
         return path
 
-    def add_client(self, client_id: str, secret: str):
+    def add_client(self, client_id: str, secret: str, impersonation: bool = False):
+        """An OAuth2 application; ``impersonation`` is Exchange Online's full_access_as_app."""
         self.clients[client_id] = secret
+        if impersonation:
+            self.impersonators.add(f"app:{client_id}")
 
     def mailbox_root(self, address: str) -> StoredFolder:
         with self.lock:
@@ -263,12 +298,27 @@ class EwsRequest:
 
     @property
     def mailbox(self) -> str:
+        """Who acts: the impersonated user, else the account that logged in."""
         return self.impersonated or self.login
+
+    def open(self, mailbox: str):
+        """Another mailbox's folders and items need full access on it; impersonation acts as
+        the impersonated user, whose own rights then count."""
+        if mailbox not in self.state.passwords:
+            raise ItemError(
+                "ErrorNonExistentMailbox",
+                f"The SMTP address has no mailbox associated with it: {mailbox}",
+            )
+        if not self.state.may_open(self.mailbox, mailbox):
+            raise ItemError(
+                "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
 
     def resolve_folder(self, node: etree._Element) -> StoredFolder:
         local = etree.QName(node).localname
         if local == "DistinguishedFolderId":
             address = node.findtext(f".//{{{T}}}EmailAddress") or self.mailbox
+            self.open(address)
             for folder in self.state.folders.values():
                 if folder.mailbox == address and folder.distinguished == node.get("Id"):
                     return folder
@@ -280,6 +330,7 @@ class EwsRequest:
             raise ItemError(
                 "ErrorFolderNotFound", "The specified folder could not be found in the store."
             )
+        self.open(folder.mailbox)
         return folder
 
     def folder_ids(self, container: str) -> list[etree._Element]:
@@ -382,6 +433,126 @@ class EwsResponder:
 
 def _copy(node):
     return etree.fromstring(etree.tostring(node))
+
+
+# --- schema validation ---------------------------------------------------------------------------
+
+# What messages.xsd requires of each request: child elements with minOccurs="1" and attributes
+# with use="required" (with their enumerations, or None for any value).
+REQUIRED = {
+    "GetFolder": (("FolderShape", "FolderIds"), {}),
+    "FindFolder": (
+        ("FolderShape", "ParentFolderIds"),
+        {"Traversal": ("Shallow", "Deep", "SoftDeleted")},
+    ),
+    "SyncFolderHierarchy": (("FolderShape",), {}),
+    "CreateFolder": (("ParentFolderId", "Folders"), {}),
+    "FindItem": (
+        ("ItemShape", "ParentFolderIds"),
+        {"Traversal": ("Shallow", "SoftDeleted", "Associated")},
+    ),
+    "GetItem": (("ItemShape", "ItemIds"), {}),
+    "CreateItem": (("Items",), {}),
+    "UpdateItem": (
+        ("ItemChanges",),
+        {"ConflictResolution": ("Never", "AutoResolve", "AlwaysOverwrite")},
+    ),
+    "ExportItems": (("ItemIds",), {}),
+    "UploadItems": (("Items",), {}),
+    "SyncFolderItems": (("ItemShape", "SyncFolderId", "MaxChangesReturned"), {}),
+    "ConvertId": (("SourceIds",), {"DestinationFormat": None}),
+}
+# The NonEmptyArrayOf... types: at least one child.
+ARRAYS = {"FolderIds", "ParentFolderIds", "Folders", "ItemIds", "Items", "ItemChanges", "SourceIds"}
+# Optional attributes, checked against their enumeration when present.
+ENUMERATIONS = {
+    "MessageDisposition": ("SaveOnly", "SendOnly", "SendAndSaveCopy"),
+    "SendMeetingInvitations": ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy"),
+}
+UPLOAD_ITEM = (
+    ("ParentFolderId", "Data"),
+    {"CreateAction": ("CreateNew", "Update", "UpdateOrCreate")},
+)
+MAX_SYNC_CHANGES = 512  # MaxSyncChangesReturnedType: xs:int from 1 to 512
+
+
+def validate(operation: etree._Element):
+    """Refuse what the schema refuses, before any of the request runs (as Exchange does)."""
+    name = etree.QName(operation).localname
+    if name not in REQUIRED:
+        return
+    _check_content(operation, *REQUIRED[name])
+    for attribute, allowed in ENUMERATIONS.items():
+        if operation.get(attribute) is not None:
+            _check_attribute(operation, attribute, allowed)
+    if name == "UploadItems":
+        for item in operation.find(f"{{{M}}}Items"):
+            _check_content(item, *UPLOAD_ITEM)
+            _base64(item.find(f"{{{T}}}Data"))
+    elif name == "CreateItem":
+        for mime in operation.iter(f"{{{T}}}MimeContent"):
+            _base64(mime)
+    elif name == "SyncFolderItems":
+        _check_max_changes(operation.find(f"{{{M}}}MaxChangesReturned"))
+
+
+def _check_content(node: etree._Element, children: tuple, attributes: dict):
+    for attribute, allowed in attributes.items():
+        if node.get(attribute) is None:
+            raise SchemaViolation(node, f"The required attribute '{attribute}' is missing.")
+        _check_attribute(node, attribute, allowed)
+    namespace = etree.QName(node).namespace
+    present = {etree.QName(child).localname: child for child in node}
+    for child in children:
+        if child not in present or (child in ARRAYS and not len(present[child])):
+            qname = etree.QName(node)
+            raise SchemaViolation(
+                node,
+                f"The element '{qname.localname}' in namespace '{qname.namespace}' has "
+                f"incomplete content. List of possible elements expected: '{child}' in "
+                f"namespace '{namespace}'.",
+            )
+
+
+def _check_attribute(node: etree._Element, attribute: str, allowed: tuple | None):
+    value = node.get(attribute)
+    if allowed is not None and value not in allowed:
+        raise SchemaViolation(
+            node,
+            f"The '{attribute}' attribute is invalid - The value '{value}' is invalid according "
+            f"to its datatype '{T}:{attribute}Type' - The Enumeration constraint failed.",
+        )
+
+
+def _check_max_changes(node: etree._Element):
+    try:
+        value = int(node.text)
+    except (TypeError, ValueError):
+        reason = f"The string '{node.text}' is not a valid Int32 value."
+    else:
+        if 1 <= value <= MAX_SYNC_CHANGES:
+            return
+        bound = "MinInclusive" if value < 1 else "MaxInclusive"
+        reason = f"The {bound} constraint failed."
+    raise SchemaViolation(
+        node,
+        f"The '{M}:MaxChangesReturned' element is invalid - The value '{node.text}' is invalid "
+        f"according to its datatype '{T}:MaxSyncChangesReturnedType' - {reason}",
+    )
+
+
+def _base64(node: etree._Element) -> bytes:
+    """xs:base64Binary content (whitespace allowed, as XML Schema says)."""
+    try:
+        return base64.b64decode("".join((node.text or "").split()), validate=True)
+    except binascii.Error as error:
+        qname = etree.QName(node)
+        raise SchemaViolation(
+            node,
+            f"The '{qname.namespace}:{qname.localname}' element is invalid - The value is "
+            f"invalid according to its datatype 'http://www.w3.org/2001/XMLSchema:base64Binary' "
+            f"- {error}.",
+        ) from error
 
 
 # --- operations ----------------------------------------------------------------------------------
@@ -491,6 +662,7 @@ def _stored_item(req: EwsRequest, ref: etree._Element) -> StoredItem:
     item = req.state.items.get(ref.get("Id"))
     if item is None:
         raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
+    req.open(req.state.folders[item.folder_id].mailbox)
     if item.id in req.state.corrupt_ids:
         raise ItemError("ErrorItemCorrupt", "The item is corrupt.")
     return item
@@ -509,12 +681,13 @@ def export_items(req: EwsRequest, out: EwsResponder):
     def answer(message, ref):
         item = _stored_item(req, ref)
         _t(message, "m:ItemId", Id=item.id, ChangeKey=item.changekey)
-        _t(message, "m:Data", _export_blob(item))
+        blob = _export_blob(item) if item.blob is None else item.blob
+        _t(message, "m:Data", base64.b64encode(blob).decode())
 
     out.each(req.folder_ids("ItemIds"), answer)
 
 
-def _export_blob(item: StoredItem) -> str:
+def _export_blob(item: StoredItem) -> bytes:
     record = dict(
         item_class=item.item_class,
         mime=base64.b64encode(item.mime).decode(),
@@ -522,7 +695,17 @@ def _export_blob(item: StoredItem) -> str:
         received=_iso(item.received),
         extended=item.extended,
     )
-    return base64.b64encode(json.dumps(record).encode()).decode()
+    return json.dumps(record).encode()
+
+
+def _own_export(data: bytes) -> dict | None:
+    """The record of a blob this server exported; None for anyone else's (a FastTransfer stream)."""
+    try:
+        record = json.loads(data)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    fields = {"item_class", "mime", "is_read", "received", "extended"}
+    return record if isinstance(record, dict) and fields <= record.keys() else None
 
 
 def _check_acceptable(req: EwsRequest, content: bytes):
@@ -534,17 +717,24 @@ def _check_acceptable(req: EwsRequest, content: bytes):
 def upload_items(req: EwsRequest, out: EwsResponder):
     def answer(message, spec):
         folder = req.resolve_folder(spec.find(f"{{{T}}}ParentFolderId"))
-        record = json.loads(base64.b64decode(spec.findtext(f"{{{T}}}Data")))
-        mime = base64.b64decode(record["mime"])
-        _check_acceptable(req, mime)
-        item = req.state.add_item(
-            folder,
-            mime,
-            record["item_class"],
-            is_read=record["is_read"],
-            received=datetime.fromisoformat(record["received"]),
-            extended=record["extended"],
-        )
+        data = _base64(spec.find(f"{{{T}}}Data"))
+        record = _own_export(data)
+        if record is None:
+            _check_acceptable(req, data)
+            # Exchange reads the class from the stream; the folder's is the best guess here.
+            item_class = folder.folder_class.replace("IPF.", "IPM.", 1)
+            item = req.state.add_item(folder, b"", item_class, blob=data)
+        else:
+            mime = base64.b64decode(record["mime"])
+            _check_acceptable(req, mime)
+            item = req.state.add_item(
+                folder,
+                mime,
+                record["item_class"],
+                is_read=record["is_read"],
+                received=datetime.fromisoformat(record["received"]),
+                extended=record["extended"],
+            )
         _t(message, "m:ItemId", Id=item.id, ChangeKey=item.changekey)
 
     out.each(req.folder_ids("Items"), answer)
@@ -554,6 +744,8 @@ def create_item(req: EwsRequest, out: EwsResponder):
     folder = req.resolve_folder(req.operation_element.find(f"{{{M}}}SavedItemFolderId")[0])
 
     def answer(message, spec):
+        item_class = ITEM_CLASS_OF_TAG.get(etree.QName(spec).localname, "IPM.Note")
+        _require_disposition(req, item_class)
         mime = base64.b64decode(spec.findtext(f"{{{T}}}MimeContent") or "")
         _check_acceptable(req, mime)
         extended = {
@@ -572,7 +764,6 @@ def create_item(req: EwsRequest, out: EwsResponder):
             if delivered
             else datetime.now(UTC).replace(microsecond=0)
         )
-        item_class = ITEM_CLASS_OF_TAG.get(etree.QName(spec).localname, "IPM.Note")
         item = req.state.add_item(
             folder,
             mime,
@@ -593,9 +784,19 @@ def create_item(req: EwsRequest, out: EwsResponder):
     out.each(req.folder_ids("Items"), answer)
 
 
+def _require_disposition(req: EwsRequest, item_class: str):
+    # MessageDisposition is optional in the schema but required for e-mail messages: it decides
+    # between saving and sending (createitem-operation, updateitem-operation).
+    if item_class == "IPM.Note" and req.operation_element.get("MessageDisposition") is None:
+        raise ItemError(
+            "ErrorMessageDispositionRequired", "MessageDisposition attribute is required."
+        )
+
+
 def update_item(req: EwsRequest, out: EwsResponder):
     def answer(message, change):
         item = _stored_item(req, change.find(f"{{{T}}}ItemId"))
+        _require_disposition(req, item.item_class)
         for prop in change.iter(f"{{{T}}}ExtendedProperty"):
             item.extended[_ext_key(prop.find(f"{{{T}}}ExtendedFieldURI"))] = prop.findtext(
                 f"{{{T}}}Value"
@@ -613,7 +814,7 @@ def update_item(req: EwsRequest, out: EwsResponder):
 def sync_folder_items(req: EwsRequest, out: EwsResponder):
     folder = req.resolve_folder(req.operation_element.find(f"{{{M}}}SyncFolderId")[0])
     since = _read_sync_state(req, folder)
-    limit = int(req.operation_element.findtext(f"{{{M}}}MaxChangesReturned") or 100)
+    limit = int(req.operation_element.findtext(f"{{{M}}}MaxChangesReturned"))
     pending = [i for i in req.state.items_in(folder) if i.seq > since]
     batch = pending[:limit]
     watermark = batch[-1].seq if batch else since
@@ -676,6 +877,10 @@ def _fault_envelope(fault: EwsFault) -> bytes:
     if fault.back_off_ms is not None:
         xml = etree.SubElement(detail, f"{{{T}}}MessageXml", nsmap={"t": T})
         _t(xml, "t:Value", fault.back_off_ms, Name="BackOffMilliseconds")
+    if isinstance(fault, SchemaViolation):
+        xml = etree.SubElement(detail, f"{{{T}}}MessageXml", nsmap={"t": T})
+        _t(xml, "t:LineNumber", fault.line)
+        _t(xml, "t:Violation", fault.violation)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
@@ -723,6 +928,7 @@ class EwsHandler(BaseHTTPRequestHandler):
                     "The server cannot service this request right now. Try again later.",
                     fault.get("back_off_ms", 1000),
                 )
+            validate(request.operation_element)
             self._check_impersonation(request)
             if request.operation not in OPERATIONS:
                 raise EwsFault("ErrorInvalidOperation", f"{request.operation} is not served here.")
@@ -805,7 +1011,6 @@ class EwsHandler(BaseHTTPRequestHandler):
             )
         token = uuid.uuid4().hex
         self.state.tokens[token] = f"app:{client_id}"
-        self.state.impersonators.add(f"app:{client_id}")
         answer = {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
         return self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
