@@ -26,6 +26,9 @@ Design decisions (the engine relies on them):
 - **Pre-stage.** ``changes(before=...)`` walks the sync state but keeps the old watermark, so the
   next delta pass lists everything after it again; the engine skips what it already copied by
   source id.
+- **Documented calls only.** Each method names the EWS operation exchangelib sends for it, with
+  its page under https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/
+  (the README lists them). The EWS test server refuses what Exchange refuses (schema, rights).
 """
 
 from __future__ import annotations
@@ -308,6 +311,8 @@ class EwsConnector(Connector):
         endpoint = self.endpoint
         credentials = self._credentials()
         url = endpoint.host or self._autodiscover(credentials)
+        # exchangelib first asks the server's version with a dummy ConvertId:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/convertid-operation
         config = Configuration(
             service_endpoint=url,
             credentials=credentials,
@@ -319,6 +324,8 @@ class EwsConnector(Connector):
         with suppress(KeyError):
             del Protocol[config]
         self._protocol_class()(config=config)
+        # Impersonation sends the ExchangeImpersonation header on every request:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/exchangeimpersonation
         impersonating = bool(endpoint.impersonation) or endpoint.auth_method == "oauth2"
         return Account(
             self.mailbox,
@@ -344,6 +351,8 @@ class EwsConnector(Connector):
         return Credentials(endpoint.impersonation or endpoint.username, endpoint.secret)
 
     def _autodiscover(self, credentials) -> str:
+        # SOAP Autodiscover GetUserSettings:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getusersettings-operation-soap
         discovery = _ReachingAutodiscovery(email=self.mailbox, credentials=credentials)
         discovery.reach = self.endpoint.reach
         _, protocol = discovery.discover()
@@ -371,6 +380,9 @@ class EwsConnector(Connector):
         return self._guarded(self._walk)
 
     def _walk(self) -> list[Folder]:
+        # GetFolder for the root and the well-known folders, then one FindFolder (Deep):
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getfolder-operation
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/findfolder-operation
         top = self.account.msg_folder_root
         result = []
         for ews_folder in top.walk():
@@ -438,6 +450,7 @@ class EwsConnector(Connector):
                 )
                 child = self._distinguished(well_known) if well_known else None
             if child is None:
+                # CreateFolder: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createfolder-operation
                 child = EwsFolder(parent=node, name=name, folder_class=folder_class)
                 child.save()
             node = child
@@ -482,6 +495,8 @@ class EwsConnector(Connector):
         # sync_items() falls back to the folder's last state when given None: a full listing
         # must clear it first.
         ews_folder.item_sync_state = sync_state
+        # SyncFolderItems, at most 512 changes a call:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/syncfolderitems-operation
         refs = []
         for change, item in ews_folder.sync_items(
             sync_state=sync_state,
@@ -498,6 +513,7 @@ class EwsConnector(Connector):
         return self._guarded(self._fingerprints, folder)
 
     def _fingerprints(self, folder) -> dict[str, list[str]]:
+        # FindItem (IdOnly plus the extended property): https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem-operation
         query = self._ews_folder(folder).all().only("mailferry_fingerprint")
         query.page_size = 1000
         found: dict[str, list[str]] = {}
@@ -534,16 +550,19 @@ class EwsConnector(Connector):
         return items
 
     def _export(self, batch) -> list:
+        # ExportItems: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/exportitems-operation
         blobs = _ExportItems(account=self.account).call(items=batch)
         return [b if isinstance(b, Exception) else base64.b64decode(b) for b in blobs]
 
     def _mime(self, batch) -> list:
+        # GetItem with item:MimeContent: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getitem-operation
         found = self.account.fetch(ids=batch, only_fields=["mime_content"])
         return [m if isinstance(m, Exception) else m.mime_content for m in found]
 
     def _fetch_fields(self, ids, fields):
         """Item properties, one GetItem per 100 ids, and error items for those refused."""
         refs, unreadable = [], []
+        # GetItem: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getitem-operation
         found = self.account.fetch(ids=[(i, None) for i in ids], only_fields=fields)
         # exchangelib answers in the order asked, an exception in place of a refused item.
         for item_id, item in zip(ids, found, strict=True):
@@ -596,9 +615,11 @@ class EwsConnector(Connector):
 
     def _upload(self, ews_folder, batch: list[Item]) -> list[StoreResult]:
         payload = [(ews_folder, (None, False, base64.b64encode(i.data).decode())) for i in batch]
+        # UploadItems, CreateAction="CreateNew": https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/uploaditems-operation
         answers = list(_UploadItems(account=self.account).call(items=payload))
         results = [self._result(item, answer) for item, answer in zip(batch, answers, strict=True)]
-        # UploadItems cannot carry extra properties: tag the new items in one UpdateItem round trip.
+        # UploadItems cannot carry extra properties: tag the new items in one UpdateItem round trip
+        # (MessageDisposition="SaveOnly"): https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/updateitem-operation
         stored = [
             (
                 ITEM_MODELS[item.kind](
@@ -615,6 +636,8 @@ class EwsConnector(Connector):
 
     def _create(self, ews_folder, batch: list[Item]) -> list[StoreResult]:
         messages = [self._message(item) for item in batch]
+        # CreateItem, MessageDisposition="SaveOnly" (required for messages):
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createitem-operation
         answers = list(
             _CreateItem(account=self.account).call(
                 items=messages,
