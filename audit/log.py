@@ -41,3 +41,27 @@ def record(request, project, action, detail="", *, actor_label=COMMAND_LINE) -> 
         detail=detail,
         remote_addr=remote_addr(request) if request is not None else None,
     )
+
+
+def changed(form, leave_out=()) -> str:
+    """The labels of the fields ``form`` changed, never their values: some are secrets."""
+    names = [name for name in form.changed_data if name not in leave_out]
+    return ", ".join(str(form.fields[name].label or name) for name in names)
+
+
+def record_project_saved(request, project, form, tenant_forms: dict, created: bool) -> None:
+    """The project form's save: the project, its state and each tenant, by fields changed."""
+    if created:
+        record(request, project, Action.PROJECT_CREATED, f"Created the project {project}")
+        return
+    if "state" in form.changed_data:
+        was = project.State(form.initial["state"]).label
+        detail = f"Changed the project state from {was} to {project.get_state_display()}"
+        record(request, project, Action.PROJECT_STATE, detail)
+    fields = changed(form, leave_out=["state"])
+    if fields:
+        record(request, project, Action.PROJECT_CHANGED, f"Changed the project: {fields}")
+    for side, tenant_form in tenant_forms.items():
+        if tenant_form.changed_data:
+            detail = f"Changed the {side} tenant: {changed(tenant_form)}"
+            record(request, project, Action.TENANT_CHANGED, detail)

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
+from audit import log as audit
 from projects.access import get_project_for_user
 from projects.cutover import auto_tick
 from projects.models import CutoverStep, Project, Tenant
@@ -112,6 +113,7 @@ def check_now(request, project):
     text = f"Checked {len(checks)} domain(s)."
     if in_place:
         text += f" {len(in_place)} checklist step(s) ticked themselves: {'; '.join(in_place)}."
+    audit.record(request, project, audit.Action.DNS_CHECKED, text)
     messages.info(request, text)
     return redirect("dns_propagation", project.pk)
 
@@ -125,6 +127,8 @@ def tenant_records(request, project):
         pk=request.POST.get("domain") or 0,
     )
     fetch = fetch_tenant_records(domain)
+    detail = f"Fetched the records of {domain} from the tenant: {fetch.error or fetch.records}"
+    audit.record(request, project, audit.Action.DNS_CHANGED, detail)
     if not fetch.error:
         check_domain(domain)
     if request.htmx:
@@ -144,6 +148,8 @@ def record_add(request, project):
     if not form.is_valid():
         return render(request, "dnscheck/propagation.html", propagation_context(project, form))
     record = form.save()
+    detail = f"Added the record {record} for {record.domain}"
+    audit.record(request, project, audit.Action.DNS_CHANGED, detail)
     messages.success(request, f"Added {record} for {record.domain}.")
     return redirect("dns_propagation", project.pk)
 
@@ -154,6 +160,8 @@ def record_remove(request, project):
         DnsRecord, domain__project=project, pk=request.POST.get("record") or 0
     )
     record.delete()
+    detail = f"Removed the record {record} of {record.domain}"
+    audit.record(request, project, audit.Action.DNS_CHANGED, detail)
     messages.success(request, f"Removed {record}.")
     return redirect("dns_propagation", project.pk)
 
@@ -162,7 +170,10 @@ def record_remove(request, project):
 def sip(request, project):
     """Expect the legacy SIP SRV records (Lync/Skype) for a domain, or stop expecting them."""
     domain = get_object_or_404(project.domains, pk=request.POST.get("domain") or 0)
-    ensure_default_records(domain, sip=request.POST.get("sip") == "1")
+    sip = request.POST.get("sip") == "1"
+    ensure_default_records(domain, sip=sip)
+    detail = f"{'Expecting' if sip else 'Not expecting'} the SIP records of {domain}"
+    audit.record(request, project, audit.Action.DNS_CHANGED, detail)
     return redirect("dns_propagation", project.pk)
 
 
@@ -176,6 +187,8 @@ def snapshot(request, project):
         messages.error(request, f"{domain}: {exc}")
     else:
         names = ", ".join(str(r) for r in created) or "nothing new"
+        detail = f"Recorded what {domain} serves as its old records: {names}"
+        audit.record(request, project, audit.Action.DNS_CHANGED, detail)
         messages.success(request, f"{domain}: recorded as old records: {names}.")
     return redirect("dns_propagation", project.pk)
 
@@ -192,5 +205,7 @@ def nameservers(request, project):
     else:
         domain.nameservers = ",".join(s.address for s in servers)
         domain.save(update_fields=["nameservers"])
+        detail = f"Set the servers asked about {domain}: {domain.nameservers or 'its NS records'}"
+        audit.record(request, project, audit.Action.DNS_CHANGED, detail)
         messages.success(request, f"{domain}: asking {domain.nameservers or 'its NS records'}.")
     return redirect("dns_propagation", project.pk)

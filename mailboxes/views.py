@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
+from audit import log as audit
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
@@ -85,6 +86,12 @@ def _history_context(request, mailbox: Mailbox) -> dict:
     }
 
 
+def _link_made(context) -> str:
+    days = context["link_form"].cleaned_data["link_days"]
+    until = f"valid for {days} days" if days else "valid until revoked"
+    return f"Made an end-user link for {context['mailbox']}, {until}"
+
+
 @login_required
 def mailbox_detail(request, project_id, mailbox_id):
     mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
@@ -98,6 +105,8 @@ def mailbox_detail(request, project_id, mailbox_id):
     }
     if not request.htmx:
         context.update(_history_context(request, mailbox))
+        if context["link_form"].is_bound and context["enduser_link"]:
+            audit.record(request, mailbox.project, audit.Action.LINK_MADE, _link_made(context))
     live = mailbox.state in ACTIVE_STATES
     return render_live(
         request, "mailboxes/detail.html", "progress", context, live, idle_poll=IDLE_POLL
@@ -120,6 +129,8 @@ def mailbox_add(request, project_id):
     form = MailboxForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         mailbox = form.save()
+        detail = f"Added the mailbox {mailbox} (to {mailbox.target_address})"
+        audit.record(request, project, audit.Action.MAILBOX_ADDED, detail)
         messages.success(request, f"Mailbox {mailbox} added.")
         return redirect(mailbox)
     context = {"project": project, "form": form, "mailbox": None}
@@ -145,6 +156,8 @@ def mailbox_edit(request, project_id, mailbox_id):
             .update(**form.written_fields())
         )
         if written:
+            detail = f"Edited the mailbox {edited}: {audit.changed(form)}"
+            audit.record(request, project, audit.Action.MAILBOX_EDITED, detail)
             messages.success(request, f"Mailbox {edited} saved.")
         else:
             edited.refresh_from_db(fields=["state"])
@@ -168,6 +181,8 @@ def mailbox_delete(request, project_id, mailbox_id):
             mailbox.refresh_from_db(fields=["state"])
             messages.error(request, _busy(mailbox, "delete") or f"{mailbox} was not deleted.")
             return redirect(mailbox)
+        detail = f"Deleted the mailbox {mailbox}"
+        audit.record(request, mailbox.project, audit.Action.MAILBOX_DELETED, detail)
         messages.success(
             request,
             f"Mailbox {mailbox} deleted from mailferry; nothing was changed on the servers.",
@@ -205,6 +220,8 @@ def mailbox_link_revoke(request, project_id, mailbox_id):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     revoke_links(mailbox)
+    detail = f"Revoked every end-user link of {mailbox}"
+    audit.record(request, mailbox.project, audit.Action.LINK_REVOKED, detail)
     messages.success(request, f"Every end-user link of {mailbox} so far no longer works.")
     return redirect(mailbox)
 
@@ -243,6 +260,15 @@ class BulkActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
     older_than_days = forms.IntegerField(required=False, min_value=0, max_value=36500)
+    AUDIT = {
+        **dict.fromkeys(("prestage", "full", "delta", "missing"), audit.Action.PASS_STARTED),
+        "verify": audit.Action.VERIFICATION_STARTED,
+        "retry": audit.Action.PASS_RETRIED,
+        "pause": audit.Action.PASS_PAUSED,
+        "resume": audit.Action.PASS_RESUMED,
+        "logins": audit.Action.LOGINS_TESTED,
+        "discover": audit.Action.DISCOVERY_STARTED,
+    }
 
     def run(self, mailboxes, count: int) -> str:
         """Hand the mailboxes to the copy services; say what happened. A pass refused by the
@@ -301,7 +327,9 @@ def mailbox_bulk_action(request, project_id):
         messages.error(request, "No mailbox selected: tick some rows or choose all filtered.")
         return redirect(back)
     try:
-        messages.success(request, form.run(mailboxes, count))
+        done = form.run(mailboxes, count)
+        audit.record(request, project, form.AUDIT[form.cleaned_data["action"]], done)
+        messages.success(request, done)
     except IdentityRefused as refused:
         messages.error(request, "Nothing was started: some mailboxes would share one account.")
         for message in refused.messages:
@@ -313,6 +341,7 @@ def mailbox_bulk_action(request, project_id):
 def project_report(request, project_id):
     """The final report as CSV: per user, copied across all passes and what never arrived."""
     project = get_project_for_user(request, project_id)
+    audit.record(request, project, audit.Action.EXPORT_DOWNLOADED, "Downloaded the final report")
     response = csv_attachment(project, "report")
     write_report(project, response)
     return response

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("dnscheck.urls")),
     path("", include("notices.urls")),
     path("", include("schedules.urls")),
+    path("", include("audit.urls")),
 ]

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 
+from audit import log as audit
 from projects.access import get_project_for_user
 from projects.views.cutover import post_after_access
 
@@ -24,6 +25,8 @@ def outbox(request, project_id):
     if request.method == "POST":
         if form.is_valid():
             form.save()
+            detail = f"Changed the notification settings: {audit.changed(form)}"
+            audit.record(request, project, audit.Action.NOTICES_CHANGED, detail)
             messages.success(request, "Notification settings saved.")
             return redirect("notices_outbox", project.pk)
         messages.error(request, "The settings were not saved: see the form.")
@@ -57,6 +60,8 @@ def notice_resend(request, project, notice_id):
     notice = get_object_or_404(project.notices, pk=notice_id)
     notice.requeue()
     _queue([notice.pk])
+    detail = f"Sent “{notice.subject}” again to {notice.recipient}"
+    audit.record(request, project, audit.Action.NOTICE_SENT, detail)
     messages.success(request, f"Sending again to {notice.recipient}.")
     return redirect("notices_outbox", project.pk)
 
@@ -95,6 +100,8 @@ def notice_template(request, project_id, kind):
         else:
             template.subject, template.body = subject[:200], body
             template.save()
+            detail = f"Edited the “{template.get_kind_display()}” message template"
+            audit.record(request, project, audit.Action.NOTICES_CHANGED, detail)
             unknown = texts.unknown_variables(subject + body)
             if unknown:
                 messages.warning(request, f"Unknown variables left as written: {unknown}")

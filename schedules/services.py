@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from audit import log as audit
 from mailboxes import services, verification
 from mailboxes.identity import IdentityRefused
 from mailboxes.models import ACTIVE_STATES, Mailbox, PassKind
@@ -49,6 +50,10 @@ def _fire(pk: int, now: datetime, scheduler) -> bool:
         except IdentityRefused as refused:
             result = "Nothing was started: " + " ".join(refused.messages)
         Schedule.objects.filter(pk=pk).update(last_result=result)
+        action = audit.Action.PASS_STARTED
+        if schedule.kind == Schedule.Kind.VERIFY:
+            action = audit.Action.VERIFICATION_STARTED
+        audit.record(None, schedule.project, action, result, actor_label=audit.SCHEDULE)
     log.info("schedule %s (%s) fired: %s", pk, schedule, result)
     return True
 

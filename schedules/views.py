@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
+from audit import log as audit
 from projects.access import get_project_for_user
 
 from .forms import RunWindowForm, ScheduleForm
@@ -33,6 +34,7 @@ def schedule_add(request, project_id):
     form = ScheduleForm(request.POST, project=project)
     if form.is_valid():
         schedule = form.save(request.user)
+        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"Scheduled: {schedule}")
         messages.success(request, f"Scheduled: {schedule}.")
     else:
         _errors(request, form)
@@ -44,7 +46,9 @@ def schedule_delete(request, project_id, schedule_id):
     project = get_project_for_user(request, project_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    get_object_or_404(project.schedules, pk=schedule_id).delete()
+    schedule = get_object_or_404(project.schedules, pk=schedule_id)
+    schedule.delete()
+    audit.record(request, project, audit.Action.SCHEDULE_REMOVED, f"Removed: {schedule}")
     messages.success(request, "Schedule removed.")
     return redirect(project)
 
@@ -56,7 +60,9 @@ def window_add(request, project_id):
         return HttpResponseNotAllowed(["POST"])
     form = RunWindowForm(request.POST, instance=project.run_windows.model(project=project))
     if form.is_valid():
-        messages.success(request, f"Run window added: {form.save()}.")
+        window = form.save()
+        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"Run window added: {window}")
+        messages.success(request, f"Run window added: {window}.")
     else:
         _errors(request, form)
     return redirect(project)
@@ -67,6 +73,8 @@ def window_delete(request, project_id, window_id):
     project = get_project_for_user(request, project_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    get_object_or_404(project.run_windows, pk=window_id).delete()
+    window = get_object_or_404(project.run_windows, pk=window_id)
+    window.delete()
+    audit.record(request, project, audit.Action.SCHEDULE_REMOVED, f"Run window removed: {window}")
     messages.success(request, "Run window removed.")
     return redirect(project)

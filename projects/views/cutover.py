@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from audit import log as audit
 from dnscheck.models import DnsCheck
 from mailboxes.filters import MailboxFilterForm
 from mailboxes.identity import IdentityRefused
@@ -243,8 +244,10 @@ def cutover_tick(request, project, step_id):
     note = request.POST.get("note", "").strip()
     if request.POST.get("done") == "1":
         step.tick(request.user, note)
+        audit.record(request, project, audit.Action.CHECKLIST_TICKED, f"Ticked “{step}”")
     elif step.is_done:
         step.untick(request.user, note)
+        audit.record(request, project, audit.Action.CHECKLIST_TICKED, f"Unticked “{step}”")
     return _checklist_response(request, project)
 
 
@@ -257,6 +260,8 @@ def cutover_mailbox_tick(request, project, step_id, mailbox_id):
         return _checklist_response(request, project)
     done = request.POST.get("done") == "1"
     step.set_mailbox_done(mailbox, request.user, done, request.POST.get("note", "").strip())
+    detail = f"{'Ticked' if done else 'Unticked'} “{step}” for {mailbox}"
+    audit.record(request, project, audit.Action.CHECKLIST_TICKED, detail)
     return _checklist_response(request, project)
 
 
@@ -267,7 +272,8 @@ def cutover_step_add(request, project):
         return _add_template_step(request, project)
     form = NewStepForm(request.POST)
     if form.is_valid():
-        add_step(project, **form.cleaned_data)
+        step = add_step(project, **form.cleaned_data)
+        audit.record(request, project, audit.Action.CHECKLIST_EDITED, f"Added the step “{step}”")
     else:
         messages.error(request, "A new step needs a title (and a why of 300 characters at most).")
     return _checklist_response(request, project)
@@ -278,8 +284,11 @@ def _add_template_step(request, project):
         request.POST, missing=missing_steps(project, project.cutover_steps.all())
     )
     # Checked again under the project's lock: two people may add the same step at once.
-    if not form.is_valid() or add_template_step(project, form.cleaned_data["key"]) is None:
+    step = add_template_step(project, form.cleaned_data["key"]) if form.is_valid() else None
+    if step is None:
         messages.error(request, "That step is not one the checklist is missing.")
+    else:
+        audit.record(request, project, audit.Action.CHECKLIST_EDITED, f"Added back “{step}”")
     return _checklist_response(request, project)
 
 
@@ -292,6 +301,7 @@ def cutover_step_edit(request, project, step_id):
         step.why = form.cleaned_data["why"]
         step.owner = form.cleaned_data["owner"]
         step.save(update_fields=["title", "why", "owner"])
+        audit.record(request, project, audit.Action.CHECKLIST_EDITED, f"Edited the step “{step}”")
     else:
         messages.error(
             request,
@@ -303,14 +313,19 @@ def cutover_step_edit(request, project, step_id):
 
 @post_after_access
 def cutover_step_move(request, project, step_id):
-    move_step(project, _step(project, step_id), up=request.POST.get("direction") == "up")
+    step = _step(project, step_id)
+    direction = "up" if request.POST.get("direction") == "up" else "down"
+    move_step(project, step, up=direction == "up")
+    audit.record(request, project, audit.Action.CHECKLIST_EDITED, f"Moved “{step}” {direction}")
     return _checklist_response(request, project)
 
 
 @post_after_access
 def cutover_step_remove(request, project, step_id):
     """The step goes with its per-mailbox parts and history (its ticks mean nothing without it)."""
-    _step(project, step_id).delete()
+    step = _step(project, step_id)
+    step.delete()
+    audit.record(request, project, audit.Action.CHECKLIST_EDITED, f"Removed the step “{step}”")
     return _checklist_response(request, project)
 
 
@@ -319,6 +334,8 @@ def cutover_reset(request, project):
     """Start again from the route's template, once confirmed: every step goes with its ticks."""
     if ResetForm(request.POST).is_valid():
         dropped = reset_checklist(project)
+        detail = f"Reset the checklist to its template ({dropped} step(s) dropped)"
+        audit.record(request, project, audit.Action.CHECKLIST_EDITED, detail)
         # The steps' history went with them: the log keeps who started the list again.
         logger.info(
             "Checklist of project %s reset to its template by %s: %s step(s) dropped",
@@ -357,6 +374,8 @@ def cutover_delta(request, project, step_id):
         for message in refused.messages:
             messages.error(request, message)
         return _checklist_response(request, project)
+    detail = f"Started a delta pass for {len(started)} mailbox(es) from the checklist"
+    audit.record(request, project, audit.Action.PASS_STARTED, detail)
     messages.success(request, f"Delta pass queued for {len(started)} mailbox(es).")
     return _checklist_response(request, project)
 
@@ -365,7 +384,10 @@ def cutover_delta(request, project, step_id):
 def cutover_state(request, project):
     """Start the cutover (DNS re-checked every minute, page live) or close the project."""
     state = request.POST.get("state")
-    if state in (Project.State.CUTOVER, Project.State.CLOSED):
+    if state in (Project.State.CUTOVER, Project.State.CLOSED) and state != project.state:
+        was = project.get_state_display()
         project.state = state
         project.save(update_fields=["state"])
+        detail = f"Changed the project state from {was} to {project.get_state_display()}"
+        audit.record(request, project, audit.Action.PROJECT_STATE, detail)
     return redirect("cutover", project.pk)

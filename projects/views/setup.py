@@ -7,6 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseStopPolling
 
+from audit import log as audit
 from mailboxes.csvio import (
     SAMPLE,
     CsvImportError,
@@ -93,7 +94,9 @@ def _project_form_page(request, project=None):
         tenant_forms = {side: _tenant_form(request, data, side, project, True) for side in SIDES}
         messages.info(request, "Fill in the fields of the kind chosen; nothing is saved yet.")
     elif data is not None and all(f.is_valid() for f in (form, *tenant_forms.values())):
+        created = project is None
         project = _save_project(form, tenant_forms["source"], tenant_forms["target"], request.user)
+        audit.record_project_saved(request, project, form, tenant_forms, created)
         messages.success(request, f"Project {project} saved.")
         return redirect(project)
     ctx = {
@@ -128,6 +131,7 @@ def tenant_check(request, project_id, side):
     tenant = _tenant(project, side)
     if request.method == "POST":
         tenant.request_check()
+        audit.record(request, project, audit.Action.TENANT_TESTED, f"Tested the {side} tenant")
         transaction.on_commit(lambda: check_tenant.delay(tenant.pk))
         if not request.htmx:
             messages.info(request, f"Testing the {side} connection…")
@@ -150,6 +154,8 @@ def mailbox_import(request, project_id):
         except CsvImportError as exc:
             problems = exc.problems
         else:
+            detail = f"Imported mailboxes from a CSV: {result}"
+            audit.record(request, project, audit.Action.MAILBOXES_IMPORTED, detail)
             messages.success(request, f"Mailboxes imported: {result}.")
             return redirect(project)
     context = {"project": project, "form": form, "problems": problems}
@@ -168,6 +174,7 @@ def mailbox_sample(request, project_id):
 @login_required
 def mailbox_export(request, project_id):
     project = get_project_for_user(request, project_id)
+    audit.record(request, project, audit.Action.EXPORT_DOWNLOADED, "Downloaded the mailbox CSV")
     response = csv_attachment(project, "mailboxes")
     export_mailboxes(project, response)
     return response

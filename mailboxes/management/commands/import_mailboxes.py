@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from mailboxes.csvio import CsvImportError, import_mailboxes
 from projects.models import Project
 
@@ -38,6 +39,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "Nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems)
             ) from None
+        detail = f"Imported mailboxes from {file.name}: {result}"
+        audit.record(None, project, audit.Action.MAILBOXES_IMPORTED, detail)
         for address, outcome in result.outcomes:
             self.stdout.write(f"{address} {outcome}")
         self.stderr.write(f"{project}: {result}.")

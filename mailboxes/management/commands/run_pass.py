@@ -17,9 +17,11 @@ when this process copied, run here once the passes end.
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from mailboxes import verification
 from mailboxes.management import passes
 from mailboxes.models import Mailbox, PassKind
+from projects.models import Project
 
 
 class Command(BaseCommand):
@@ -44,6 +46,10 @@ class Command(BaseCommand):
         mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
         runner = passes.Runner(self.stderr, inline=options["inline"])
         started = runner.start(mailboxes, options["kind"], options["older_than"])
+        kind = PassKind(options["kind"]).label.lower()
+        detail = f"Started a {kind} pass for {len(started)} mailbox(es)"
+        project = Project.objects.get(pk=options["project_id"])
+        audit.record(None, project, audit.Action.PASS_STARTED, detail)
         if not (options["wait"] or runner.inline):
             for mailbox_pass in started:
                 self.stdout.write(f"{mailbox_pass.mailbox} queued")

@@ -2,6 +2,7 @@ from contextlib import suppress
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from projects.models import Project
 
 from ...models import END_USER_KINDS
@@ -42,5 +43,8 @@ class Command(BaseCommand):
                 failed += 1
                 line = f"failed: {notice.error}"
             self.stdout.write(f"{box.source_address} {line}")
+        sent = sum(new for _, _, new in queued)
+        detail = f"Sent the “{template}” message to {sent} mailbox(es)"
+        audit.record(None, project, audit.Action.NOTICE_SENT, detail)
         if failed:
             raise CommandError(f"{failed} message(s) failed.")

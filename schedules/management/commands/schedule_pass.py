@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from projects.models import Project
 from schedules.forms import ScheduleForm
 from schedules.templatetags.schedules import describe
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             problems = [f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()]
             raise CommandError("; ".join(problems), returncode=2)
         schedule = form.save(user=None)
+        audit.record(None, project, audit.Action.SCHEDULE_ADDED, f"Scheduled: {schedule}")
         counts = {}
         for mailbox in project.mailboxes.values_list("state", flat=True):
             counts[mailbox] = counts.get(mailbox, 0) + 1
