@@ -202,6 +202,14 @@ class TestSchemaValidation:
         assert code == "a:ErrorSchemaValidation" and "base64Binary" in violation
         assert held(server, ANN) == 2
 
+    def test_xml_that_is_not_well_formed_fails_schema_validation(self, server):
+        status, tree = post(server, ANN, "<m:GetFolder><m:FolderShape></m:GetFolder>")
+
+        assert status == 500
+        code, violation = fault(tree)
+        assert code == "a:ErrorSchemaValidation" and "mismatch" in violation
+        assert server.requests == {}  # refused before any operation ran
+
 
 class TestFastTransferBlobs:
     def test_a_real_stream_is_stored_and_exported_byte_for_byte(self, server):

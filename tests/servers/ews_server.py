@@ -89,11 +89,11 @@ class SchemaViolation(EwsFault):
     """ErrorSchemaValidation: Exchange validates a request against its schema before running any
     of it, and names the first violation in .NET's words."""
 
-    def __init__(self, node: etree._Element, violation: str):
+    def __init__(self, line: int | None, violation: str):
         super().__init__(
             "ErrorSchemaValidation", f"The request failed schema validation: {violation}"
         )
-        self.violation, self.line = violation, node.sourceline
+        self.violation, self.line = violation, line
 
 
 class ItemError(Exception):
@@ -499,18 +499,19 @@ def validate(operation: etree._Element):
 def _check_content(node: etree._Element, children: tuple, attributes: dict):
     for attribute, allowed in attributes.items():
         if node.get(attribute) is None:
-            raise SchemaViolation(node, f"The required attribute '{attribute}' is missing.")
+            raise SchemaViolation(
+                node.sourceline, f"The required attribute '{attribute}' is missing."
+            )
         _check_attribute(node, attribute, allowed)
-    namespace = etree.QName(node).namespace
+    qname = etree.QName(node)
     present = {etree.QName(child).localname: child for child in node}
     for child in children:
         if child not in present or (child in ARRAYS and not len(present[child])):
-            qname = etree.QName(node)
             raise SchemaViolation(
-                node,
+                node.sourceline,
                 f"The element '{qname.localname}' in namespace '{qname.namespace}' has "
                 f"incomplete content. List of possible elements expected: '{child}' in "
-                f"namespace '{namespace}'.",
+                f"namespace '{qname.namespace}'.",
             )
 
 
@@ -518,7 +519,7 @@ def _check_attribute(node: etree._Element, attribute: str, allowed: tuple | None
     value = node.get(attribute)
     if allowed is not None and value not in allowed:
         raise SchemaViolation(
-            node,
+            node.sourceline,
             f"The '{attribute}' attribute is invalid - The value '{value}' is invalid according "
             f"to its datatype '{T}:{attribute}Type' - The Enumeration constraint failed.",
         )
@@ -535,7 +536,7 @@ def _check_max_changes(node: etree._Element):
         bound = "MinInclusive" if value < 1 else "MaxInclusive"
         reason = f"The {bound} constraint failed."
     raise SchemaViolation(
-        node,
+        node.sourceline,
         f"The '{M}:MaxChangesReturned' element is invalid - The value '{node.text}' is invalid "
         f"according to its datatype '{T}:MaxSyncChangesReturnedType' - {reason}",
     )
@@ -548,7 +549,7 @@ def _base64(node: etree._Element) -> bytes:
     except binascii.Error as error:
         qname = etree.QName(node)
         raise SchemaViolation(
-            node,
+            node.sourceline,
             f"The '{qname.namespace}:{qname.localname}' element is invalid - The value is "
             f"invalid according to its datatype 'http://www.w3.org/2001/XMLSchema:base64Binary' "
             f"- {error}.",
@@ -910,7 +911,10 @@ class EwsHandler(BaseHTTPRequestHandler):
             return None
         try:
             request = EwsRequest(self.state, body, login)
-        except (etree.XMLSyntaxError, IndexError, TypeError):
+        except etree.XMLSyntaxError as error:
+            # Exchange parses before anything else and answers bad XML as a schema violation.
+            return self._fault(SchemaViolation(error.lineno, error.msg))
+        except (IndexError, TypeError):
             return self._send(400, b"Bad request")
         with self.state.lock:
             self.state.requests[request.operation] += 1
@@ -935,11 +939,12 @@ class EwsHandler(BaseHTTPRequestHandler):
             responder = EwsResponder(request)
             OPERATIONS[request.operation](request, responder)
         except EwsFault as error:
-            return self._send(
-                500, _fault_envelope(error), {"Content-Type": "text/xml; charset=utf-8"}
-            )
+            return self._fault(error)
         payload = etree.tostring(responder.envelope, xml_declaration=True, encoding="utf-8")
         return self._send(200, payload, {"Content-Type": "text/xml; charset=utf-8"})
+
+    def _fault(self, fault: EwsFault):
+        return self._send(500, _fault_envelope(fault), {"Content-Type": "text/xml; charset=utf-8"})
 
     def _check_impersonation(self, request: EwsRequest):
         if request.impersonated and request.login not in self.state.impersonators:
