@@ -5,8 +5,10 @@ ItemError with the server's code while the folder goes on."""
 import pytest
 
 from mailboxes.models import FolderJob, ItemError
+from projects.models import Project
 from tests.corpus import corpus_mime
-from tests.engine.conftest import make_mailbox, run_pass
+from tests.engine.conftest import make_mailbox, run_pass, tenant_for
+from tests.servers.ews_server import start_ews_server
 
 from .conftest import ALICE, BOB, endpoint
 
@@ -107,3 +109,71 @@ def test_mail_goes_from_exchange_to_an_imap_server(source, dovecot_b, dovecot_us
     }
     assert {(data, "\\Seen" in flags, at) for data, flags, at in arrived} == expected
     assert sum(arrived.values()) == 6
+
+
+USERS = ("ann", "ben", "cat")
+
+
+@pytest.fixture
+def impersonated_tenants(settings):
+    """Three users on each side, each with their own password and their own mail; the source
+    tenant logs in as an admin acting for each of them, the target as each user."""
+    settings.COPY_BATCH_ITEMS = 4
+    source, target = start_ews_server(), start_ews_server()
+    source.add_user("admin@src.test", "pw-admin")
+    mail = iter(corpus_mime(12))
+    for n, user in enumerate(USERS):
+        source.add_user(f"{user}@src.test", f"pw-src-{user}")
+        target.add_user(f"{user}@dst.test", f"pw-dst-{user}")
+        for _ in range(3 + n):
+            source.add_item(source.folder(f"{user}@src.test", "Inbox"), next(mail))
+    yield source, target
+    source.stop()
+    target.stop()
+
+
+def impersonation_project(source, target):
+    admin = endpoint(source, "admin@src.test", "pw-admin", impersonation="admin@src.test")
+    project = Project.objects.create(
+        client_name="Contoso", source=tenant_for(admin), target=tenant_for(endpoint(target, ""))
+    )
+    return [
+        project.mailboxes.create(
+            source_address=f"{user}@src.test",
+            target_address=f"{user}@dst.test",
+            target_login=f"{user}@dst.test",
+            target_password=f"pw-dst-{user}",
+        )
+        for user in USERS
+    ]
+
+
+def inbox_mail(server, address):
+    return sorted(i.mime for i in server.items_in(server.folder(address, "Inbox")))
+
+
+def test_an_impersonation_account_copies_each_mailbox_into_its_own(impersonated_tenants):
+    source, target = impersonated_tenants
+    source.state.grant_impersonation("admin@src.test")
+
+    for mailbox in impersonation_project(source, target):
+        done = run_pass(mailbox, "full")
+
+        assert (done.state, done.items_failed) == ("done", 0), mailbox.error
+        own = inbox_mail(source, mailbox.source_address)
+        assert done.items_copied == len(own)
+        assert inbox_mail(target, mailbox.target_address) == own
+    assert len(target.state.items) == 3 + 4 + 5
+
+
+def test_an_admin_without_the_impersonation_role_copies_nothing_and_says_why(
+    impersonated_tenants,
+):
+    source, target = impersonated_tenants
+
+    for mailbox in impersonation_project(source, target):
+        run_pass(mailbox, "full")
+
+        assert mailbox.state == "failed"
+        assert f"admin@src.test may not impersonate {mailbox.source_address}" in mailbox.error
+    assert target.state.items == {}

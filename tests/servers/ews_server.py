@@ -184,9 +184,14 @@ class EwsState:
     def add_user(self, address: str, password: str = "secret", impersonation: bool = False):
         with self.lock:
             self.passwords[address] = password
-            if impersonation:
-                self.impersonators.add(address)
+        if impersonation:
+            self.grant_impersonation(address)
         self.mailbox_root(address)
+
+    def grant_impersonation(self, account: str):
+        """The ApplicationImpersonation role (on premises) or full_access_as_app (an app)."""
+        with self.lock:
+            self.impersonators.add(account)
 
     def grant_full_access(self, mailbox: str, account: str):
         """Add-MailboxPermission -AccessRights FullAccess: ``account`` opens ``mailbox``."""
@@ -206,7 +211,7 @@ class EwsState:
         """An OAuth2 application; ``impersonation`` is Exchange Online's full_access_as_app."""
         self.clients[client_id] = secret
         if impersonation:
-            self.impersonators.add(f"app:{client_id}")
+            self.grant_impersonation(f"app:{client_id}")
 
     def mailbox_root(self, address: str) -> StoredFolder:
         with self.lock:
