@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
 from audit import log as audit
+from notices.tasks import queued_message, send_template
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
 from projects.models import CutoverStep, MailboxStep
@@ -256,6 +257,7 @@ class BulkActionForm(forms.Form):
     ACTIONS = [
         *("prestage", "full", "delta", "missing", "verify"),
         *("retry", "pause", "resume", "logins", "discover"),
+        *("notice_planned", "notice_copied", "notice_done"),
     ]
     action = forms.ChoiceField(choices=[(name, name) for name in ACTIONS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("filtered", "filtered")])
@@ -268,12 +270,18 @@ class BulkActionForm(forms.Form):
         "resume": audit.Action.PASS_RESUMED,
         "logins": audit.Action.LOGINS_TESTED,
         "discover": audit.Action.DISCOVERY_STARTED,
+        **dict.fromkeys(
+            ("notice_planned", "notice_copied", "notice_done"), audit.Action.NOTICE_SENT
+        ),
     }
 
     def run(self, mailboxes, count: int) -> str:
         """Hand the mailboxes to the copy services; say what happened. A pass refused by the
         identity guard raises ``IdentityRefused`` with nothing started."""
         action = self.cleaned_data["action"]
+        if action.startswith("notice_"):
+            kind = action.removeprefix("notice_")
+            return queued_message(kind, *send_template(mailboxes.select_related("project"), kind))
         if action == "verify":
             queued = verification.queue(mailboxes)
             return f"Verification queued for {_mailboxes(queued)}; each row shows its result."

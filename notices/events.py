@@ -5,7 +5,6 @@ logged, not raised."""
 import functools
 import logging
 
-from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
@@ -27,20 +26,12 @@ def _quiet(function):
     return wrapper
 
 
-def _send_on_commit(ids) -> None:
-    from .tasks import queue_sending
-
-    if ids:
-        transaction.on_commit(lambda: queue_sending(ids))
-
-
 def tell_end_users(project: Project, mailboxes, kind: str) -> None:
     """The automatic end-user message, when the project opted in."""
-    from .services import queue_for
+    from .tasks import send_template
 
-    if not NoticeSettings.of(project).auto(kind):
-        return
-    _send_on_commit([n.pk for _, n, new in queue_for(mailboxes, kind) if new])
+    if NoticeSettings.of(project).auto(kind):
+        send_template(mailboxes, kind)
 
 
 def tell_consultants(project: Project, event_key: str, text: str) -> None:
@@ -52,6 +43,8 @@ def tell_consultants(project: Project, event_key: str, text: str) -> None:
         recipients += [(Notice.Channel.EMAIL, email) for email in emails]
     if choices.webhook_url:
         recipients.append((Notice.Channel.WEBHOOK, "webhook"))
+    from .tasks import send_on_commit
+
     ids = []
     for channel, recipient in recipients:
         notice, new = Notice.objects.get_or_create(
@@ -65,7 +58,7 @@ def tell_consultants(project: Project, event_key: str, text: str) -> None:
         )
         if new:
             ids.append(notice.pk)
-    _send_on_commit(ids)
+    send_on_commit(ids)
 
 
 @_quiet

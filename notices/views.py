@@ -3,7 +3,6 @@ project's templates with a preview for one real mailbox. Sending is queued for t
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 
 from audit import log as audit
@@ -13,8 +12,8 @@ from projects.views.cutover import post_after_access
 from . import texts
 from .forms import NoticeSettingsForm
 from .models import END_USER_KINDS, NoticeKind, NoticeSettings, NoticeTemplate
-from .services import compose, queue_for
-from .tasks import queue_sending
+from .services import compose
+from .tasks import queued_message, send_on_commit, send_template
 
 
 @login_required
@@ -51,15 +50,11 @@ def notice_detail(request, project_id, notice_id):
     return render(request, "notices/notice.html", {"project": project, "notice": notice})
 
 
-def _queue(ids) -> None:
-    transaction.on_commit(lambda: queue_sending(ids))
-
-
 @post_after_access
 def notice_resend(request, project, notice_id):
     notice = get_object_or_404(project.notices, pk=notice_id)
     notice.requeue()
-    _queue([notice.pk])
+    send_on_commit([notice.pk])
     detail = f"Sent “{notice.subject}” again to {notice.recipient}"
     audit.record(request, project, audit.Action.NOTICE_SENT, detail)
     messages.success(request, f"Sending again to {notice.recipient}.")
@@ -77,11 +72,10 @@ def notices_send(request, project):
     addresses = request.POST.get("addresses", "").split()
     if addresses:
         mailboxes = mailboxes.filter(source_address__in=addresses)
-    queued = queue_for(mailboxes, kind, again=bool(request.POST.get("again")))
-    new = [notice.pk for _, notice, fresh in queued if fresh]
-    _queue(new)
-    skipped = len(queued) - len(new)
-    messages.success(request, f"{len(new)} message(s) queued; {skipped} skipped (already sent).")
+    queued, skipped = send_template(mailboxes, kind, again=bool(request.POST.get("again")))
+    done = queued_message(kind, queued, skipped)
+    audit.record(request, project, audit.Action.NOTICE_SENT, done)
+    messages.success(request, done)
     return redirect("notices_outbox", project.pk)
 
 

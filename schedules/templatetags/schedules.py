@@ -52,6 +52,16 @@ def next_schedules(projects) -> dict[int, str]:
     return {pk: describe(s, counts.get(pk, {})) for pk, s in upcoming.items()}
 
 
+@register.simple_tag
+def next_runs(project, limit: int = 3) -> list[str]:
+    """The project's next schedules, described: one query when none, two otherwise."""
+    upcoming = list(project.schedules.pending()[:limit])
+    counts = _counts([project.pk]).get(project.pk, {}) if upcoming else {}
+    for schedule in upcoming:
+        schedule.project = project
+    return [describe(schedule, counts) for schedule in upcoming]
+
+
 @register.filter
 def for_project(upcoming: dict, project) -> str:
     return upcoming.get(project.pk, "")

@@ -2,7 +2,7 @@
 chosen recipients with 550."""
 
 import os
-import socket
+import re
 from email import message_from_bytes, policy
 
 import pytest
@@ -11,6 +11,12 @@ try:
     from aiosmtpd.controller import Controller
 except ImportError:  # pragma: no cover - CI installs the dev dependencies
     Controller = None
+
+PEOPLE = [
+    ("ann@contoso.example", "Ann Archer"),
+    ("ben@contoso.example", "Ben <b>Bold</b>"),
+    ("cat@contoso.example", "Cat Cole"),
+]
 
 
 class Mailbag:
@@ -32,10 +38,13 @@ class Mailbag:
         return [m for rcpt, m in self.messages if address in rcpt]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class _PortZeroController(Controller or object):
+    """Binds port 0 and keeps the port the kernel gave: no other process can take it between
+    choosing and binding."""
+
+    def _trigger_server(self):
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
 @pytest.fixture
@@ -45,13 +54,42 @@ def smtp_server(settings):
             pytest.fail("aiosmtpd is missing: pip install -e '.[dev]'")
         pytest.skip("aiosmtpd is not installed")
     bag = Mailbag()
-    port = _free_port()
-    controller = Controller(bag, hostname="127.0.0.1", port=port)
+    controller = _PortZeroController(bag, hostname="127.0.0.1", port=0)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    settings.EMAIL_HOST, settings.EMAIL_USE_TLS = "127.0.0.1", False
+    settings.EMAIL_PORT = controller.port
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     try:
         yield bag
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def users(project):
+    """Three end users, each with their own addresses and name (one name is markup)."""
+    return [
+        project.mailboxes.create(
+            source_address=address,
+            target_address=address.replace("contoso.example", "contoso.onmicrosoft.example"),
+            display_name=name,
+        )
+        for address, name in PEOPLE
+    ]
+
+
+@pytest.fixture
+def eager_tasks():
+    """The worker's part runs in this process: what it does is what is tested here."""
+    from migrator.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def link_in(message) -> str:
+    """The progress link's path in a received message's plain-text part."""
+    text = message.get_body(("plain",)).get_content()
+    return re.search(r"http://testserver(/progress/[^/\s]+/)", text).group(1)

@@ -9,7 +9,6 @@ import pytest
 
 from mailboxes import engine
 from mailboxes.models import MailboxPass
-from migrator.celery import app
 from notices.models import Notice, NoticeSettings
 
 
@@ -34,14 +33,6 @@ def webhook():
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def eager_tasks():
-    """The worker's part runs in this process: what it does is what is tested here."""
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.mark.django_db(transaction=True)

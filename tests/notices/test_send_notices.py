@@ -1,7 +1,6 @@
 """End-user messages through a real SMTP server: one per event and mailbox, each with its own
 working progress link; a refused recipient fails and is sent again later."""
 
-import re
 from io import StringIO
 
 import pytest
@@ -11,23 +10,7 @@ from django.urls import reverse
 from notices.models import Notice
 from notices.tasks import send_notices
 
-PEOPLE = [
-    ("ann@contoso.example", "Ann Archer"),
-    ("ben@contoso.example", "Ben <b>Bold</b>"),
-    ("cat@contoso.example", "Cat Cole"),
-]
-
-
-@pytest.fixture
-def users(project):
-    return [
-        project.mailboxes.create(
-            source_address=address,
-            target_address=address.replace("contoso.example", "contoso.onmicrosoft.example"),
-            display_name=name,
-        )
-        for address, name in PEOPLE
-    ]
+from .conftest import link_in
 
 
 def run(*args):
@@ -37,11 +20,6 @@ def run(*args):
     except CommandError as exc:
         return out.getvalue(), str(exc)
     return out.getvalue(), None
-
-
-def link_in(message):
-    text = message.get_body(("plain",)).get_content()
-    return re.search(r"http://testserver(/progress/[^/\s]+/)", text).group(1)
 
 
 @pytest.mark.django_db

@@ -163,6 +163,11 @@ def test_the_pages_show_the_next_schedule(client, bob, project, mailbox):
     client.force_login(bob)
     expected = f"delta for 1 mailbox, {at:%a} {at.day} {at:%b} 22:00"
     assert expected in client.get(reverse("home")).content.decode()
+    page = client.get(project.get_absolute_url()).content.decode()
+    assert f"next: {expected}</span>" in page and "(Europe/Berlin)" in page
+    Schedule.objects.create(project=project, kind="verify", run_at=at + timedelta(days=1))
+    page = client.get(project.get_absolute_url()).content.decode()
+    assert f"next: {expected}; then verification for 1 mailbox, " in page
     detail = client.get(reverse("schedules", args=[project.pk]), HTTP_HX_REQUEST="true")
     detail = detail.content.decode()
     assert f"Next: {expected}" in detail and "Runs 20:00–06:00" in detail
