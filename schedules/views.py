@@ -1,12 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
 from audit import log as audit
 from projects.access import get_project_for_user
+from projects.views.cutover import post_after_access
 
 from .forms import RunWindowForm, ScheduleForm
+from .models import RunWindow
 from .templatetags.schedules import card_context
 
 
@@ -26,55 +27,42 @@ def _errors(request, form) -> None:
             messages.error(request, f"{label}: {error}" if label else error)
 
 
-@login_required
-def schedule_add(request, project_id):
-    project = get_project_for_user(request, project_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+def _add(request, project, form, save, label: str):
+    """Save a valid ``form`` through ``save`` and say so, or say why not; back to the page."""
+    if form.is_valid():
+        added = save()
+        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"{label}: {added}")
+        messages.success(request, f"{label}: {added}.")
+    else:
+        _errors(request, form)
+    return redirect("schedules", project.pk)
+
+
+def _remove(request, project, rows, pk: int, label: str):
+    removed = get_object_or_404(rows, pk=pk)
+    removed.delete()
+    audit.record(request, project, audit.Action.SCHEDULE_REMOVED, f"{label}: {removed}")
+    messages.success(request, f"{label}: {removed}.")
+    return redirect("schedules", project.pk)
+
+
+@post_after_access
+def schedule_add(request, project):
     form = ScheduleForm(request.POST, project=project)
-    if form.is_valid():
-        schedule = form.save(request.user)
-        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"Scheduled: {schedule}")
-        messages.success(request, f"Scheduled: {schedule}.")
-    else:
-        _errors(request, form)
-    return redirect(project)
+    return _add(request, project, form, lambda: form.save(request.user), "Scheduled")
 
 
-@login_required
-def schedule_delete(request, project_id, schedule_id):
-    project = get_project_for_user(request, project_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    schedule = get_object_or_404(project.schedules, pk=schedule_id)
-    schedule.delete()
-    audit.record(request, project, audit.Action.SCHEDULE_REMOVED, f"Removed: {schedule}")
-    messages.success(request, "Schedule removed.")
-    return redirect(project)
+@post_after_access
+def schedule_delete(request, project, schedule_id):
+    return _remove(request, project, project.schedules, schedule_id, "Removed")
 
 
-@login_required
-def window_add(request, project_id):
-    project = get_project_for_user(request, project_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    form = RunWindowForm(request.POST, instance=project.run_windows.model(project=project))
-    if form.is_valid():
-        window = form.save()
-        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"Run window added: {window}")
-        messages.success(request, f"Run window added: {window}.")
-    else:
-        _errors(request, form)
-    return redirect(project)
+@post_after_access
+def window_add(request, project):
+    form = RunWindowForm(request.POST, instance=RunWindow(project=project))
+    return _add(request, project, form, form.save, "Run window added")
 
 
-@login_required
-def window_delete(request, project_id, window_id):
-    project = get_project_for_user(request, project_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    window = get_object_or_404(project.run_windows, pk=window_id)
-    window.delete()
-    audit.record(request, project, audit.Action.SCHEDULE_REMOVED, f"Run window removed: {window}")
-    messages.success(request, "Run window removed.")
-    return redirect(project)
+@post_after_access
+def window_delete(request, project, window_id):
+    return _remove(request, project, project.run_windows, window_id, "Run window removed")

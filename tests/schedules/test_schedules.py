@@ -149,9 +149,11 @@ class TestForms:
     def test_a_schedule_is_stored_in_the_project_time_zone(self, client, bob, project):
         project.time_zone = "Europe/Berlin"
         project.save()
-        self.post(client, bob, project, kind="verify", at="2031-01-01T22:00")
+        page = self.post(client, bob, project, kind="verify", at="2031-01-01T22:00")
         (schedule,) = project.schedules.all()
         assert schedule.run_at == datetime(2031, 1, 1, 22, 0, tzinfo=BERLIN)
+        # Back on the schedules page, which lists what was just added.
+        assert f"Scheduled: {schedule}." in page and f'id="schedule-{schedule.pk}"' in page
 
 
 def test_the_pages_show_the_next_schedule(client, bob, project, mailbox):
