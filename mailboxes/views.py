@@ -15,7 +15,7 @@ from audit import log as audit
 from notices.tasks import queued_message, send_template
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
-from projects.models import CutoverStep, MailboxStep
+from projects.models import CutoverStep, MailboxStep, Role
 
 from . import discovery, logins, services, verification
 from .charts import Rate, current_rate, throughput_chart
@@ -126,7 +126,7 @@ def _busy(mailbox: Mailbox, what: str) -> str:
 
 @login_required
 def mailbox_add(request, project_id):
-    project = get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id, Role.OPERATOR)
     form = MailboxForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         mailbox = form.save()
@@ -140,8 +140,8 @@ def mailbox_add(request, project_id):
 
 @login_required
 def mailbox_edit(request, project_id, mailbox_id):
-    project = get_project_for_user(request, project_id)
-    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    project = get_project_for_user(request, project_id, Role.OPERATOR)
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id, Role.OPERATOR)
     busy = _busy(mailbox, "edit")
     if busy:
         messages.error(request, busy)
@@ -171,7 +171,7 @@ def mailbox_edit(request, project_id, mailbox_id):
 @login_required
 def mailbox_delete(request, project_id, mailbox_id):
     """GET asks for confirmation and says what goes; POST deletes (mailferry's records only)."""
-    mailbox = get_mailbox_for_user(request, project_id, mailbox_id)
+    mailbox = get_mailbox_for_user(request, project_id, mailbox_id, Role.OPERATOR)
     busy = _busy(mailbox, "delete")
     if busy:
         messages.error(request, busy)

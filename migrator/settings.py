@@ -290,6 +290,9 @@ SERVICE_HOSTS = [
 DNSCHECK_RESOLVERS = envlist("DNSCHECK_RESOLVERS", "1.1.1.1:53,8.8.8.8:53,9.9.9.9:53")
 DNSCHECK_TIMEOUT = float(os.environ.get("DNSCHECK_TIMEOUT", "3"))
 
+# Days a team invitation's sign-up link works (projects.Invitation).
+INVITE_EXPIRY_DAYS = envint("INVITE_EXPIRY_DAYS", 7)
+
 # Mail to end users and consultants (notices/), with Django's own setting names. Without
 # EMAIL_HOST nothing is sent: every message is kept in the outbox (notices.Notice).
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")

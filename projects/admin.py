@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from .forms import TenantForm
-from .models import CutoverStep, Domain, Project, Tenant
+from .models import CutoverStep, Domain, Membership, Project, Tenant
 
 
 class StaffTenantForm(TenantForm):
@@ -24,14 +24,19 @@ class DomainInline(admin.TabularInline):
     extra = 0
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["client_name", "state", "planned_cutover", "created"]
     list_filter = ["state"]
     search_fields = ["client_name", "domains__name"]
-    filter_horizontal = ["members"]
     raw_id_fields = ["source", "target"]
-    inlines = [DomainInline]
+    inlines = [MembershipInline, DomainInline]
 
 
 @admin.register(Domain)

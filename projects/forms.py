@@ -1,31 +1,41 @@
 import zoneinfo
 
 from django import forms
-from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_domain_name
-from django.db.models import Q
 
 from mailboxes.connectors.options import SCHEMAS, OptionError, read_options
 
-from .models import Project, Tenant
+from .models import Membership, Project, Role, Tenant
 
 # Every IANA name Python knows, for the project's time zone (validated by the model too).
 TIME_ZONES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
-def colleagues(user, project):
-    """Whom ``user`` may make a member of ``project``: themself, the people they share a project
-    with and the project's members; staff may pick anyone. Listing every account would tell any
-    consultant who else uses the site."""
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
-    if user.is_staff:
-        return users
-    memberships = Project.members.through.objects
-    known = Q(pk=user.pk) | Q(pk__in=memberships.filter(project__members=user).values("user"))
-    if project.pk:
-        known |= Q(pk__in=memberships.filter(project=project).values("user"))
-    return users.filter(known)
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.OPERATOR)
+
+
+class RoleForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if role != Role.OWNER and self.instance.is_last_owner:
+            raise ValidationError("The project needs an owner: make someone else owner first.")
+        return role
+
+
+class SignupForm(UserCreationForm):
+    """A new account from an invitation: the e-mail is the invitation's; Django's password
+    validators apply."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ["username"]
 
 
 class ProjectForm(forms.ModelForm):
@@ -41,12 +51,6 @@ class ProjectForm(forms.ModelForm):
         help_text="One per line: <code>Source/Folder =&gt; Target/Folder</code> to rename a "
         "folder and its subfolders, <code>Source/Folder =&gt; -</code> to leave it out. "
         "Paths use <code>/</code> whatever the server's separator.",
-    )
-    members = forms.ModelMultipleChoiceField(
-        queryset=get_user_model().objects.none(),  # set per consultant: colleagues()
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Who may see and change this project (you stay a member).",
     )
 
     class Meta:
@@ -71,13 +75,11 @@ class ProjectForm(forms.ModelForm):
             "contact_email": "Shown on the users' progress page beside the name.",
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["members"].queryset = colleagues(user, self.instance)
         self.fields["time_zone"].required = False
         if self.instance.pk:
             self.initial["domains"] = "\n".join(d.name for d in self.instance.domains.all())
-            self.initial["members"] = list(self.instance.members.all())
             self.initial["folder_mappings"] = "\n".join(
                 f"{m.source_path} => {'-' if m.exclude else m.target_path}"
                 for m in self.instance.folder_mappings.all()

@@ -1,9 +1,13 @@
+import hashlib
+import secrets
 import zoneinfo
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -158,6 +162,17 @@ class Tenant(models.Model):
         return Project.objects.filter(Q(source=self) | Q(target=self)).first()
 
 
+class Role(models.TextChoices):
+    """What a member may do in a project; each role may do everything the ones below may."""
+
+    VIEWER = "viewer", "Viewer (read-only)"
+    OPERATOR = "operator", "Operator (passes, checklist, notifications)"
+    OWNER = "owner", "Owner (members, tenants, credentials)"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.OWNER: 2}
+
+
 class ProjectQuerySet(models.QuerySet):
     def for_user(self, user):
         if not user.is_authenticated:
@@ -165,6 +180,13 @@ class ProjectQuerySet(models.QuerySet):
         if user.is_staff:
             return self
         return self.filter(members=user)
+
+    def with_role(self, user):
+        """Annotate ``user_role``: the user's role in each project (staff act as owners), so a
+        page asks ``can_operate`` / ``can_own`` without a query per button."""
+        role = Membership.objects.filter(project=OuterRef("pk"), user=user.pk).values("role")
+        role = Subquery(role[:1])
+        return self.annotate(user_role=Coalesce(role, Value(Role.OWNER)) if user.is_staff else role)
 
 
 def validate_time_zone(name: str) -> None:
@@ -184,7 +206,9 @@ class Project(models.Model):
     target = models.OneToOneField(Tenant, models.PROTECT, related_name="target_of")
     planned_cutover = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNING)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
     # Whom the end users ask: shown on their progress page.
     contact_name = models.CharField(max_length=200, blank=True)
     contact_email = models.EmailField(blank=True)
@@ -206,6 +230,120 @@ class Project(models.Model):
 
     def is_visible_to(self, user) -> bool:
         return user.is_staff or self.members.filter(pk=user.pk).exists()
+
+    def allows(self, role: str) -> bool:
+        """Whether the user this project was loaded for (``with_role``) has at least ``role``."""
+        return ROLE_RANK.get(getattr(self, "user_role", None), -1) >= ROLE_RANK[role]
+
+    @property
+    def can_operate(self) -> bool:
+        return self.allows(Role.OPERATOR)
+
+    @property
+    def can_own(self) -> bool:
+        return self.allows(Role.OWNER)
+
+
+class Membership(models.Model):
+    """A user's place in a project. Code that only adds members (``members.set``, the
+    create_project command) makes owners, as everyone was before roles existed."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OWNER)
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.project} as {self.role}"
+
+    @property
+    def is_last_owner(self) -> bool:
+        owners = self.project.memberships.filter(role=Role.OWNER)
+        return self.role == Role.OWNER and not owners.exclude(pk=self.pk).exists()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationQuerySet(models.QuerySet):
+    def usable(self):
+        return self.filter(accepted_at__isnull=True, expires__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """A one-time sign-up link for a colleague. Only the token's SHA-256 is stored: whoever
+    reads the database (or the outbox) cannot join with it."""
+
+    project = models.ForeignKey(Project, models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OPERATOR)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    mailed_at = models.DateTimeField(null=True, blank=True)
+    mail_error = models.TextField(blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"{self.email} to {self.project} as {self.role}"
+
+    @classmethod
+    def send(cls, project, email: str, role: str, invited_by) -> tuple["Invitation", str]:
+        """A new invitation and its token (shown once); one for the same address that was not
+        used yet is replaced, so only the newest link works."""
+        token = secrets.token_urlsafe(32)
+        project.invitations.filter(email__iexact=email, accepted_at__isnull=True).delete()
+        invitation = cls.objects.create(
+            project=project,
+            email=email,
+            role=role,
+            invited_by=invited_by,
+            token_hash=hash_token(token),
+            expires=timezone.now() + timedelta(days=settings.INVITE_EXPIRY_DAYS),
+        )
+        return invitation, token
+
+    @classmethod
+    def find(cls, token: str) -> "Invitation | None":
+        return cls.objects.select_related("project").filter(token_hash=hash_token(token)).first()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.accepted_at is None and self.expires > timezone.now()
+
+    def accept(self, user) -> bool:
+        """``user`` joins with the invitation's role (a member already keeps a higher one).
+        False when the link was used or expired meanwhile: claimed by one conditional UPDATE,
+        so two sign-ups racing on one link cannot both join."""
+        now = timezone.now()
+        usable = Invitation.objects.filter(pk=self.pk).usable()
+        if not usable.update(accepted_at=now, accepted_by=user):
+            return False
+        self.accepted_at, self.accepted_by = now, user
+        membership, created = Membership.objects.get_or_create(
+            project=self.project, user=user, defaults={"role": self.role}
+        )
+        if not created and ROLE_RANK[self.role] > ROLE_RANK[membership.role]:
+            membership.role = self.role
+            membership.save(update_fields=["role"])
+        return True
 
 
 class Domain(models.Model):

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import cutover, dashboard, setup
+from .views import cutover, dashboard, setup, team
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -30,6 +30,23 @@ urlpatterns = [
         setup.mailbox_sample,
         name="mailbox_sample",
     ),
+    path("projects/<int:project_id>/team/", team.team, name="team"),
+    path(
+        "projects/<int:project_id>/team/<int:membership_id>/role/",
+        team.member_role,
+        name="member_role",
+    ),
+    path(
+        "projects/<int:project_id>/team/<int:membership_id>/remove/",
+        team.member_remove,
+        name="member_remove",
+    ),
+    path(
+        "projects/<int:project_id>/team/invitations/<int:invitation_id>/revoke/",
+        team.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:invite_token>/", team.invitation_accept, name="invitation_accept"),
     path("projects/<int:project_id>/cutover/", cutover.cutover, name="cutover"),
     path("projects/<int:project_id>/cutover/state/", cutover.cutover_state, name="cutover_state"),
     path(

@@ -46,18 +46,24 @@ from ..models import CutoverEvent, CutoverStep, MailboxStep, Project
 logger = logging.getLogger(__name__)
 
 
-def post_after_access(view):
-    """Outsiders get 404 whatever the method (access first), members may only POST."""
+def post_after_access(view=None, *, role=None):
+    """Outsiders get 404 whatever the method (access first), members may only POST: as an
+    operator, or with ``role`` when the view asks for more (``@post_after_access(role=…)``)."""
 
-    @login_required
-    @wraps(view)
-    def wrapper(request, project_id, **kwargs):
-        project = get_project_for_user(request, project_id)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        return view(request, project, **kwargs)
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, project_id, **kwargs):
+            project = get_project_for_user(
+                request, project_id, role if request.method == "POST" else None
+            )
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, project, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 # Mailboxes per page of the per-user drill-down.

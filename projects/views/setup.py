@@ -17,10 +17,10 @@ from mailboxes.csvio import (
 )
 from mailboxes.models import FolderMapping
 
-from ..access import get_project_for_user
+from ..access import SAFE_METHODS, get_project_for_user
 from ..cutover import ensure_checklist
 from ..forms import MailboxImportForm, ProjectForm, TenantForm, draft
-from ..models import Domain, Project
+from ..models import Domain, Project, Role
 from ..tasks import check_tenant
 
 SIDES = ("source", "target")
@@ -36,7 +36,7 @@ def _save_project(form, source_form, target_form, user) -> Project:
         if created:
             # The checklist exists with the project, so its count is right from the start.
             ensure_checklist(project)
-        project.members.set({*form.cleaned_data["members"], user})
+            project.members.add(user, through_defaults={"role": Role.OWNER})
         names = form.cleaned_data["domains"]
         project.domains.exclude(name__in=names).delete()
         for name in names:
@@ -83,14 +83,14 @@ def _project_form_page(request, project=None):
         return render(request, "projects/project_form.html#tenant_fields", context)
     data = request.POST if request.method == "POST" else None
     tenant_forms = {side: _tenant_form(request, data, side, project) for side in SIDES}
-    form = ProjectForm(data, instance=project, user=request.user)
+    form = ProjectForm(data, instance=project)
     # Without JavaScript: "Show fields for this kind", or a kind changed on a form showing
     # another kind's fields, redraws the form for the kinds chosen and saves nothing yet.
     redraw = data is not None and (
         data.get("show_fields") in SIDES or any(f.kind_switched for f in tenant_forms.values())
     )
     if redraw:
-        form = draft(ProjectForm, data, instance=project, user=request.user)
+        form = draft(ProjectForm, data, instance=project)
         tenant_forms = {side: _tenant_form(request, data, side, project, True) for side in SIDES}
         messages.info(request, "Fill in the fields of the kind chosen; nothing is saved yet.")
     elif data is not None and all(f.is_valid() for f in (form, *tenant_forms.values())):
@@ -115,7 +115,7 @@ def project_create(request):
 
 @login_required
 def project_edit(request, project_id):
-    return _project_form_page(request, get_project_for_user(request, project_id))
+    return _project_form_page(request, get_project_for_user(request, project_id, Role.OWNER))
 
 
 def _tenant(project, side):
@@ -126,8 +126,10 @@ def _tenant(project, side):
 
 @login_required
 def tenant_check(request, project_id, side):
-    """POST starts a connection test in the worker; GET polls its outcome (HTMX partial)."""
-    project = get_project_for_user(request, project_id)
+    """POST starts a connection test in the worker (owners: it uses the credentials); GET
+    polls its outcome (HTMX partial)."""
+    owner = None if request.method in SAFE_METHODS else Role.OWNER
+    project = get_project_for_user(request, project_id, owner)
     tenant = _tenant(project, side)
     if request.method == "POST":
         tenant.request_check()
@@ -145,7 +147,7 @@ def tenant_check(request, project_id, side):
 
 @login_required
 def mailbox_import(request, project_id):
-    project = get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id, Role.OPERATOR)
     form = MailboxImportForm(request.POST or None, request.FILES or None)
     problems = []
     if request.method == "POST" and form.is_valid():
