@@ -7,9 +7,9 @@ from playwright.sync_api import expect
 
 from mailboxes.models import Mailbox
 from projects.models import Project, Tenant
-from tests.servers.worker import Worker
+from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -32,14 +32,6 @@ def contoso(alice, dovecot_a, dovecot_b):
 def users(dovecot_a, dovecot_b, dovecot_user):
     """(source user, target user) for three people, each with passwords of their own."""
     return [(dovecot_user(dovecot_a), dovecot_user(dovecot_b)) for _ in range(3)]
-
-
-def log_in(page, base_url):
-    page.goto(f"{base_url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "password-alice")
-    page.click("button[type=submit]")
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
 
 def address(user, domain):
@@ -68,10 +60,9 @@ def row(page, source):
 
 
 def test_add_test_logins_fix_and_delete(
-    live_server, contoso, users, browser_context, screenshot, tmp_path, request
+    live_server, contoso, users, browser_context, screenshot, start_worker
 ):
-    worker = Worker(tmp_path / "worker").start()
-    request.addfinalizer(worker.stop)
+    start_worker("worker")
     page = browser_context.new_page()
     log_in(page, live_server.url)
     page.get_by_role("link", name="Contoso").click()

@@ -9,9 +9,10 @@ from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
 from projects.models import CutoverStep
 from tests.corpus import corpus_messages
-from tests.servers.worker import Worker, purge_filesystem_broker
+from tests.servers.chromium import log_in
+from tests.servers.worker import purge_filesystem_broker
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 USERS = {"ann@contoso.example": ("Ann Archer", 30), "ben@contoso.example": ("Ben Baker", 12)}
 
@@ -36,14 +37,6 @@ def maildirs(tmp_path):
     source.mkdir(), target.mkdir()
     fill_source(source)
     return source, target
-
-
-def log_in(page, base_url, username, password):
-    page.goto(f"{base_url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
 
 def create_project(page, source, target):
@@ -75,12 +68,12 @@ def import_users(page):
 
 
 def test_prestage_progress_live_and_the_end_users_page(
-    live_server, alice, maildirs, browser_context, chromium, screenshot, tmp_path
+    live_server, alice, maildirs, browser_context, chromium, screenshot, start_worker
 ):
     alice.is_staff = True  # only staff may set up maildir tenants (files on the worker)
     alice.save()
     page = browser_context.new_page()
-    log_in(page, live_server.url, "alice", "password-alice")
+    log_in(page, live_server.url)
     create_project(page, *maildirs)
     import_users(page)
     screenshot(page, "imported")
@@ -100,15 +93,12 @@ def test_prestage_progress_live_and_the_end_users_page(
     # A ticked row stays ticked through the polls that replace the table.
     page.check("input[name=selected][aria-label='Select ben@contoso.example']")
 
-    # Not the purging fixture: the queued messages must survive the worker's start.
-    worker = Worker(tmp_path / "worker-var", broker_url=settings.CELERY_BROKER_URL).start()
-    try:
-        for address in USERS:
-            bar = page.get_by_role("progressbar", name=address)
-            expect(bar).to_have_attribute("value", "100", timeout=60_000)
-        expect(page.locator("#live")).not_to_have_attribute("hx-trigger", "every 2s")
-    finally:
-        worker.stop()
+    # The broker named: a worker start then purges nothing, the queued messages must survive it.
+    start_worker("worker-var", broker_url=settings.CELERY_BROKER_URL)
+    for address in USERS:
+        bar = page.get_by_role("progressbar", name=address)
+        expect(bar).to_have_attribute("value", "100", timeout=60_000)
+    expect(page.locator("#live")).not_to_have_attribute("hx-trigger", "every 2s")
     assert page.evaluate("window.notReloaded") is True, "the page was reloaded"
     ben_box = page.locator("input[aria-label='Select ben@contoso.example']")
     expect(ben_box).to_be_checked()

@@ -17,12 +17,10 @@ from playwright.sync_api import expect
 from mailboxes.models import Mailbox
 from tests.corpus import corpus_messages
 from tests.engine.messages import message
+from tests.servers.chromium import log_in
 from tests.servers.dovecot import DovecotUser, RawMessage
-from tests.servers.worker import Worker
 
-from .test_migration_flow import log_in
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def add_user(server, local: str, domain: str, password: str | None = None) -> DovecotUser:
@@ -75,17 +73,15 @@ def server(dovecot) -> dict:
 
 
 @pytest.fixture
-def worker(tmp_path):
-    running = Worker(tmp_path / "worker-var", broker_url=settings.CELERY_BROKER_URL).start()
-    yield running
-    running.stop()
+def worker(start_worker):
+    return start_worker("worker-var", broker_url=settings.CELERY_BROKER_URL)
 
 
 def test_each_mailbox_logs_in_as_its_own_account(
     live_server, alice, browser_context, screenshot, dovecot_a, dovecot_b, worker
 ):
     page = browser_context.new_page()
-    log_in(page, live_server.url, "alice", "password-alice")
+    log_in(page, live_server.url)
 
     # Own logins, each with its own password; cat has none and goes through the master user.
     sources = [add_user(dovecot_a, local, "contoso.example") for local in ("ann", "ben", "cat")]

@@ -7,6 +7,8 @@ import pytest
 from django_otp.oath import TOTP
 from playwright.sync_api import expect
 
+from tests.servers.chromium import log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -14,13 +16,6 @@ def code(secret: str, steps_ahead: int = 0) -> str:
     totp = TOTP(b32decode(secret))
     totp.time = time.time() + 30 * steps_ahead
     return f"{totp.token():06d}"
-
-
-def log_in(page, base_url, password="password-alice"):
-    page.goto(f"{base_url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_set_up_two_factor_then_log_in_with_a_code(live_server, alice, browser_context, screenshot):
@@ -34,8 +29,7 @@ def test_set_up_two_factor_then_log_in_with_a_code(live_server, alice, browser_c
     expect(page.get_by_text("Two-factor login is on")).to_be_visible()
 
     page.get_by_role("button", name="Log out").click()
-    log_in(page, live_server.url)
-    expect(page.get_by_role("heading", name="Two-factor code")).to_be_visible()
+    log_in(page, live_server.url, landing="Two-factor code")
     page.goto(f"{live_server.url}/projects/new/")
     expect(page.get_by_role("heading", name="Two-factor code")).to_be_visible()
     screenshot(page, "two-factor-verify")
@@ -49,9 +43,9 @@ def test_set_up_two_factor_then_log_in_with_a_code(live_server, alice, browser_c
 def test_lockout_says_why_on_the_login_page(live_server, alice, browser_context, screenshot):
     page = browser_context.new_page()
     for number in range(5):
-        log_in(page, live_server.url, password=f"guess-{number}")
+        log_in(page, live_server.url, password=f"guess-{number}", landing=None)
 
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, landing=None)
 
     expect(page.get_by_role("alert")).to_contain_text("Too many failed logins")
     expect(page.get_by_role("alert")).to_contain_text("15 minutes")

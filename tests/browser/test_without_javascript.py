@@ -5,6 +5,7 @@ from playwright.sync_api import expect
 
 from mailboxes.models import Mailbox
 from tests.conftest import make_project
+from tests.servers.chromium import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,10 +41,7 @@ def fits_the_screen(page) -> bool:
 
 def test_filter_and_act_without_javascript(live_server, contoso, no_js_page, screenshot):
     page = no_js_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "password-alice")
-    page.click("button[type=submit]")
+    log_in(page, live_server.url)
     expect(page.get_by_role("link", name="Contoso")).to_be_visible()
     assert fits_the_screen(page)
     screenshot(page, "dashboard-phone")

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.dnscheck.zones import DOMAIN, IMAP, IMAP_HOST, zone
+from tests.servers.chromium import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,10 +42,7 @@ def test_edit_the_checklist_and_tick_through_cutover(
     project = imap_project
     page = browser_context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # "Remove this step?"
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "carol")
-    page.fill("#id_password", "pw-carol-1")
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, "carol", "pw-carol-1")
     page.goto(f"{live_server.url}/projects/{project.pk}/cutover/")
     page.evaluate("window.sameDocument = true")
     expect(page.get_by_text("This project migrates to an IMAP host")).to_be_visible()

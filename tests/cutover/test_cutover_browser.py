@@ -8,8 +8,9 @@ from playwright.sync_api import expect
 from dnscheck.services import check_project
 from projects.cutover import auto_tick
 from tests.dnscheck.zones import serve_target_records
+from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_cutover_day(live_server, browser_context, screenshot, django_user_model, domain, old_dns):
@@ -30,10 +31,7 @@ def test_cutover_day(live_server, browser_context, screenshot, django_user_model
             target_address=f"aaron{n:02}@contoso.onmicrosoft.com",
         )
     page = browser_context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "carol")
-    page.fill("#id_password", "pw-carol-1")
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, "carol", "pw-carol-1")
     page.goto(f"{live_server.url}/projects/{project.pk}/cutover/")
     page.evaluate("window.sameDocument = true")
 

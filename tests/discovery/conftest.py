@@ -20,8 +20,9 @@ import pytest
 
 from mailboxes.models import Mailbox
 from projects.models import Project
+from tests.corpus import corpus_messages
 from tests.engine.conftest import tenant_for
-from tests.engine.messages import corpus_messages, message
+from tests.engine.messages import message
 from tests.servers import require_binary
 from tests.servers.dovecot import DovecotServer, RawMessage, start_dovecot
 

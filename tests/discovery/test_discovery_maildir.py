@@ -9,8 +9,8 @@ import pytest
 from mailboxes import discovery
 from mailboxes.connectors.base import Endpoint
 from projects.models import Project
+from tests.corpus import corpus_messages
 from tests.engine.conftest import tenant_for
-from tests.engine.messages import corpus_messages
 
 pytestmark = pytest.mark.django_db
 

@@ -1,33 +1,34 @@
-"""The minute's re-check through a real Celery worker process: the grid and the checklist move."""
+"""Beat as production runs it (``celery worker --beat``) re-checks a project in cutover on its
+own: nothing else queues the check, yet the grid and the checklist move."""
 
 import pytest
 
 from dnscheck.models import DnsCheck
-from dnscheck.tasks import recheck_cutover_projects
 from projects.cutover import ensure_checklist
-from tests.servers.worker import Worker, wait_until
+from tests.servers.worker import wait_until
 
 from .zones import serve_target_records
 
+# Beat's first re-check comes one interval (60 s) after it starts.
+BEAT_INTERVAL = 60
 
+
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_worker_rechecks_and_ticks(tmp_path, domain, old_dns):
+def test_beat_rechecks_a_project_in_cutover_and_ticks_its_step(start_worker, domain, old_dns):
     project = domain.project
     project.state = "cutover"
     project.save()
     ensure_checklist(project)
     serve_target_records(old_dns)
-    worker = Worker(tmp_path / "worker", extra_env={"DNSCHECK_RESOLVERS": ""}).start(1)
-    try:
-        recheck_cutover_projects.delay()
-        check = wait_until(
-            lambda: DnsCheck.objects.filter(domain=domain).first(),
-            message="the worker did not check the domain",
-        )
-        assert check.ok, (check.error, check.findings)
-        step = project.cutover_steps.get(key="target-records")
-        wait_until(lambda: project.cutover_steps.get(key="target-records").is_done)
-        step.refresh_from_db()
-        assert step.done_by is None
-    finally:
-        worker.stop()
+    worker = start_worker(env={"DNSCHECK_RESOLVERS": ""}, concurrency=1, beat=True)
+    check = wait_until(
+        lambda: DnsCheck.objects.filter(domain=domain).first(),
+        timeout=3 * BEAT_INTERVAL,
+        interval=0.5,
+        message=lambda: f"beat never had the domain checked:\n{worker.log()[-3000:]}",
+    )
+    assert check.ok, (check.error, check.findings)
+    assert "dnscheck.tasks.recheck_cutover_projects" in worker.log()
+    wait_until(lambda: project.cutover_steps.get(key="target-records").is_done)
+    assert project.cutover_steps.get(key="target-records").done_by is None

@@ -2,7 +2,6 @@
 
 from datetime import datetime, timedelta, timezone
 
-from tests.corpus import corpus_files, corpus_messages  # noqa: F401 (tests/discovery imports them from here)
 from tests.servers.dovecot import RawMessage
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from mailboxes import engine, services
 from mailboxes.models import FolderJob, MailboxPass
-from tests.servers.worker import Worker, wait_until
+from tests.servers.worker import wait_until
 
 from .conftest import make_mailbox
 from .messages import bulk
@@ -34,7 +34,7 @@ def stalled_pass(source, target):
 
 @pytest.mark.slow
 def test_beat_requeues_a_dead_workers_job_and_it_finishes(
-    tmp_path, dovecot_a, dovecot_b, dovecot_user
+    start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(40, owner=source.name))
@@ -45,20 +45,17 @@ def test_beat_requeues_a_dead_workers_job_and_it_finishes(
         lease_owner=DEAD_WORKER,
         lease_expires_at=timezone.now() + timedelta(hours=1),
     )
-    worker = Worker(tmp_path / "worker", extra_env=WORKER_ENV).start(beat=True)
-    try:
-        # Past the worker's start-up sweep (not its jobs, not expired), the lease runs out.
-        jobs.update(lease_expires_at=timezone.now() + timedelta(seconds=3))
-        wait_until(
-            lambda: MailboxPass.objects.get(pk=mailbox_pass.pk).state == "done",
-            timeout=60,
-            message=lambda: (
-                f"the stalled pass never finished: "
-                f"{list(FolderJob.objects.values_list('state', 'lease_owner', 'error'))}"
-                f"\n{worker.log()[-3000:]}"
-            ),
-        )
-    finally:
-        worker.stop()
+    worker = start_worker("worker", env=WORKER_ENV, beat=True)
+    # Past the worker's start-up sweep (not its jobs, not expired), the lease runs out.
+    jobs.update(lease_expires_at=timezone.now() + timedelta(seconds=3))
+    wait_until(
+        lambda: MailboxPass.objects.get(pk=mailbox_pass.pk).state == "done",
+        timeout=60,
+        message=lambda: (
+            f"the stalled pass never finished: "
+            f"{list(FolderJob.objects.values_list('state', 'lease_owner', 'error'))}"
+            f"\n{worker.log()[-3000:]}"
+        ),
+    )
     assert "requeue-stalled-copy-jobs" in worker.log()
     assert target.holdings().folders["INBOX"] == source.holdings().folders["INBOX"]

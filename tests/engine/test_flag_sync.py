@@ -112,17 +112,17 @@ def test_a_delta_after_a_prestage_sets_the_flags_changed_on_the_source(
     assert same(source.endpoint(), source.name, target.endpoint(), target.name)
 
 
-def test_a_worker_dying_after_setting_flags_leaves_them_to_the_next_pass(
+def test_a_pass_failing_after_setting_flags_leaves_them_to_the_next_pass(
     dovecot_a, dovecot_b, dovecot_user, copy_settings, monkeypatch
 ):
     mailbox, source, target, uids = imap_mailbox(dovecot_a, dovecot_b, dovecot_user)
     run_pass(mailbox, "full")
     change_flags_over_imap(source, uids)
 
-    def dies(*args):
-        raise RuntimeError("worker killed")
+    def fails(*args):
+        raise RuntimeError("failed between setting the flags and recording them")
 
-    monkeypatch.setattr(engine, "_record_flags", dies)
+    monkeypatch.setattr(engine, "_record_flags", fails)
     crashed = run_pass(mailbox, "delta")
     assert (crashed.state, crashed.items_updated) == ("failed", 0)
     monkeypatch.undo()

@@ -10,13 +10,13 @@ import pytest
 
 from mailboxes import services
 from mailboxes.models import CopiedItem, FolderJob, MailboxPass
-from tests.servers.worker import ROOT, Worker, database_url, wait_until
+from tests.servers.worker import ROOT, database_url, wait_until
 
 from .conftest import make_mailbox
 from .messages import bulk
 from .snapshots import snapshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # Tiny batches so a folder takes many; a short lease so the restarted worker's sweep soon
 # finds the dead worker's lease expired.
@@ -25,29 +25,21 @@ COUNT = 300
 
 
 def test_sigkill_in_the_middle_of_a_folder_loses_and_duplicates_nothing(
-    tmp_path, dovecot_a, dovecot_b, dovecot_user
+    start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(COUNT))
     mailbox = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
-    first = Worker(tmp_path / "first", extra_env=WORKER_ENV).start()
-    try:
-        (mailbox_pass,) = services.start_passes([mailbox], "full")
-        wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
-        first.kill()
-    finally:
-        first.stop()
+    first = start_worker("first", env=WORKER_ENV)
+    (mailbox_pass,) = services.start_passes([mailbox], "full")
+    wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
+    first.kill()
     inbox = FolderJob.objects.get(mailbox_pass=mailbox_pass, source_path="INBOX")
     assert inbox.state == "running" and CopiedItem.objects.count() < COUNT
 
-    second = Worker(tmp_path / "second", extra_env=WORKER_ENV).start()
-    try:
-        finished = ("done", "failed")
-        wait_until(
-            lambda: MailboxPass.objects.get(pk=mailbox_pass.pk).state in finished, timeout=90
-        )
-    finally:
-        second.stop()
+    start_worker("second", env=WORKER_ENV)
+    finished = ("done", "failed")
+    wait_until(lambda: MailboxPass.objects.get(pk=mailbox_pass.pk).state in finished, timeout=90)
     mailbox_pass.refresh_from_db()
     assert mailbox_pass.state == "done", mailbox_pass.error
     copied = snapshot(target.endpoint(), target.name)[("INBOX",)]
@@ -57,7 +49,7 @@ def test_sigkill_in_the_middle_of_a_folder_loses_and_duplicates_nothing(
 
 
 def test_copy_mailbox_command_runs_through_a_running_worker(
-    tmp_path, dovecot_a, dovecot_b, dovecot_user
+    start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(20))
@@ -67,18 +59,15 @@ def test_copy_mailbox_command_runs_through_a_running_worker(
         f"imaps://{target.name}:{target.password}@127.0.0.1:{dovecot_b.tls_port}?insecure=1",
     ]
     env = {**os.environ, "DATABASE_URL": database_url()}
-    worker = Worker(tmp_path / "worker").start()
-    try:
-        run = subprocess.run(
-            [sys.executable, "manage.py", "copy_mailbox", *urls],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        worker.stop()
+    worker = start_worker("worker")
+    run = subprocess.run(
+        [sys.executable, "manage.py", "copy_mailbox", *urls],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert re.fullmatch(r"copied=25 skipped=0 failed=0 bytes=\d+ seconds=[\d.]+\n", run.stdout)
     assert "copying in this process" not in run.stderr

@@ -10,11 +10,11 @@ from django.urls import reverse
 from mailboxes import services
 from mailboxes.models import CopiedItem, MailboxPass
 from tests.engine.conftest import make_mailbox
+from tests.engine.messages import bulk
 from tests.engine.snapshots import snapshot
-from tests.engine.test_worker import bulk
 from tests.servers.worker import Worker, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 COUNT = 300
 # Tiny batches and tasks so the outage falls mid-copy; a sweep every second, and a short

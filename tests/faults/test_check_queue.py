@@ -11,10 +11,10 @@ from mailboxes.models import MailboxPass
 from projects.models import Tenant
 from projects.tasks import check_tenant
 from tests.engine.conftest import make_mailbox
-from tests.engine.test_worker import bulk
-from tests.servers.worker import Worker, wait_until
+from tests.engine.messages import bulk
+from tests.servers.worker import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CLICKS = 4
 RECEIVED = "Task projects.tasks.check_tenant["
@@ -41,7 +41,7 @@ def silent_server():
 
 
 def test_a_copy_finishes_while_connection_tests_hang(
-    tmp_path, silent_server, dovecot_a, dovecot_b, dovecot_user
+    start_worker, silent_server, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(10))
@@ -55,8 +55,8 @@ def test_a_copy_finishes_while_connection_tests_hang(
         secret="x",
         options={"timeout": 60},
     )
-    copies = Worker(tmp_path / "copies").start(args=("-Q", "copies"))
-    checks = Worker(tmp_path / "checks").start(args=("-Q", "checks"))
+    copies = start_worker("copies", args=("-Q", "copies"))
+    checks = start_worker("checks", args=("-Q", "checks"))
     try:
         silent.request_check()
         for _ in range(CLICKS):

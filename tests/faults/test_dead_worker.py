@@ -7,10 +7,10 @@ from django.urls import reverse
 from mailboxes import services
 from mailboxes.models import ACTIVE_STATES, CopiedItem, FolderJob, Mailbox, WorkerHeartbeat
 from tests.engine.conftest import make_mailbox
-from tests.engine.test_worker import bulk
-from tests.servers.worker import Worker, wait_until
+from tests.engine.messages import bulk
+from tests.servers.worker import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SILENT = "No worker has answered"
 WORKER_ENV = {"COPY_BATCH_ITEMS": "3", "WORKER_HEARTBEAT_SECONDS": "1"}
@@ -24,7 +24,7 @@ def pages(client, project) -> list[str]:
 
 
 def test_pages_say_when_no_worker_answers_and_what_waits(
-    client, alice, settings, tmp_path, dovecot_a, dovecot_b, dovecot_user
+    client, alice, settings, start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     settings.WORKER_SILENT_SECONDS = 3
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
@@ -35,15 +35,12 @@ def test_pages_say_when_no_worker_answers_and_what_waits(
     project.members.add(alice)
     idle = project.mailboxes.create(source_address="idle@a.test", target_address="idle@b.test")
     client.force_login(alice)
-    worker = Worker(tmp_path / "worker", extra_env=WORKER_ENV).start()
-    try:
-        services.start_passes([mailbox], "full")
-        wait_until(lambda: CopiedItem.objects.count() >= 10, timeout=60)
-        assert WorkerHeartbeat.objects.exists()
-        assert all(SILENT not in page for page in pages(client, project))
-        worker.kill()
-    finally:
-        worker.stop()
+    worker = start_worker("worker", env=WORKER_ENV)
+    services.start_passes([mailbox], "full")
+    wait_until(lambda: CopiedItem.objects.count() >= 10, timeout=60)
+    assert WorkerHeartbeat.objects.exists()
+    assert all(SILENT not in page for page in pages(client, project))
+    worker.kill()
 
     wait_until(lambda: all(SILENT in page for page in pages(client, project)), timeout=15)
     waiting = Mailbox.objects.filter(state__in=ACTIVE_STATES)

@@ -6,10 +6,10 @@ import pytest
 from mailboxes import engine, services
 from mailboxes.models import CopiedItem, FolderJob
 from tests.engine.conftest import make_mailbox
+from tests.engine.messages import bulk
 from tests.engine.snapshots import snapshot
-from tests.engine.test_worker import bulk
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_second_delivery_of_a_running_job_copies_nothing(dovecot_a, dovecot_b, dovecot_user):

@@ -12,7 +12,7 @@ from mailboxes import logins
 from mailboxes.models import Mailbox
 from mailboxes.tasks import check_mailbox_logins
 from tests.conftest import make_project
-from tests.servers.worker import Worker, wait_until
+from tests.servers.worker import wait_until
 
 from .conftest import add_mailbox
 
@@ -178,10 +178,9 @@ def three_users(dovecot_a, dovecot_b, dovecot_user, alice, bob):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_tests_each_mailbox_on_dovecot(client, bob, three_users, tmp_path, request):
+def test_a_real_worker_tests_each_mailbox_on_dovecot(client, bob, three_users, start_worker):
     project, users = three_users
-    worker = Worker(tmp_path / "worker").start()
-    request.addfinalizer(worker.stop)
+    worker = start_worker("worker")
     client.force_login(bob)
     act(client, project, action="logins", scope="filtered")
     wait_until(

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from . import require_binary
 
@@ -55,3 +56,15 @@ def screenshot(request):
         return path
 
     return save
+
+
+def log_in(page, base_url, username="alice", password="password-alice", landing="Projects"):
+    """Log in through the form as a person does, then wait for the page it leads to (the
+    dashboard's "Projects" heading); ``landing=None`` waits for nothing (a second factor, a
+    refusal), the test says what it expects."""
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.get_by_role("button", name="Log in").click()
+    if landing:
+        expect(page.get_by_role("heading", name=landing)).to_be_visible()

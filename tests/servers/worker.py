@@ -135,8 +135,23 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message=
 
 
 @pytest.fixture
-def celery_worker_process(tmp_path):
+def start_worker(tmp_path):
+    """``start_worker(name, broker_url="", env=None, **start_options)`` starts a real worker
+    (its var dir ``tmp_path / name``); every one started is stopped after the test, pass or
+    fail, so tests need no try/finally of their own."""
+    workers = []
+
+    def start(name: str = "worker", broker_url: str = "", env=None, **options) -> Worker:
+        worker = Worker(tmp_path / name, broker_url, env)
+        workers.append(worker)
+        return worker.start(**options)
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
     """A started worker on the embedded filesystem broker; stopped after the test."""
-    worker = Worker(tmp_path / "worker-var").start()
-    yield worker
-    worker.stop()
+    return start_worker("worker-var")
