@@ -95,6 +95,8 @@ def _pause(project, now: datetime) -> None:
         for mailbox in running:
             WindowPause.objects.update_or_create(mailbox=mailbox, defaults={"paused_at": now})
         services.pause_mailboxes(running)
+        detail = f"Run window closed: paused {len(running)} mailbox(es)"
+        audit.record(None, project, audit.Action.PASS_PAUSED, detail, actor_label=audit.SCHEDULE)
     log.info("run window closed: paused %d mailboxes of project %s", len(running), project.pk)
 
 
@@ -106,6 +108,8 @@ def _resume(project, scheduler) -> None:
             return
         pauses.delete()
         services.resume_mailboxes(paused, scheduler)
+        detail = f"Run window open: resumed {len(paused)} mailbox(es)"
+        audit.record(None, project, audit.Action.PASS_RESUMED, detail, actor_label=audit.SCHEDULE)
     log.info("run window open: resumed %d mailboxes of project %s", len(paused), project.pk)
 
 
