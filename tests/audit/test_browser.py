@@ -6,9 +6,9 @@ from playwright.sync_api import expect
 from mailboxes.models import Mailbox
 from projects.cutover import ensure_checklist
 from projects.models import Project, Tenant
-from tests.browser.test_migration_flow import log_in
+from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def contoso(alice):
 
 def test_the_log_shows_every_action_in_order(live_server, browser_context, contoso):
     page = browser_context.new_page()
-    log_in(page, live_server.url, "alice", "password-alice")
+    log_in(page, live_server.url)
     project_url = f"{live_server.url}{contoso.get_absolute_url()}"
 
     page.goto(project_url)
