@@ -63,3 +63,28 @@ def held_messages(server, user: str, password: str) -> dict[str, list[bytes]]:
 
 def all_bytes(folders: dict[str, list[bytes]]) -> list[bytes]:
     return sorted(data for items in folders.values() for data in items)
+
+
+def imap_url(server, credentials="", query=""):
+    return f"imap://{credentials}127.0.0.1:{server.port}{query}"
+
+
+def create_project(source_url, target_url, name="Contoso"):
+    created = run("create_project", name, "--source", source_url, "--target", target_url)
+    assert created.code == 0, created.message
+    assert re.fullmatch(r"\d+\n", created.out)
+    return int(created.out)
+
+
+def import_csv(tmp_path, project_id, lines):
+    path = tmp_path / f"users-{uuid.uuid4().hex[:6]}.csv"
+    header = "Source Address,Target Address,Display Name,Source Login,Source Password,"
+    header += "Target-Login,Target-Password\n"
+    path.write_text(header + "".join(",".join(line) + "\n" for line in lines))
+    return run("import_mailboxes", project_id, path)
+
+
+def account(server, name=None):
+    """(address, login, password) of a fresh account; the address differs from the login."""
+    login, password = server.add_user(name)
+    return f"{login}@example.org" if name is None else login, login, password

@@ -2,7 +2,6 @@
 users from a shell, no browser, on two real Dovecot servers; what each target holds is read
 back with imaplib and compared byte for byte with its own source."""
 
-import re
 import uuid
 
 import pytest
@@ -11,35 +10,19 @@ from mailboxes.models import CopiedItem, Mailbox, MailboxPass
 from projects.models import Project
 from tests.servers.worker import wait_until
 
-from .conftest import all_bytes, held_messages, run, unique_messages
+from .conftest import (
+    account,
+    all_bytes,
+    create_project,
+    held_messages,
+    imap_url,
+    import_csv,
+    run,
+    unique_messages,
+)
 
 # The progress line reads the passes from its own thread, hence its own connection.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def imap_url(server, credentials="", query=""):
-    return f"imap://{credentials}127.0.0.1:{server.port}{query}"
-
-
-def create_project(source_url, target_url, name="Contoso"):
-    created = run("create_project", name, "--source", source_url, "--target", target_url)
-    assert created.code == 0, created.message
-    assert re.fullmatch(r"\d+\n", created.out)
-    return int(created.out)
-
-
-def import_csv(tmp_path, project_id, lines):
-    path = tmp_path / f"users-{uuid.uuid4().hex[:6]}.csv"
-    header = "Source Address,Target Address,Display Name,Source Login,Source Password,"
-    header += "Target-Login,Target-Password\n"
-    path.write_text(header + "".join(",".join(line) + "\n" for line in lines))
-    return run("import_mailboxes", project_id, path)
-
-
-def account(server, name=None):
-    """(address, login, password) of a fresh account; the address differs from the login."""
-    login, password = server.add_user(name)
-    return f"{login}@example.org" if name is None else login, login, password
 
 
 def test_three_users_and_one_through_the_master_user_each_get_exactly_their_own_mail(

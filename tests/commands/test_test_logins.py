@@ -5,7 +5,7 @@ import pytest
 
 from mailboxes.models import Mailbox
 
-from .test_run_pass import account, create_project, imap_url, import_csv, run
+from .conftest import account, create_project, imap_url, import_csv, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

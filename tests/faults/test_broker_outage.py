@@ -1,8 +1,6 @@
 """The Redis broker goes away and comes back: a running worker carries on by itself, and a
 pass started meanwhile is saved, said to wait, and starts once the broker is back."""
 
-import time
-
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -62,7 +60,11 @@ def test_worker_survives_a_redis_restart_mid_copy(
         wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
         redis_broker.stop()
         assert CopiedItem.objects.count() < COUNT
-        time.sleep(3)  # the worker notices: its connection is gone
+        wait_until(  # the worker notices its connection is gone before Redis is back
+            lambda: "Connection to broker lost" in worker.log(),
+            timeout=30,
+            message=lambda: worker.log()[-3000:],
+        )
         redis_broker.start()
         finished(mailbox_pass, worker)
         assert worker.proc.poll() is None, worker.log()[-4000:]

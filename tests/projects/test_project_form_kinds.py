@@ -11,7 +11,7 @@ from django.utils import timezone
 from projects.cutover import template_for
 from projects.models import Project
 
-from .test_project_form import form_data
+from .helpers import form_data
 
 SHOWN = {
     "imap": {

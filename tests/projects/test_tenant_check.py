@@ -3,7 +3,8 @@ from django.urls import reverse
 
 from projects.models import Tenant
 from projects.tasks import check_tenant
-from tests.servers.worker import Worker, wait_until
+
+from .helpers import recorded_check
 
 
 def url(project, side="source"):
@@ -69,18 +70,10 @@ def configure_missing_maildir(tenant, tmp_path):
     tenant.save()
 
 
-def recorded_check(tenant, worker):
-    return wait_until(
-        lambda: Tenant.objects.filter(pk=tenant.pk, last_check_at__isnull=False).first(),
-        message=lambda: "the worker never recorded the connection test:\n" + worker.log(),
-    )
-
-
 @pytest.mark.django_db(transaction=True)
-def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path, request):
+def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path, start_worker):
     """Embedded default: the web process only queues; a separate worker process runs the test."""
-    worker = Worker(tmp_path / "worker").start()
-    request.addfinalizer(worker.stop)
+    worker = start_worker("worker")
     configure_missing_maildir(project.source, tmp_path)
     client.force_login(bob)
     client.post(url(project), headers={"HX-Request": "true"})
@@ -91,12 +84,11 @@ def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_on_redis_broker(project, tmp_path, redis_url, request):
+def test_worker_on_redis_broker(project, tmp_path, redis_url, start_worker):
     """Production broker: a task published to a real Redis is run by a worker reading it."""
     from migrator.celery import app
 
-    worker = Worker(tmp_path / "worker", broker_url=redis_url).start()
-    request.addfinalizer(worker.stop)
+    worker = start_worker("worker", broker_url=redis_url)
     configure_missing_maildir(project.source, tmp_path)
     with app.connection_for_write(redis_url) as connection:
         check_tenant.apply_async((project.source.pk,), connection=connection)

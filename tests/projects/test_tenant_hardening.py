@@ -22,10 +22,8 @@ from projects.models import Project, Tenant
 from projects.tasks import check_tenant
 from tests.graph.conftest import register_certificate_app
 from tests.servers.graph_server import TENANT_ID
-from tests.servers.worker import Worker
 
-from .test_project_form import form_data
-from .test_tenant_check import recorded_check
+from .helpers import form_data, recorded_check
 
 HINT = "set ALLOW_LOCAL_ENDPOINTS=1 to allow it"
 
@@ -182,13 +180,10 @@ def connections_received(port: int) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_never_connects_to_the_apps_redis(
-    client, bob, project, redis_url, tmp_path, request
-):
+def test_a_worker_never_connects_to_the_apps_redis(client, bob, project, redis_url, start_worker):
     """ "Test connection" with local endpoints off, the IMAP host being the test Redis: the
     worker process refuses with the message and Redis sees no connection from it."""
-    worker = Worker(tmp_path / "worker", extra_env={"ALLOW_LOCAL_ENDPOINTS": "0"})
-    request.addfinalizer(worker.start().stop)
+    worker = start_worker(env={"ALLOW_LOCAL_ENDPOINTS": "0"})
     source, port = project.source, urlsplit(redis_url).port
     source.endpoint, source.port, source.security = "127.0.0.1", port, "plain"
     source.options = {"timeout": 2}
