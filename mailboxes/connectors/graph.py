@@ -37,6 +37,8 @@ import msal
 import requests
 
 from .base import (
+    CALENDAR,
+    CONTACTS,
     MAIL,
     RFC822,
     AuthError,
@@ -75,6 +77,13 @@ BATCH_LIMIT = 20  # JSON batching: at most 20 requests in one $batch
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
+# Folder kind -> the user's collection whose documented PATCH sets the stamp, and its permission:
+# https://learn.microsoft.com/graph/api/message-update, …/event-update, …/contact-update.
+STAMPED_KINDS = {
+    MAIL: ("messages", "Mail.ReadWrite"),
+    CALENDAR: ("events", "Calendars.ReadWrite"),
+    CONTACTS: ("contacts", "Contacts.ReadWrite"),
+}
 
 # Application permissions (roles claim) every migration needs, and what each is for.
 REQUIRED_ROLES = {
@@ -87,7 +96,10 @@ REQUIRED_ROLES = {
 OTHER_ROLES = {
     "MailboxFolder.ReadWrite.All": "create folders, as a target",
     "Mail-Advanced.ReadWrite.All": "import MIME messages from IMAP/maildir, as a target",
-    "Mail.ReadWrite": "set read state, flags and dates on MIME imports, as a target",
+    "Mail.ReadWrite": "set read state, flags and dates on MIME imports and mark imported mail "
+    "for recovery, as a target",
+    "Calendars.ReadWrite": "mark imported calendar items for recovery, as a target",
+    "Contacts.ReadWrite": "mark imported contacts for recovery, as a target",
     "Mail.Read": "export mail as MIME to IMAP/maildir, as a source",
 }
 IMPLIED_ROLES = {
@@ -720,20 +732,31 @@ class GraphConnector(Connector):
             return StoreResult(item.source_id, target_id=_json(response)["itemId"])
 
         stored = list(self._pool.map(upload, items))
+        self._stamp(folder, items, stored)
+        return {r.source_id: r for r in stored}
+
+    def _stamp(self, folder, items, stored) -> None:
+        """Mark each imported item with its source fingerprint, for recovery and deep
+        verification. A mailboxItem takes no PATCH (its page documents List, Get and delta
+        only), so the stamp goes through the Outlook resource the item also is, whose update
+        takes singleValueExtendedProperties: message-update, event-update, contact-update
+        (learn.microsoft.com/graph/api/…). Their ids are the REST ids importItem returns.
+        Tasks and notes have no such resource: they stay unstamped (see README)."""
+        if folder.kind not in STAMPED_KINDS:
+            return
+        collection, permission = STAMPED_KINDS[folder.kind]
+        user = _segment(self.mailbox)
         stamps = [
             {
                 "method": "PATCH",
-                "url": f"{self._mbx}/folders/{_segment(folder.native_id)}/items/"
-                f"{_segment(result.target_id)}",
+                "url": f"/users/{user}/{collection}/{_segment(result.target_id)}",
                 "headers": {"Content-Type": "application/json"},
                 "body": {"singleValueExtendedProperties": [_fingerprint_property(item)]},
             }
             for item, result in zip(items, stored, strict=True)
             if result.target_id
         ]
-        imported = [r for r in stored if r.target_id]
-        self._apply_stamps(stamps, imported, "MailboxItem.ImportExport.All")
-        return {r.source_id: r for r in stored}
+        self._apply_stamps(stamps, [r for r in stored if r.target_id], permission)
 
     def _import_mime(self, folder, items) -> dict[str, StoreResult]:
         user = _segment(self.mailbox)

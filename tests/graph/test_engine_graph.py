@@ -56,8 +56,8 @@ def test_engine_copies_exchange_online_to_exchange_online(graph_server, graph_te
 
     assert (done.state, done.items_copied, done.items_failed) == ("done", 60, 0)
     for name, _, _ in SEED:
-        assert sorted(i.data for i in target_box.folder(name).items.values()) == sorted(
-            i.data for i in source_box.folder(name).items.values()
+        assert sorted(i.content for i in target_box.folder(name).items.values()) == sorted(
+            i.content for i in source_box.folder(name).items.values()
         )
     # Batches of 30 from the engine, 20 ids per exportItems: inbox 45 -> 30 + 15 -> 2 + 1.
     assert graph_server.counts["exportItems"] == 3 + 5 + 1
@@ -66,7 +66,7 @@ def test_engine_copies_exchange_online_to_exchange_online(graph_server, graph_te
     late = source_box.add_item("inbox", "IPM.Note", b"arrived during cutover")
     delta = run_pass(mailbox, "delta")
     assert (delta.items_total, delta.items_copied) == (1, 1)
-    assert late.data in {i.data for i in target_box.folder("inbox").items.values()}
+    assert late.content in {i.content for i in target_box.folder("inbox").items.values()}
 
 
 def test_engine_copies_every_kind_from_ews_to_exchange_online(

@@ -8,17 +8,23 @@ clients run unpatched: msal (tenant discovery, client-credentials token endpoint
   whose ``roles`` claim lists the app's application permissions.
 - Graph, under ``/v1.0`` and ``/beta`` (importMime under ``/beta`` only, as on Microsoft's
   side): ``GET /users/{id}/settings/exchange``; ``/admin/exchange/mailboxes/{id}/folders`` (create,
-  ``childFolders``, ``delta``); ``…/folders/{id}/items`` (list with extended properties, ``delta``,
-  ``PATCH``); ``exportItems`` (20 ids at most); ``createImportSession`` and the pre-authenticated
+  ``childFolders``, ``delta``); ``…/folders/{id}/items`` (List, Get with extended properties,
+  ``delta``); ``exportItems`` (20 ids at most); ``createImportSession`` and the pre-authenticated
   ``importItem`` URL it returns; ``/users/{id}/mailFolders/{id}/importMime``;
-  ``GET``/``PATCH /users/{id}/messages/{id}`` and ``…/$value``; ``POST /$batch`` (20 requests
-  at most; non-JSON bodies base64-encoded both ways);
-  ``GET /domains/{name}/serviceConfigurationRecords`` and ``…/verificationDnsRecords``
+  ``GET``/``PATCH /users/{id}/messages/{id}`` and ``…/$value``, ``PATCH`` of ``…/events/{id}``
+  and ``…/contacts/{id}``; ``POST /$batch`` (20 requests at most; non-JSON bodies base64-encoded
+  both ways); ``GET /domains/{name}/serviceConfigurationRecords`` and ``…/verificationDnsRecords``
   (domainDnsRecord subtypes; 403 Authorization_RequestDenied without Domain.Read.All or a role
   that includes it, 404 Request_ResourceNotFound for a domain the tenant does not have).
 
-The exported "FTS" stream here is the server's own opaque encoding (``make_fts``): the real
-FastTransfer stream is not parsed by the connector either, only carried byte for byte.
+It refuses what Graph refuses, in Graph's error body: a method Microsoft documents no call for
+on a resource (405), a JSON body not sent as application/json or not JSON (400), importMime not
+sent as text/plain (415), a $batch with duplicate ids or a body without Content-Type (400), an
+expired or unknown token (401). A fault of the fake itself answers 500, never a dropped connection.
+
+The exported "FTS" stream here is the server's own encoding (``make_fts``): like the real
+FastTransfer stream it carries the item's read state, flag, received time and extended
+properties, and an import restores them; the connector never parses it, only carries it.
 
 Outside pytest: ``GraphServer().start()`` (see scripts/bench_graph.py).
 """
@@ -39,6 +45,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -59,6 +66,8 @@ ALL_ROLES = frozenset(
         "MailboxItem.ImportExport.All",
         "Mail-Advanced.ReadWrite.All",
         "Mail.ReadWrite",
+        "Calendars.ReadWrite",
+        "Contacts.ReadWrite",
     }
 )
 # Any of these lets an app read a domain's DNS records (Graph's pages for the two endpoints).
@@ -86,18 +95,30 @@ WELL_KNOWN = (
 )
 
 
-def make_fts(message_class: str, body: bytes, is_read: bool = False, received: str = "") -> bytes:
-    """The fake's opaque export stream: a header the importer reads back, then the body."""
-    header = json.dumps({"type": message_class, "isRead": is_read, "received": received})
-    return FTS_MAGIC + header.encode() + b"\n" + body
+def make_fts(
+    message_class: str,
+    body: bytes,
+    is_read: bool = False,
+    received: str = "",
+    flagged: bool = False,
+    properties: dict | None = None,
+) -> bytes:
+    """The fake's opaque export stream: a header the importer reads back, then the body. Like a
+    real FastTransfer stream it carries the item's state (read, flag, received time) and its
+    extended properties, so an imported item has the properties its export carried."""
+    header = {"type": message_class, "isRead": is_read, "received": received}
+    header |= {"flagged": flagged, "properties": properties or {}}
+    return FTS_MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + body
 
 
-def read_fts(data: bytes) -> dict:
+def read_fts(data: bytes) -> tuple[dict, bytes]:
+    """(header, body) of one of our streams; (defaults, b"") for one that is not ours (an EWS
+    ExportItems stream: Exchange would parse it, the fake keeps it opaque)."""
+    defaults = {"type": "IPM.Note", "isRead": False, "received": "", "flagged": False}
     if not data.startswith(FTS_MAGIC):
-        # Not ours (e.g. an EWS ExportItems stream): Exchange would parse it; we keep it opaque.
-        return {"type": "IPM.Note", "isRead": False, "received": ""}
-    header, _, _ = data[len(FTS_MAGIC) :].partition(b"\n")
-    return json.loads(header)
+        return defaults | {"properties": {}}, b""
+    header, _, body = data[len(FTS_MAGIC) :].partition(b"\n")
+    return defaults | json.loads(header), body
 
 
 def _now() -> str:
@@ -112,7 +133,7 @@ def _new_id(prefix: str = "AAMk") -> str:
 class FakeItem:
     id: str
     type: str
-    data: bytes  # the export stream
+    body: bytes
     created: str
     seq: int
     is_read: bool = False
@@ -121,6 +142,24 @@ class FakeItem:
     flagged: bool = False
     properties: dict = field(default_factory=dict)  # single-value extended properties
     change_key: str = field(default_factory=lambda: _new_id("CQAA"))
+    opaque: bytes | None = None  # an imported stream that is not ours, given back unchanged
+
+    @property
+    def data(self) -> bytes:
+        """The export stream, made from the item as it is now (a read or flag change shows)."""
+        if self.opaque is not None:
+            return self.opaque
+        return make_fts(
+            self.type, self.body, self.is_read, self.received, self.flagged, self.properties
+        )
+
+    @property
+    def content(self) -> tuple:
+        """What the item is, without its extended properties: a copy equals its source in
+        this, while mailferry's recovery stamp sets the two apart in ``data``."""
+        if self.opaque is not None:
+            return (self.opaque,)
+        return (self.type, self.body, self.is_read, self.received, self.flagged)
 
     def resource(self) -> dict:
         return {
@@ -181,11 +220,17 @@ class FakeMailbox:
         raise KeyError(name_or_id)
 
     def add_item(self, folder, message_class, body, is_read=False, received="", data=None):
+        """A new item; ``data`` (an imported stream) overrides the other arguments."""
         folder = self.folder(folder) if isinstance(folder, str) else folder
         with self.lock:
-            data = data if data is not None else make_fts(message_class, body, is_read, received)
-            item = FakeItem(_new_id(), message_class, data, _now(), next(self.seq), is_read)
+            item = FakeItem(_new_id(), message_class, body, _now(), next(self.seq), is_read)
             item.received = received or item.created
+            if data is not None:
+                header, item.body = read_fts(data)
+                item.type, item.is_read = header["type"], header["isRead"]
+                item.flagged, item.properties = header["flagged"], dict(header["properties"])
+                item.received = header["received"] or item.created
+                item.opaque = None if data.startswith(FTS_MAGIC) else data
             folder.items[item.id] = item
             return item
 
@@ -274,12 +319,13 @@ class GraphServer:
         self.cert_file, self.key_file = _tls_files(self.directory)
         self.page_size = page_size
         self.apps: dict[str, App] = {}
-        self.tokens: dict[str, App] = {}
+        self.tokens: dict[str, tuple[App, float]] = {}  # access token -> (app, exp)
         self.users: dict[str, FakeMailbox] = {}
         self.domains: dict[str, dict[str, list]] = {}  # name -> {"service"/"verification": [...]}
         self.mailboxes: dict[str, FakeMailbox] = {}
         self.import_sessions: dict[str, str] = {}  # authtoken -> mailbox id
         self.counts: Counter = Counter()
+        self.export_drops: Counter = Counter()  # item id -> export answers still to leave it out of
         self.in_flight = self.max_in_flight = 0
         self.latency = 0.0  # seconds added to every request, as a distant datacentre would
         self.throttles: dict[str, list] = {}  # endpoint -> [remaining, retry_after]
@@ -366,6 +412,18 @@ class GraphServer:
         """Access tokens issued so far are refused from now on (401)."""
         self.tokens.clear()
 
+    def expire_tokens(self) -> None:
+        """Access tokens issued so far reach their ``exp`` now, as an hour of copying would
+        bring about; the client still holds them as valid until Graph refuses them."""
+        with self.lock:
+            self.tokens = {token: (app, time.time()) for token, (app, _) in self.tokens.items()}
+
+    def drop_from_exports(self, item_ids, times: int = 1) -> None:
+        """The next ``times`` exportItems answers asked for each of these ids leave it out."""
+        with self.lock:
+            for item_id in item_ids:
+                self.export_drops[item_id] = times
+
     def expire_delta_tokens(self) -> None:
         self.delta_epoch += 1
 
@@ -412,11 +470,27 @@ class GraphServer:
                     {"Retry-After": str(throttle[1])},
                 )
 
+    def bearer(self, headers) -> App:
+        """The app a Graph request's token was issued to. Graph checks the token's lifetime:
+        an expired one gets 401 InvalidAuthenticationToken, "Lifetime validation failed, the
+        token is expired." (https://learn.microsoft.com/graph/resolve-auth-errors)."""
+        token = (headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if not token:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+        issued = self.tokens.get(token)
+        if issued is None:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
+        app, expires = issued
+        if expires <= time.time():
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            )
+        return app
+
     def authorize(self, headers, role: str) -> None:
-        auth = headers.get("Authorization", "")
-        app = self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth else None
-        if app is None:
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        app = self.bearer(headers)
         granted = set(app.roles) | {IMPLIED[r] for r in app.roles if r in IMPLIED}
         if role not in granted:
             raise GraphError(
@@ -427,10 +501,7 @@ class GraphServer:
 
     def authorize_directory(self, headers, roles=DOMAIN_READ_ROLES) -> None:
         """Directory endpoints refuse in their own words (Authorization_RequestDenied)."""
-        auth = headers.get("Authorization", "")
-        app = self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth else None
-        if app is None:
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        app = self.bearer(headers)
         if not roles & app.roles:
             raise GraphError(
                 403,
@@ -453,13 +524,23 @@ class GraphServer:
         return status, {"Content-Type": "application/json", **extra}, json.dumps(payload).encode()
 
     def route(self, method, path, query, headers, body):
+        known = False
         for pattern, handler_method, endpoint in ROUTES:
             match = re.fullmatch(pattern, path)
+            known = known or match is not None
             if match and method == handler_method:
                 self.count(endpoint)
                 return getattr(self, "_" + endpoint.replace(".", "_"))(
                     *match.groups(), query=query, headers=headers, body=body
                 )
+        if known:
+            # A method Microsoft documents no call for on this resource (PATCH on a mailboxItem):
+            # 405 Method Not Allowed (https://learn.microsoft.com/graph/errors).
+            raise GraphError(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            )
         raise GraphError(404, "BadRequest", f"Resource not found for the segment {path!r}.")
 
     def _mailbox(self, mailbox_id: str) -> FakeMailbox:
@@ -489,7 +570,7 @@ class GraphServer:
         )
 
     def _token(self, tenant, body, **_):
-        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         app = self.apps.get(form.get("client_id", ""))
         if app is None:
             raise _oauth_error(
@@ -504,7 +585,8 @@ class GraphServer:
         claims = {"aud": "https://graph.microsoft.com", "tid": tenant, "appid": app.client_id}
         if app.roles:  # Entra omits the claim when no permission has admin consent
             claims["roles"] = sorted(app.roles)
-        claims["exp"] = int(time.time()) + self.token_lifetime
+        expires = int(time.time()) + self.token_lifetime
+        claims["exp"] = expires
         token = (
             ".".join(
                 _b64url(json.dumps(part).encode())
@@ -513,7 +595,7 @@ class GraphServer:
             + "."
             + _b64url(uuid.uuid4().bytes)
         )
-        self.tokens[token] = app
+        self.tokens[token] = (app, expires)
         return (
             200,
             {"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": token},
@@ -535,7 +617,9 @@ class GraphServer:
     def _folders_create(self, mailbox_id, parent_id=None, headers=None, body=b"", **_):
         self.authorize(headers, "MailboxFolder.ReadWrite.All")
         mailbox = self._mailbox(mailbox_id)
-        request = json.loads(body)
+        request = _json_body(headers, body)
+        if not isinstance(request.get("displayName"), str) or not request["displayName"]:
+            raise GraphError(400, "ErrorInvalidArgument", "displayName is required.")
         if parent_id and parent_id not in mailbox.folders:
             raise GraphError(404, "ErrorItemNotFound", "The parent folder was not found.")
         siblings = [
@@ -543,7 +627,8 @@ class GraphServer:
         ]
         if any(f.display_name.lower() == request["displayName"].lower() for f in siblings):
             raise GraphError(409, "ErrorFolderExists", "A folder with that name already exists.")
-        folder = mailbox.add_folder(request["displayName"], request["type"], parent_id)
+        folder_type = request.get("type") or "IPF.Note"
+        folder = mailbox.add_folder(request["displayName"], folder_type, parent_id)
         return 201, folder.resource(mailbox), {}
 
     def _folders_child(self, mailbox_id, parent_id, **kwargs):
@@ -552,19 +637,10 @@ class GraphServer:
     def _items_list(self, mailbox_id, folder_id, query, headers, **_):
         self.authorize(headers, "MailboxItem.Read.All")
         folder = self._folder(mailbox_id, folder_id)
-        wanted = re.search(r"id eq '([^']+)'", query.get("$expand", ""))
         skip = int(query.get("$skip", 0))
         items = list(folder.items.values())
         page = items[skip : skip + self.page_size]
-        value = []
-        for item in page:
-            resource = item.resource()
-            if wanted and wanted.group(1) in item.properties:
-                resource["singleValueExtendedProperties"] = [
-                    {"id": wanted.group(1), "value": item.properties[wanted.group(1)]}
-                ]
-            value.append(resource)
-        result = {"value": value}
+        result = {"value": [_expanded(item, query) for item in page]}
         if skip + self.page_size < len(items):
             base = f"{self.graph_url}/admin/exchange/mailboxes/{quote(mailbox_id)}"
             expand = quote(query.get("$expand", ""))
@@ -573,6 +649,14 @@ class GraphServer:
                 f"&$skip={skip + self.page_size}"
             )
         return 200, result, {}
+
+    def _items_get(self, mailbox_id, folder_id, item_id, query, headers, **_):
+        """https://learn.microsoft.com/graph/api/mailboxitem-get"""
+        self.authorize(headers, "MailboxItem.Read.All")
+        folder = self._folder(mailbox_id, folder_id)
+        if item_id not in folder.items:
+            raise GraphError(404, "ErrorItemNotFound", "The item was not found.")
+        return 200, _expanded(folder.items[item_id], query), {}
 
     def _folder(self, mailbox_id, folder_id) -> FakeFolder:
         mailbox = self._mailbox(mailbox_id)
@@ -622,25 +706,23 @@ class GraphServer:
             )
         return 200, result, {}
 
-    def _items_patch(self, mailbox_id, folder_id, item_id, headers, body, **_):
-        self.authorize(headers, "MailboxItem.ImportExport.All")
-        folder = self._folder(mailbox_id, folder_id)
-        if item_id not in folder.items:
-            raise GraphError(404, "ErrorItemNotFound", "The item was not found.")
-        item = folder.items[item_id]
-        _apply_properties(item, json.loads(body))
-        return 200, item.resource(), {}
-
     def _exportItems(self, mailbox_id, headers, body, **_):
+        """https://learn.microsoft.com/graph/api/mailbox-exportitems: JSON ``itemIds``, at most
+        20; an id that cannot be exported gets an error entry of its own. Ids given to
+        ``drop_from_exports`` are left out of the answer altogether, as a lost entry would be."""
         self.authorize(headers, "MailboxItem.ImportExport.All")
         mailbox = self._mailbox(mailbox_id)
-        ids = json.loads(body).get("itemIds") or []
-        if not 0 < len(ids) <= EXPORT_LIMIT:
+        ids = _json_body(headers, body).get("itemIds") or []
+        if not isinstance(ids, list) or not 0 < len(ids) <= EXPORT_LIMIT:
             raise GraphError(
                 400, "ErrorInvalidArgument", f"itemIds must hold 1 to {EXPORT_LIMIT} identifiers."
             )
         value = []
         for item_id in ids:
+            with self.lock:
+                if self.export_drops[item_id] > 0:
+                    self.export_drops[item_id] -= 1
+                    continue
             try:
                 _, item = mailbox.find_item(item_id)
             except KeyError:
@@ -677,34 +759,47 @@ class GraphServer:
         )
 
     def _importItem(self, mailbox_id, query, headers, body, **_):
+        """POST to a session's importUrl (resource mailboxItemImportSession,
+        https://learn.microsoft.com/graph/api/resources/mailboxitemimportsession): JSON with
+        FolderId, Mode "create" and the exported Data, no Authorization header."""
         if headers.get("Authorization"):
             # The URL is pre-authenticated; Microsoft says not to send an Authorization header.
             raise GraphError(400, "ErrorInvalidRequest", "Do not send Authorization to importUrl.")
         if self.import_sessions.get(query.get("authtoken", "")) != mailbox_id:
             raise GraphError(401, "InvalidAuthenticationToken", "The import session is invalid.")
         mailbox = self._mailbox(mailbox_id)
-        request = json.loads(body)
+        request = _json_body(headers, body)
         if request.get("Mode") != "create" or "ItemId" in request or "ChangeKey" in request:
             raise GraphError(400, "ErrorInvalidArgument", "Create mode takes FolderId and Data.")
-        folder = self._folder(mailbox_id, request["FolderId"])
-        data = base64.b64decode(request["Data"])
-        header = read_fts(data)
-        item = mailbox.add_item(
-            folder, header["type"], b"", header["isRead"], header["received"], data=data
-        )
+        folder = self._folder(mailbox_id, str(request.get("FolderId", "")))
+        try:
+            data = base64.b64decode(request.get("Data") or "", validate=True)
+        except (TypeError, ValueError):
+            raise GraphError(400, "ErrorInvalidArgument", "Data is not valid base64.") from None
+        if not data:
+            raise GraphError(400, "ErrorInvalidArgument", "Data is required.")
+        item = mailbox.add_item(folder, "IPM.Note", b"", data=data)
         return 200, {"itemId": item.id, "changeKey": item.change_key}, {}
 
     def _importMime(self, user, folder_id, headers, body, **_):
+        """https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta:
+        "Content-Type: text/plain. Required." The whole body is the base64 MIME, no JSON."""
         self.authorize(headers, "Mail-Advanced.ReadWrite.All")
         mailbox = self._user(user)
         folder = self._folder(mailbox.id, folder_id)
+        if _content_type(headers) != "text/plain":
+            raise GraphError(
+                415,
+                "UnsupportedMediaType",
+                "importMime takes the base64-encoded MIME content as text/plain.",
+            )
         try:
             mime = base64.b64decode(body, validate=True)
         except ValueError:
             raise GraphError(
                 400, "ErrorMimeContentInvalidBase64String", "Invalid base64."
             ) from None
-        item = mailbox.add_item(folder, "IPM.Note", b"", data=make_fts("IPM.Note", mime))
+        item = mailbox.add_item(folder, "IPM.Note", mime)
         item.mime = mime
         subject = email.message_from_bytes(mime).get("Subject", "")
         message = {
@@ -717,25 +812,43 @@ class GraphServer:
         }
         return 201, message, {}
 
-    def _messages_patch(self, user, message_id, headers, body, **_):
-        self.authorize(headers, "Mail.ReadWrite")
-        mailbox = self._user(user)
+    def _outlook_item(self, user, item_id, collection) -> FakeItem:
+        """An item through the user's messages, events or contacts: each collection holds only
+        its own kind, whatever folder the item is in."""
         try:
-            _, item = mailbox.find_item(message_id)
+            item = self._user(user).find_item(item_id)[1]
         except KeyError:
-            raise GraphError(404, "ErrorItemNotFound", "The message was not found.") from None
-        _apply_properties(item, json.loads(body))
+            item = None
+        if item is None or _collection(item.type) != collection:
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        return item
+
+    def _outlook_patch(self, user, item_id, headers, body, collection, role):
+        """PATCH of a message (https://learn.microsoft.com/graph/api/message-update), event
+        (…/event-update) or contact (…/contact-update); each takes singleValueExtendedProperties
+        (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties)."""
+        self.authorize(headers, role)
+        patch = _json_body(headers, body)
+        item = self._outlook_item(user, item_id, collection)
+        _apply_properties(item, patch)
         return 200, {"id": item.id, "isRead": item.is_read}, {}
 
-    def _message(self, user, message_id) -> FakeItem:
-        try:
-            return self._user(user).find_item(message_id)[1]
-        except KeyError:
-            raise GraphError(404, "ErrorItemNotFound", "The message was not found.") from None
+    def _messages_patch(self, user, message_id, headers, body, **_):
+        return self._outlook_patch(user, message_id, headers, body, "messages", "Mail.ReadWrite")
+
+    def _events_patch(self, user, event_id, headers, body, **_):
+        return self._outlook_patch(user, event_id, headers, body, "events", "Calendars.ReadWrite")
+
+    def _contacts_patch(self, user, contact_id, headers, body, **_):
+        return self._outlook_patch(
+            user, contact_id, headers, body, "contacts", "Contacts.ReadWrite"
+        )
 
     def _messages_get(self, user, message_id, headers, **_):
         self.authorize(headers, "Mail.Read")
-        item = self._message(user, message_id)
+        item = self._outlook_item(user, message_id, "messages")
         flag = {"flagStatus": "flagged" if item.flagged else "notFlagged"}
         return (
             200,
@@ -750,10 +863,8 @@ class GraphServer:
 
     def _messages_value(self, user, message_id, headers, **_):
         self.authorize(headers, "Mail.Read")
-        item = self._message(user, message_id)
-        if item.mime is not None:
-            return 200, item.mime, {}
-        return 200, item.data[len(FTS_MAGIC) :].partition(b"\n")[2], {}
+        item = self._outlook_item(user, message_id, "messages")
+        return 200, item.mime if item.mime is not None else item.body, {}
 
     def _domain_records(self, name, headers, purpose):
         self.authorize_directory(headers)
@@ -775,32 +886,98 @@ class GraphServer:
         return self._domain_records(name, headers, "verification")
 
     def _batch(self, version, headers, body, **_):
-        requests = json.loads(body).get("requests", [])
-        if not 0 < len(requests) <= BATCH_LIMIT:
+        """JSON batching (https://learn.microsoft.com/graph/json-batching): at most 20 requests;
+        each id "must be unique within the batch, otherwise the batch request fails with a 400
+        error code" (ids compare case-insensitively); a request with a body must name its
+        Content-Type in its headers, else the whole batch is refused."""
+        requests = _json_body(headers, body).get("requests")
+        if not isinstance(requests, list) or not 0 < len(requests) <= BATCH_LIMIT:
             raise GraphError(400, "BadRequest", f"A batch holds 1 to {BATCH_LIMIT} requests.")
-        responses = []
+        if not all(isinstance(r, dict) and r.get("method") and r.get("url") for r in requests):
+            raise GraphError(400, "BadRequest", "Each request needs an id, a method and a url.")
+        ids = [str(r.get("id") or "").lower() for r in requests]
+        if "" in ids or len(set(ids)) != len(ids):
+            raise GraphError(400, "BadRequest", "Batch request contains duplicate request ids.")
         for request in requests:
-            sub_headers = {"Authorization": headers.get("Authorization", "")}
-            sub_headers.update(request.get("headers") or {})
-            sub_body = request.get("body")
-            if isinstance(sub_body, dict):
-                sub_body = json.dumps(sub_body).encode()
-            elif isinstance(sub_body, str):  # a non-JSON body travels base64-URL-encoded
-                sub_body = base64.urlsafe_b64decode(sub_body)
-            status, response_headers, payload = self.dispatch(
-                request["method"], f"/{version}{request['url']}", sub_headers, sub_body or b""
-            )
-            is_json = response_headers.get("Content-Type") == "application/json"
-            responses.append(
-                {
-                    "id": request["id"],
-                    "status": status,
-                    "headers": response_headers,
-                    # Non-JSON bodies (a message's $value) come back base64-encoded.
-                    "body": json.loads(payload) if is_json else base64.b64encode(payload).decode(),
-                }
-            )
+            if "body" in request and not _content_type(_headers(request.get("headers") or {})):
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    f"Request {request['id']} has a body but no Content-Type header.",
+                )
+        responses = [self._batch_one(version, headers, request) for request in requests]
         return 200, {"responses": responses}, {}
+
+    def _batch_one(self, version, headers, request) -> dict:
+        sub_headers = _headers(
+            {"Authorization": headers.get("Authorization", ""), **(request.get("headers") or {})}
+        )
+        sub_body = request.get("body")
+        if isinstance(sub_body, dict):
+            sub_body = json.dumps(sub_body).encode()
+        elif isinstance(sub_body, str):  # a non-JSON body travels base64-URL-encoded
+            try:
+                sub_body = base64.urlsafe_b64decode(sub_body)
+            except ValueError:
+                sub_body = b"\xff"  # unreadable: the endpoint refuses it in its own words
+        status, response_headers, payload = self.dispatch(
+            request["method"], f"/{version}{request['url']}", sub_headers, sub_body or b""
+        )
+        is_json = response_headers.get("Content-Type") == "application/json"
+        return {
+            "id": request["id"],
+            "status": status,
+            "headers": response_headers,
+            # Non-JSON bodies (a message's $value) come back base64-encoded.
+            "body": json.loads(payload) if is_json else base64.b64encode(payload).decode(),
+        }
+
+
+def _headers(mapping: dict) -> Message:
+    """Request headers read as HTTP reads them: names compare case-insensitively."""
+    headers = Message()
+    for name, value in mapping.items():
+        headers[name] = str(value)
+    return headers
+
+
+def _content_type(headers) -> str:
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
+JSON_UNREADABLE = (
+    "Unable to read JSON request payload. Please ensure Content-Type header is set and payload "
+    "is of valid JSON format."
+)
+
+
+def _json_body(headers, body: bytes) -> dict:
+    """A JSON request body: Graph reads one only when Content-Type says application/json, and
+    answers a body it cannot read with 400 (https://learn.microsoft.com/graph/errors), never by
+    dropping the connection."""
+    try:
+        if _content_type(headers) != "application/json":
+            raise ValueError("not JSON")
+        parsed = json.loads(body)
+    except ValueError:
+        raise GraphError(400, "BadRequest", JSON_UNREADABLE) from None
+    if not isinstance(parsed, dict):
+        raise GraphError(400, "BadRequest", JSON_UNREADABLE)
+    return parsed
+
+
+# Which of a user's collections holds an item of this message class: events hold
+# IPM.Appointment, contacts IPM.Contact, messages mail and what derives from it (meeting requests,
+# reports); tasks and sticky notes are in none (https://learn.microsoft.com/graph/api/resources/mail-api-overview).
+_COLLECTIONS = {"IPM.Appointment": "events", "IPM.Contact": "contacts"}
+_NO_COLLECTION = ("IPM.Task", "IPM.StickyNote", "IPM.DistList")
+
+
+def _collection(message_class: str) -> str:
+    base = ".".join(message_class.split(".")[:2])
+    if base in _COLLECTIONS:
+        return _COLLECTIONS[base]
+    return "" if base in _NO_COLLECTION else "messages"
 
 
 def _apply_properties(item: FakeItem, patch: dict) -> None:
@@ -812,6 +989,19 @@ def _apply_properties(item: FakeItem, patch: dict) -> None:
         item.properties[prop["id"]] = prop["value"]
         if prop["id"] == DELIVERY_TIME:
             item.received = prop["value"]
+
+
+def _expanded(item: FakeItem, query: dict) -> dict:
+    """The item's resource, with the extended property a
+    ``$expand=singleValueExtendedProperties($filter=id eq '…')`` asks for when it has it
+    (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get)."""
+    resource = item.resource()
+    wanted = re.search(r"id eq '([^']+)'", query.get("$expand", ""))
+    if wanted and wanted.group(1) in item.properties:
+        resource["singleValueExtendedProperties"] = [
+            {"id": wanted.group(1), "value": item.properties[wanted.group(1)]}
+        ]
+    return resource
 
 
 def _max_page_size(headers) -> int:
@@ -862,13 +1052,17 @@ ROUTES = [
     (_MBX + r"/folders/([^/]+)/childFolders", "POST", "folders.child"),
     (_MBX + r"/folders/([^/]+)/items/delta", "GET", "items.delta"),
     (_MBX + r"/folders/([^/]+)/items", "GET", "items.list"),
-    (_MBX + r"/folders/([^/]+)/items/([^/]+)", "PATCH", "items.patch"),
+    # mailboxItem: List, Get and delta only, no PATCH
+    # (https://learn.microsoft.com/graph/api/resources/mailboxitem)
+    (_MBX + r"/folders/([^/]+)/items/([^/]+)", "GET", "items.get"),
     (_MBX + r"/exportItems", "POST", "exportItems"),
     (_MBX + r"/createImportSession", "POST", "createImportSession"),
     (r"/api/gbeta/Mailboxes\('([^']+)'\)/importItem", "POST", "importItem"),
     (r"/beta/users/([^/]+)/mailFolders/([^/]+)/importMime", "POST", "importMime"),  # beta only
     (_V + r"/users/([^/]+)/messages/([^/]+)", "PATCH", "messages.patch"),
     (_V + r"/users/([^/]+)/messages/([^/]+)", "GET", "messages.get"),
+    (_V + r"/users/([^/]+)/events/([^/]+)", "PATCH", "events.patch"),
+    (_V + r"/users/([^/]+)/contacts/([^/]+)", "PATCH", "contacts.patch"),
     (_V + r"/users/([^/]+)/messages/([^/]+)/\$value", "GET", "messages.value"),
     (r"/(v1\.0|beta)/\$batch", "POST", "batch"),
     (
@@ -902,6 +1096,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             time.sleep(graph.latency)
             status, headers, payload = graph.dispatch(method, self.path, self.headers, body)
+        except Exception as exc:  # a fault of the fake answers 500, as Graph would
+            error = GraphError(500, "InternalServerError", f"{type(exc).__name__}: {exc}")
+            status, headers = 500, {"Content-Type": "application/json"}
+            payload = json.dumps(error.body()).encode()
         finally:
             with graph.lock:
                 graph.in_flight -= 1
@@ -920,6 +1118,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self):
         self._serve("PATCH")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
 
 
 @pytest.fixture
