@@ -1,5 +1,7 @@
 """Shared fixtures: the people (alice owns a project, bob is a member, charlie an outsider)."""
 
+import socket
+
 import pytest
 
 # Server fixtures, one module per real server the tests start on loopback.
@@ -12,6 +14,15 @@ pytest_plugins = [
     "tests.servers.nsd",
     "tests.servers.graph_server",
 ]
+
+
+@pytest.fixture
+def refused_port():
+    """A loopback port held bound but not listening: a connection is refused, and no other
+    process can take the port while the test runs (a port merely free a moment ago could)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

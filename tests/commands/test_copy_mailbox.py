@@ -20,7 +20,6 @@ from mailboxes.management import passes
 from mailboxes.models import CopiedItem, FolderJob, Mailbox, MailboxPass
 from projects.fields import _fernet
 from projects.models import Project
-from tests.servers import free_port
 from tests.servers.worker import ROOT, database_url, wait_until
 
 from .conftest import all_bytes, held_messages, run, unique_messages
@@ -335,12 +334,12 @@ def test_a_killed_inline_run_is_taken_over_at_once(tmp_path, dovecot_a, dovecot_
 
 
 def test_planning_retries_are_shown_on_the_progress_line(
-    tmp_path, dovecot_a, dovecot_user, settings
+    tmp_path, dovecot_a, dovecot_user, settings, refused_port
 ):
     settings.COPY_RETRY_BASE_SECONDS = 1.0
     settings.COPY_MAX_RETRIES = 1
     source = dovecot_user(dovecot_a)
-    nowhere = free_port()
+    nowhere = refused_port
 
     failed = copy(url(source), f"imap://ann:pw@127.0.0.1:{nowhere}")
 

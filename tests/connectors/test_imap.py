@@ -30,7 +30,7 @@ from mailboxes.connectors.base import (
 )
 from mailboxes.connectors.imap import ImapClient, ImapConnector, parse_internaldate
 from tests.corpus import corpus_split
-from tests.servers import free_port, require_binary
+from tests.servers import require_binary
 from tests.servers.dovecot import RawMessage, start_dovecot
 
 FLAG_SETS = [
@@ -367,8 +367,8 @@ def test_wrong_password_is_an_auth_error(dovecot_a, dovecot_user):
     assert "not-the-password" not in str(raised.value)
 
 
-def test_closed_port_is_transient():
-    endpoint = Endpoint(kind="imap", host="127.0.0.1", port=free_port(), security="plain")
+def test_closed_port_is_transient(refused_port):
+    endpoint = Endpoint(kind="imap", host="127.0.0.1", port=refused_port, security="plain")
     with pytest.raises(TransientError, match="Cannot connect"):
         ImapConnector(endpoint, "someone").open()
 

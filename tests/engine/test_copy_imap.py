@@ -9,7 +9,6 @@ from mailboxes.connectors.base import Endpoint, Item
 from mailboxes.connectors.maildir import MaildirConnector
 from mailboxes.models import CopiedItem, ItemError
 from tests.corpus import corpus_messages
-from tests.servers import free_port
 from tests.servers.dovecot import RawMessage
 
 from .conftest import make_mailbox, run_pass
@@ -116,9 +115,11 @@ def test_wrong_password_stops_the_mailbox_with_a_clear_message(dovecot_a, doveco
     assert source.name in mailbox.error and "not-the-password" not in mailbox.error
 
 
-def test_unreachable_target_retries_then_fails_clearly(dovecot_a, dovecot_user, copy_settings):
+def test_unreachable_target_retries_then_fails_clearly(
+    dovecot_a, dovecot_user, copy_settings, refused_port
+):
     source = dovecot_user(dovecot_a)
-    nowhere = Endpoint(kind="imap", host="127.0.0.1", port=free_port(), security="plain")
+    nowhere = Endpoint(kind="imap", host="127.0.0.1", port=refused_port, security="plain")
     mailbox = make_mailbox(source.endpoint(), nowhere, source.name, "nobody")
     failed = run_pass(mailbox, "full")
     assert failed.state == "failed" and failed.retries == copy_settings.COPY_MAX_RETRIES
@@ -127,11 +128,11 @@ def test_unreachable_target_retries_then_fails_clearly(dovecot_a, dovecot_user, 
 
 
 def test_retry_failed_finishes_once_the_server_is_back(
-    dovecot_a, dovecot_b, dovecot_user, copy_settings
+    dovecot_a, dovecot_b, dovecot_user, copy_settings, refused_port
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", corpus_messages()[:5])
-    moved = target.endpoint(port=free_port())
+    moved = target.endpoint(port=refused_port)
     mailbox = make_mailbox(source.endpoint(), moved, source.name, target.name)
     assert run_pass(mailbox, "full").state == "failed"
 
