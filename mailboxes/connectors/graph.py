@@ -625,30 +625,55 @@ class GraphConnector(Connector):
         )
 
     def _export(self, folder, ids) -> list[Item]:
+        """Every id asked for is accounted for: exported, gone (Graph says ErrorItemNotFound), or
+        an error item with Graph's words. An id the answer leaves out is asked for again on its
+        own; left out twice, it is an error, never taken for deleted."""
+
         def export(chunk):
-            return self._call(
+            # https://learn.microsoft.com/graph/api/mailbox-exportitems (at most 20 ids)
+            answer = self._call(
                 "POST",
                 f"{self._mbx}/exportItems",
                 "export items",
                 "MailboxItem.ImportExport.All",
                 json={"itemIds": chunk},
             ).get("value", [])
+            return {entry.get("itemId"): entry for entry in answer}
 
+        entries = {}
+        for answered in self._pool.map(export, _chunks(ids, EXPORT_LIMIT)):
+            entries.update(answered)
+        left_out = [[i] for i in ids if i not in entries]
+        for answered in self._pool.map(export, left_out):
+            entries.update(answered)
         items = []
-        for exported in self._pool.map(export, _chunks(ids, EXPORT_LIMIT)):
-            for entry in exported:
-                if entry.get("error") or not entry.get("data"):
-                    continue  # deleted since listed: the engine sees it missing
-                items.append(
-                    Item(
-                        source_id=entry["itemId"],
-                        data=base64.b64decode(entry["data"]),
-                        format=GRAPH_FTS,
-                        received=self._created.get(entry["itemId"]),
-                        kind=folder.kind,
-                    )
-                )
+        for item_id in ids:
+            item = self._exported(folder, item_id, entries.get(item_id))
+            if item is not None:
+                items.append(item)
         return items
+
+    def _exported(self, folder, item_id, entry) -> Item | None:
+        if entry is None:
+            return Item(
+                item_id,
+                b"",
+                error="Graph's exportItems left the item out of its answer, twice.",
+                error_code="not_exported",
+            )
+        error = entry.get("error") or {}
+        if error.get("code") == "ErrorItemNotFound":
+            return None  # deleted since listed, in Graph's words: the engine sees it gone
+        if error or not entry.get("data"):
+            message = error.get("message") or "Graph's exportItems returned no data."
+            return Item(item_id, b"", error=message, error_code=error.get("code", "no_data"))
+        return Item(
+            source_id=item_id,
+            data=base64.b64decode(entry["data"]),
+            format=GRAPH_FTS,
+            received=self._created.get(item_id),
+            kind=folder.kind,
+        )
 
     def _fetch_mime(self, folder, ids) -> list[Item]:
         """MIME for IMAP/maildir targets: each message's $value and its read state, flag and

@@ -5,6 +5,7 @@ import pytest
 
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.maildir import MaildirConnector
+from mailboxes.models import ItemError
 from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import ALICE, KINDS, graph_endpoint
 from tests.graph.seed import SEED, corpus_items, seed
@@ -88,3 +89,28 @@ def test_engine_copies_every_kind_from_ews_to_exchange_online(
         # The fake EWS server's export blob names the item class it carries.
         assert f'"item_class": "{item_class}"'.encode() in blobs
     assert graph_server.counts["importMime"] == 0
+
+
+def test_an_item_graph_leaves_out_of_exports_is_asked_again_then_an_item_error(
+    graph_server, graph_tenants
+):
+    """Every exported id is accounted for: one left out once is asked for again on its own and
+    copied; one left out of both answers is an ItemError in Graph's place, not a deletion."""
+    source_box = graph_server.add_user("cy@old.example")
+    target_box = graph_server.add_user("cy@new.example")
+    inbox = source_box.folder("inbox")
+    kept, lost = (source_box.add_item(inbox, "IPM.Note", f"#{n}".encode()) for n in range(2))
+    for n in range(5):
+        source_box.add_item(inbox, "IPM.Note", f"other {n}".encode())
+    graph_server.drop_from_exports([kept.id], times=1)
+    graph_server.drop_from_exports([lost.id], times=2)
+    mailbox = make_mailbox(graph_tenants, graph_tenants, "cy@old.example", "cy@new.example")
+
+    done = run_pass(mailbox, "full")
+
+    assert (done.items_copied, done.items_failed) == (6, 1)
+    landed = {i.content for i in target_box.folder("inbox").items.values()}
+    assert kept.content in landed and lost.content not in landed
+    (error,) = ItemError.objects.all()
+    assert error.source_id == lost.id
+    assert "left the item out of its answer" in error.reason
