@@ -1,21 +1,37 @@
 """Exchange Online through Microsoft Graph's mailbox import/export API (EWS is retired there:
 Microsoft notice MC1227454, blocking from 1 October 2026, removal 1 April 2027).
 
-Endpoints (learn.microsoft.com, "mailbox import and export APIs"; v1.0 and beta unless noted):
-- ``GET /users/{id}/settings/exchange`` -> ``primaryMailboxId``;
-- ``GET /admin/exchange/mailboxes/{id}/folders/delta`` (the whole tree, flat, with
-  ``parentFolderId``), ``POST …/folders`` and ``…/folders/{id}/childFolders`` (displayName, type);
-- ``GET …/folders/{id}/items/delta`` (deltaLink kept in the folder state);
-- ``POST …/exportItems`` (at most 20 ids a request) -> base64 FastTransfer stream (FTS);
-- ``POST …/createImportSession`` -> ``importUrl``; POST ``{FolderId, Mode: create, Data}`` to it,
-  one item a request, without an Authorization header (the URL is pre-authenticated);
-- ``POST /users/{id}/mailFolders/{id}/importMime`` (beta) creates a non-draft message from MIME;
-- ``POST /$batch`` (at most 20 requests) groups importMime and PATCH calls.
+Documented calls only, each with its page (https://learn.microsoft.com/graph/api/…; the test
+server refuses anything else as Graph does):
+- ``GET /users/{id}/settings/exchange`` -> ``primaryMailboxId`` (exchangesettings-get);
+- ``GET /admin/exchange/mailboxes/{id}/folders/delta`` (mailboxfolder-delta: the whole tree,
+  flat, with ``parentFolderId``), ``POST …/folders`` (mailbox-post-folders) and
+  ``…/folders/{id}/childFolders`` (mailboxfolder-post-childfolders);
+- ``GET …/folders/{id}/items/delta`` (mailboxitem-delta; deltaLink kept in the folder state) and
+  ``GET …/folders/{id}/items`` with ``$expand=singleValueExtendedProperties`` (mailboxfolder-list-
+  items, singlevaluelegacyextendedproperty-get) to read the recovery stamp;
+- ``POST …/exportItems`` (mailbox-exportitems, at most 20 ids) -> base64 FastTransfer stream;
+- ``POST …/createImportSession`` (mailbox-createimportsession) -> ``importUrl``; POST
+  ``{FolderId, Mode: create, Data}`` to it (resources/mailboxitemimportsession), one item a
+  request, without an Authorization header (the URL is pre-authenticated);
+- ``POST /users/{id}/mailFolders/{id}/importMime`` (mailfolder-importmime, beta): a non-draft
+  message from base64 MIME sent as text/plain;
+- ``GET /users/{id}/messages/{id}`` and ``…/$value`` (message-get);
+- ``PATCH /users/{id}/messages/{id}`` (message-update), ``…/events/{id}`` (event-update),
+  ``…/contacts/{id}`` (contact-update): read state, flag, received time and the recovery stamp
+  as singleValueExtendedProperties (singlevaluelegacyextendedproperty-post-
+  singlevalueextendedproperties). A mailboxItem itself takes no PATCH (resources/mailboxitem);
+- ``POST /$batch`` (https://learn.microsoft.com/graph/json-batching: at most 20 requests, unique
+  ids, a Content-Type with every body) groups importMime, GET and PATCH calls.
+- Entra ID's client-credentials token endpoint, through msal
+  (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
 
 HTTP client: plain ``httpx.Client`` (one pooled keep-alive connection set per connector, thread
 safe, explicit timeouts); concurrency comes from a small thread pool bounded per tenant.
 Tokens: msal's ConfidentialClientApplication (client credentials), one per tenant and client in
-this process, so its token cache is shared and msal refreshes tokens before they expire.
+this process, so its token cache is shared and msal refreshes tokens before they expire; a
+token Graph refuses anyway (401, e.g. "Lifetime validation failed, the token is expired." when
+clocks differ) is dropped from the cache and renewed once.
 """
 
 from __future__ import annotations
@@ -388,6 +404,7 @@ class GraphConnector(Connector):
                 batch = {
                     "requests": [dict(requests_[i], id=str(i)) for i in pending],
                 }
+                # https://learn.microsoft.com/graph/json-batching
                 body = self._call("POST", "/$batch", what, permission, json=batch)
                 throttled, waits = [], [0.0]
                 for response in body.get("responses", []):
@@ -416,6 +433,7 @@ class GraphConnector(Connector):
     @property
     def mailbox_id(self) -> str:
         if not self._mailbox_id:
+            # https://learn.microsoft.com/graph/api/exchangesettings-get
             body = self._call(
                 "GET",
                 f"/users/{_segment(self.mailbox)}/settings/exchange",
@@ -463,6 +481,7 @@ class GraphConnector(Connector):
 
     def _folder_resources(self, refresh=False) -> list[dict]:
         if self._folders is None or refresh:
+            # https://learn.microsoft.com/graph/api/mailboxfolder-delta
             url = f"{self._mbx}/folders/delta"
             self._folders = [
                 folder
@@ -550,6 +569,8 @@ class GraphConnector(Connector):
         return None
 
     def _create_folder(self, parent_id, name, kind) -> dict:
+        # https://learn.microsoft.com/graph/api/mailbox-post-folders and, under a parent,
+        # https://learn.microsoft.com/graph/api/mailboxfolder-post-childfolders
         url = f"{self._mbx}/folders"
         if parent_id:
             url += f"/{_segment(parent_id)}/childFolders"
@@ -573,6 +594,7 @@ class GraphConnector(Connector):
     def changes(self, folder, state, before=None) -> Changes:
         """New items since the stored deltaLink. With ``before`` (pre-stage), younger items are
         kept in ``state["pending"]`` so the next pass returns them: the deltaLink moves on."""
+        # https://learn.microsoft.com/graph/api/mailboxitem-delta
         initial = (
             f"{self._mbx}/folders/{_segment(folder.native_id)}/items/delta"
             "?$select=id,type,size,createdDateTime"
@@ -682,6 +704,7 @@ class GraphConnector(Connector):
         requests_ = []
         for item_id in ids:
             url = f"/users/{user}/messages/{_segment(item_id)}"
+            # https://learn.microsoft.com/graph/api/message-get (also "Get MIME content": $value)
             requests_.append(
                 {"method": "GET", "url": url + "?$select=isRead,receivedDateTime,flag"}
             )
@@ -729,6 +752,7 @@ class GraphConnector(Connector):
 
     def _import_session(self, renew) -> str:
         if renew or self._session is None or self._session[1] < datetime.now(UTC):
+            # https://learn.microsoft.com/graph/api/mailbox-createimportsession
             body = self._call(
                 "POST",
                 f"{self._mbx}/createImportSession",
@@ -746,6 +770,7 @@ class GraphConnector(Connector):
                 "Mode": "create",
                 "Data": base64.b64encode(item.data).decode(),
             }
+            # https://learn.microsoft.com/graph/api/resources/mailboxitemimportsession
             response = self._send("POST", self._import_url(), auth=False, json=body)
             if response.status_code == 401:  # the session's embedded token expired
                 response = self._send("POST", self._import_url(renew=True), auth=False, json=body)
@@ -786,6 +811,7 @@ class GraphConnector(Connector):
     def _import_mime(self, folder, items) -> dict[str, StoreResult]:
         user = _segment(self.mailbox)
         imports = [
+            # https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta
             {
                 "method": "POST",
                 "url": f"/users/{user}/mailFolders/{_segment(folder.native_id)}/importMime",
@@ -810,7 +836,8 @@ class GraphConnector(Connector):
                 stored.append(StoreResult(item.source_id, error=message, error_code=code))
             else:
                 stored.append(StoreResult(item.source_id, target_id=body["id"]))
-        # importMime takes only the MIME bytes: read state, flag and received date follow.
+        # importMime takes only the MIME bytes: read state, flag and received date follow
+        # (https://learn.microsoft.com/graph/api/message-update).
         patches = [
             {
                 "method": "PATCH",
@@ -838,7 +865,16 @@ class GraphConnector(Connector):
     def fingerprints(self, folder) -> dict[str, list[str]]:
         """Fingerprint stamped at import (SHA-256 of the source bytes, whatever format
         travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
-        target's own export would never match; items we did not import carry no stamp."""
+        target's own export would never match; items we did not import carry no stamp.
+
+        Why a stamp and not properties Exchange keeps (PR_SEARCH_KEY, the Internet message id):
+        the engine recognises an item by the fingerprint of the bytes the source handed over,
+        which for EWS and IMAP sources is all it has, and the FastTransfer stream is opaque
+        (we may not read properties out of it). Tasks and notes have no documented update, so
+        they carry no stamp: recovery cannot tell them apart, and deep verification counts
+        them as changed."""
+        # https://learn.microsoft.com/graph/api/mailboxfolder-list-items with an extended property
+        # (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get)
         url = (
             f"{self._mbx}/folders/{_segment(folder.native_id)}/items?$select=id"
             f"&$expand=singleValueExtendedProperties($filter=id eq '{FINGERPRINT}')"
