@@ -7,15 +7,23 @@ from .models import STATE_CHOICES, RunWindow, Schedule, zone
 
 
 class ScheduleForm(forms.Form):
-    kind = forms.ChoiceField(choices=Schedule.Kind.choices)
+    kind = forms.ChoiceField(label="Pass", choices=Schedule.Kind.choices)
     at = forms.DateTimeField(
         label="At (project time)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     daily = forms.BooleanField(label="Repeat daily until cutover (deltas)", required=False)
-    scope = forms.ChoiceField(choices=Schedule.Scope.choices, initial=Schedule.Scope.ALL)
-    state = forms.ChoiceField(choices=[("", "—"), *STATE_CHOICES], required=False)
+    scope = forms.ChoiceField(
+        label="For", choices=Schedule.Scope.choices, initial=Schedule.Scope.ALL
+    )
+    state = forms.ChoiceField(
+        label="State (for “Mailboxes in a state”)",
+        choices=[("", "—"), *STATE_CHOICES],
+        required=False,
+    )
     mailboxes = forms.CharField(
-        required=False, help_text="Scope “listed”: source addresses or ids, comma-separated."
+        label="Mailboxes (for “Listed mailboxes”)",
+        required=False,
+        help_text="Source addresses or ids, comma-separated.",
     )
 
     def __init__(self, *args, project, **kwargs):
