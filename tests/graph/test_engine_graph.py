@@ -3,9 +3,10 @@ real Django rows, msal, httpx, TLS and the loopback Graph (and EWS) servers."""
 
 import pytest
 
+from mailboxes import engine, services
 from mailboxes.connectors.base import Endpoint
 from mailboxes.connectors.maildir import MaildirConnector
-from mailboxes.models import ItemError
+from mailboxes.models import CopiedItem, FolderJob, ItemError
 from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import ALICE, KINDS, graph_endpoint
 from tests.graph.seed import SEED, corpus_items, seed
@@ -114,3 +115,50 @@ def test_an_item_graph_leaves_out_of_exports_is_asked_again_then_an_item_error(
     (error,) = ItemError.objects.all()
     assert error.source_id == lost.id
     assert "left the item out of its answer" in error.reason
+
+
+class Crash(BaseException):
+    """Stands for the worker dying: nothing in the engine may catch it."""
+
+
+def test_a_crash_between_import_and_record_copies_nothing_twice(
+    graph_server, graph_tenants, monkeypatch
+):
+    """Recovery finds what was imported but not recorded by the stamp the documented message
+    and event updates put on it, and imports none of it again."""
+    source_box = graph_server.add_user("di@old.example")
+    target_box = graph_server.add_user("di@new.example")
+    for n in range(45):
+        source_box.add_item("inbox", "IPM.Note", f"mail #{n}".encode(), n % 2 == 0)
+    for n in range(4):
+        source_box.add_item("calendar", "IPM.Appointment", f"event #{n}".encode())
+    mailbox = make_mailbox(graph_tenants, graph_tenants, "di@old.example", "di@new.example")
+    scheduler = engine.InlineScheduler("node-1:42")
+    services.start_passes([mailbox], "full", scheduler=scheduler)
+    original, calls = FolderJob.record_batch, []
+
+    def dies_on_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Crash
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FolderJob, "record_batch", dies_on_the_second_batch)
+    with pytest.raises(Crash):
+        scheduler.run()
+    assert FolderJob.objects.get(lease_owner="node-1:42").inflight
+    imported = graph_server.counts["importItem"]
+    monkeypatch.setattr(FolderJob, "record_batch", original)
+
+    restarted = engine.InlineScheduler("node-1:43")
+    assert engine.requeue_stalled(restarted, node="node-1") >= 1
+    restarted.run()
+
+    mailbox.refresh_from_db()
+    assert mailbox.state == "done"
+    for name in ("inbox", "calendar"):
+        assert sorted(i.content for i in target_box.folder(name).items.values()) == sorted(
+            i.content for i in source_box.folder(name).items.values()
+        )
+    assert 0 < imported < 49 and graph_server.counts["importItem"] == 49
+    assert CopiedItem.objects.count() == 49
