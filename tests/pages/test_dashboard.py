@@ -34,7 +34,13 @@ def test_rolls_up_the_mailboxes(client, bob, busy_project):
     )
     CutoverStep.objects.create(project=busy_project, title="Move MX")
     client.force_login(bob)
-    project = client.get(HOME).context["projects"][0]
+    response = client.get(HOME)
+    # What the row shows, then the figures behind it (the rate and ETA to the second).
+    row = response.content.decode().split(f'<tr id="project-{busy_project.pk}">')[1]
+    row = row.split("</tr>")[0]
+    assert "Latest passes: 157 of 310 items done" in row
+    assert '<td class="num bad">3</td>' in row and '<td class="num">1 / 2</td>' in row
+    project = response.context["projects"][0]
     totals = project.totals
     assert (totals.items_total, totals.items_done) == (310, 157)
     assert (totals.bytes_total, totals.bytes_copied) == (310_000, 155_000)
