@@ -36,4 +36,9 @@ app.conf.beat_schedule = {
         "task": "schedules.tasks.run_schedules",
         "schedule": float(settings.SCHEDULES_TICK_SECONDS),
     },
+    # Consultants hear when no copy worker answers while passes wait (notices, checks queue).
+    "notices-check-workers": {
+        "task": "notices.tasks.check_workers",
+        "schedule": 60.0,
+    },
 }

@@ -233,6 +233,8 @@ CELERY_TASK_ROUTES = {
         "mailboxes.tasks.check_mailbox_logins",
         "mailboxes.tasks.discover_mailboxes",
         "dnscheck.tasks.*",
+        # Sending mail waits on a mail server, and must go on while copy workers are down.
+        "notices.tasks.*",
     )
 }
 # Past the soft limit a task gets SoftTimeLimitExceeded and ends with a message; the hard

@@ -101,6 +101,25 @@ def steps_ticked(project: Project, ticked) -> None:
         tell_consultants(project, "dns-complete", f"DNS is complete for {project}.")
 
 
+@_quiet
+def workers_silent() -> None:
+    """No copy worker has answered while a project's passes wait for one: told once per
+    silence (from the last heartbeat heard), by whoever still runs beat and the checks queue."""
+    from mailboxes.models import ACTIVE_STATES
+    from mailboxes.workers import silence
+
+    for project in Project.objects.filter(mailboxes__state__in=ACTIVE_STATES).distinct():
+        quiet = silence(project.mailboxes.all())
+        if quiet is None:
+            continue
+        heard = f"{quiet.since:%Y-%m-%d %H:%M:%S} UTC" if quiet.since else "never"
+        text = (
+            f"No copy worker is answering (last heard: {heard}); {quiet.mailboxes} mailbox(es) "
+            f"of {project} wait for one."
+        )
+        tell_consultants(project, f"workers-silent-{quiet.since or 'never'}", text)
+
+
 @receiver(pre_save, sender=Project)
 def _remember_before(sender, instance, **kwargs):
     before = Project.objects.filter(pk=instance.pk).values("planned_cutover", "state").first()

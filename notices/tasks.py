@@ -20,6 +20,14 @@ def send_notices(notice_ids: list[int]) -> None:
     deliver(list(Notice.objects.filter(pk__in=notice_ids).unsent().order_by("pk")))
 
 
+@shared_task
+def check_workers() -> None:
+    """Every minute from beat, on the checks queue: a dead copy worker cannot say so itself."""
+    from .events import workers_silent
+
+    workers_silent()
+
+
 def queue_sending(notice_ids) -> None:
     ids = sorted(notice_ids)
     for start in range(0, len(ids), BATCH):

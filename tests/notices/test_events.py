@@ -90,3 +90,75 @@ def test_cutover_date_set_mails_planned_when_opted_in(smtp_server, eager_tasks, 
     project.save()
     (message,) = smtp_server.to(mailbox.source_address)
     assert "moves on" in message["Subject"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_the_project_mails_done_once_when_opted_in(
+    smtp_server, eager_tasks, project, users
+):
+    NoticeSettings.objects.create(project=project, auto_done=True)
+    project.state = "closed"
+    project.save()
+    project.save()
+    for mailbox in users:
+        (message,) = smtp_server.to(mailbox.source_address)
+        assert "is done" in message["Subject"] and mailbox.target_address in message["Subject"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_blocking_discovery_and_dns_complete_tell_consultants_once(
+    smtp_server, eager_tasks, project, users
+):
+    from django.utils import timezone
+
+    from notices.events import discovery_done, steps_ticked
+
+    ann, ben, cat = users
+    problems = {"problems": [{"blocking": True, "text": "Archive is over the 100 GB limit"}]}
+    ben.discovery, ben.discovery_blocking, ben.discovered_at = problems, True, timezone.now()
+    ben.save()
+    discovery_done([m.pk for m in users])
+    discovery_done([m.pk for m in users])
+    for member in project.members.all():
+        (note,) = smtp_server.to(member.email)
+        assert str(ben) in note["Subject"] and "100 GB limit" in note.get_content()
+    project.cutover_steps.filter(kind="dns").delete()
+    mx = project.cutover_steps.create(kind="dns", title="MX", done_at=timezone.now())
+    spf = project.cutover_steps.create(kind="dns", title="SPF")
+    steps_ticked(project, [mx])  # SPF is still open: DNS is not complete
+    assert len(smtp_server.messages) == 2
+    spf.done_at = timezone.now()
+    spf.save()
+    steps_ticked(project, [spf])
+    steps_ticked(project, [spf])
+    complete = [m for _, m in smtp_server.messages if "DNS is complete" in m["Subject"]]
+    assert len(complete) == project.members.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_silent_worker_is_told_once_per_silence(
+    smtp_server, eager_tasks, webhook, settings, project, users
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailboxes.models import WorkerHeartbeat
+    from notices.tasks import check_workers
+
+    url, received = webhook
+    NoticeSettings.objects.create(project=project, email_members=False, webhook_url=url)
+    users[0].state = "copying"
+    users[0].save()
+    check_workers.apply()  # no worker has ever answered
+    heard = timezone.now() - timedelta(seconds=settings.WORKER_SILENT_SECONDS + 5)
+    WorkerHeartbeat.objects.create(hostname="copies@a", seen_at=heard)
+    check_workers.apply()
+    check_workers.apply()
+    texts = [json.loads(body)["text"] for _, _, body in received]
+    assert len(texts) == 2
+    assert "last heard: never" in texts[0] and "1 mailbox(es)" in texts[0]
+    assert f"last heard: {heard:%Y-%m-%d %H:%M:%S} UTC" in texts[1]
+    WorkerHeartbeat.beat("copies@a")
+    check_workers.apply()
+    assert len(received) == 2
