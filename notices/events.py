@@ -39,7 +39,8 @@ def tell_consultants(project: Project, event_key: str, text: str) -> None:
     choices = NoticeSettings.of(project)
     recipients = []
     if choices.email_members:
-        emails = project.members.exclude(email="").values_list("email", flat=True)
+        members = project.members.exclude(email="").exclude(pk__in=choices.quiet_members.all())
+        emails = members.values_list("email", flat=True)
         recipients += [(Notice.Channel.EMAIL, email) for email in emails]
     if choices.webhook_url:
         recipients.append((Notice.Channel.WEBHOOK, "webhook"))

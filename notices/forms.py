@@ -19,7 +19,15 @@ class NoticeSettingsForm(forms.ModelForm):
 
     class Meta:
         model = NoticeSettings
-        fields = ["auto_planned", "auto_copied", "auto_done", "email_members", "steps"]
+        fields = [
+            *("auto_planned", "auto_copied", "auto_done", "email_members", "quiet_members"),
+            "steps",
+        ]
+        widgets = {"quiet_members": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["quiet_members"].queryset = self.instance.project.members.order_by("username")
 
     def clean_webhook_url(self):
         url = self.cleaned_data["webhook_url"].strip()
@@ -40,4 +48,5 @@ class NoticeSettingsForm(forms.ModelForm):
         elif self.cleaned_data["webhook_url"]:
             choices.webhook_url = self.cleaned_data["webhook_url"]
         choices.save()
+        self.save_m2m()
         return choices

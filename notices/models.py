@@ -40,6 +40,13 @@ class NoticeSettings(models.Model):
         default=texts.DEFAULT_STEPS,
     )
     email_members = models.BooleanField("E-mail the project's members", default=True)
+    # Per consultant: a member of several projects may want one project's news by webhook only.
+    quiet_members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        verbose_name="Members who get no e-mail from this project",
+    )
     # Slack and Teams webhook URLs carry their own secret: kept encrypted, never shown back.
     webhook_url = EncryptedTextField(blank=True)
 

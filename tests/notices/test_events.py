@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.urls import reverse
 
 from mailboxes import engine
 from mailboxes.models import MailboxPass
@@ -162,3 +163,18 @@ def test_a_silent_worker_is_told_once_per_silence(
     WorkerHeartbeat.beat("copies@a")
     check_workers.apply()
     assert len(received) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consultant_who_chose_quiet_gets_no_mail_from_that_project(
+    client, alice, bob, smtp_server, eager_tasks, project, mailbox
+):
+    client.force_login(bob)
+    url = reverse("notices_outbox", args=[project.pk])
+    form = {"email_members": "on", "quiet_members": [bob.pk], "steps": "1. Sign in"}
+    assert client.post(url, form).status_code == 302
+    assert list(NoticeSettings.of(project).quiet_members.all()) == [bob]
+    engine.fail_mailbox(MailboxPass.objects.create(mailbox=mailbox, kind="full"), "boom")
+    (note,) = smtp_server.to(alice.email)
+    assert "boom" in note.get_content()
+    assert smtp_server.to(bob.email) == []
