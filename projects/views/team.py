@@ -1,5 +1,6 @@
 """The project's team: members and their roles, invitations, and the one-time sign-up link."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -45,7 +46,8 @@ def team(request, project_id):
         invitation, token = Invitation.send(project, email, role, request.user)
         record(request, project, Action.MEMBER_INVITED, f"Invited {email} as {role}")
         transaction.on_commit(lambda: queue_invitation(invitation, token))
-    messages.success(request, f"{email} is invited as {role}; the link is mailed to them.")
+    how = "the link is mailed to them" if settings.EMAIL_HOST else "send them the link below"
+    messages.success(request, f"{email} is invited as {role}; {how}.")
     link = request.build_absolute_uri(reverse("invitation_accept", args=[token]))
     return _team_page(request, project, InviteForm(), link)
 
