@@ -22,8 +22,12 @@ PEOPLE = [
 class Mailbag:
     def __init__(self):
         self.messages, self.refuse = [], set()
+        self.busy = 0  # how many more recipients to put off with a 4xx (try again later)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.busy:
+            self.busy -= 1
+            return "451 4.3.0 try again later"
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)

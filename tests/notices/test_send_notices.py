@@ -72,6 +72,28 @@ def test_refused_recipient_fails_then_is_sent_again(smtp_server, project, users)
 
 
 @pytest.mark.django_db
+def test_a_busy_server_is_tried_again_until_it_takes_the_message(
+    smtp_server, eager_tasks, project, users
+):
+    from notices.services import queue_for
+
+    ((_, notice, _),) = queue_for([users[0]], "copied")
+    smtp_server.busy = 2
+    # Eagerly, each retry runs at once (the worker waits 1, 2, 4... seconds, with jitter).
+    send_notices.apply(args=[[notice.pk]])
+    notice.refresh_from_db()
+    assert notice.state == Notice.State.SENT and notice.attempts == 3
+    assert len(smtp_server.to(users[0].source_address)) == 1
+
+    ((_, notice, _),) = queue_for([users[1]], "copied")
+    smtp_server.busy = 100  # never takes it: six retries, then the failure stays on record
+    send_notices.apply(args=[[notice.pk]])
+    notice.refresh_from_db()
+    assert notice.state == Notice.State.FAILED and notice.attempts == 7
+    assert notice.error.startswith("451")
+
+
+@pytest.mark.django_db
 def test_outbox_keeps_mail_without_a_server(settings, project, users):
     settings.EMAIL_HOST = ""
     out, error = run(project.pk, "--template", "done")
