@@ -428,7 +428,10 @@ class GraphConnector(Connector):
 
         list(self._pool.map(run, _chunks(range(len(requests_)), BATCH_LIMIT)))
         # A response Graph left out counts as a failure of that request alone.
-        return [result or (500, {}) for result in results]
+        left_out = {
+            "error": {"code": "no_response", "message": "Graph's $batch answer left it out."}
+        }
+        return [result or (500, left_out) for result in results]
 
     @property
     def mailbox_id(self) -> str:
@@ -712,8 +715,13 @@ class GraphConnector(Connector):
         answers = self._batch(requests_, "read messages", "Mail.Read")
         items = []
         for item_id, (meta, mime) in zip(ids, _chunks(answers, 2), strict=True):
-            if meta[0] >= 400 or mime[0] >= 400:
-                continue  # deleted since listed: the engine sees it missing
+            failed = next(((st, body) for st, body in (meta, mime) if st >= 400), None)
+            if failed and failed[0] == 404:
+                continue  # deleted since listed, in Graph's words: the engine sees it gone
+            if failed:
+                code, message = _graph_error(*failed)
+                items.append(Item(item_id, b"", error=message, error_code=code or "http_error"))
+                continue
             flags = {"\\Seen"} if meta[1].get("isRead") else set()
             if (meta[1].get("flag") or {}).get("flagStatus") == "flagged":
                 flags.add("\\Flagged")
