@@ -12,6 +12,13 @@ class ScheduleForm(forms.Form):
         label="At (project time)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     daily = forms.BooleanField(label="Repeat daily until cutover (deltas)", required=False)
+    older_than_days = forms.IntegerField(
+        label="Pre-stage: items older than (days)",
+        required=False,
+        min_value=0,
+        max_value=36500,
+        help_text="Counted back from the time the pass runs; blank or 0: everything.",
+    )
     scope = forms.ChoiceField(
         label="For", choices=Schedule.Scope.choices, initial=Schedule.Scope.ALL
     )
@@ -71,6 +78,9 @@ class ScheduleForm(forms.Form):
             kind=data["kind"],
             run_at=data["at"],
             daily=data["daily"],
+            older_than_days=(
+                data["older_than_days"] if data["kind"] == Schedule.Kind.PRESTAGE else None
+            ),
             scope=data["scope"],
             state=data["state"] if data["scope"] == Schedule.Scope.STATE else "",
             mailbox_ids=data.get("mailbox_ids", []),

@@ -47,6 +47,8 @@ class Schedule(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     daily = models.BooleanField(default=False)
+    # A pre-stage copies items older than this many days at the time it runs (0: everything).
+    older_than_days = models.PositiveIntegerField(null=True, blank=True)
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
     # Scope "state": a group of the project page's filter (mailboxes.filters.STATE_GROUPS).
     state = models.CharField(max_length=20, blank=True)

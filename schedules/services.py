@@ -64,7 +64,9 @@ def _start(schedule: Schedule, scheduler) -> str:
         return "No mailbox matched."
     if schedule.kind == Schedule.Kind.VERIFY:
         return f"Verification queued for {verification.queue(mailboxes)} mailboxes."
-    passes = services.start_passes(mailboxes, schedule.kind, scheduler=scheduler)
+    passes = services.start_passes(
+        mailboxes, schedule.kind, older_than_days=schedule.older_than_days, scheduler=scheduler
+    )
     busy = len(mailboxes) - len(passes)
     note = f" ({busy} already had a pass under way)" if busy else ""
     return f"{PassKind(schedule.kind).label} pass started for {len(passes)} mailboxes{note}."

@@ -156,6 +156,20 @@ class TestForms:
         assert f"Scheduled: {schedule}." in page and f'id="schedule-{schedule.pk}"' in page
 
 
+def test_a_scheduled_prestage_copies_only_what_is_older_than_its_days(
+    client, bob, project, mailbox
+):
+    TestForms().post(client, bob, project, kind="prestage", at="2031-01-01T22:00",
+                     older_than_days="30")  # fmt: skip
+    (schedule,) = project.schedules.all()
+    assert schedule.older_than_days == 30
+    assert schedules.fire_due(schedule.run_at, engine.InlineScheduler("test:pre")) == [schedule.pk]
+    (prestage,) = mailbox.passes.all()
+    assert prestage.kind == "prestage"
+    expected = timezone.now() - timedelta(days=30)
+    assert abs(prestage.before - expected) < timedelta(minutes=1)
+
+
 def test_the_pages_show_the_next_schedule(client, bob, project, mailbox):
     project.time_zone = "Europe/Berlin"
     project.save()
