@@ -172,6 +172,25 @@ def test_mail_leaves_as_mime_with_its_flags_and_date(graph_server, connect):
     assert graph_server.counts["batch"] == 2 + 2 + math.ceil(50 / 20)
 
 
+def test_mail_graph_cannot_hand_over_is_an_error_item_and_gone_mail_is_gone(graph_server, connect):
+    box = graph_server.add_user("hal@example.org")
+    for n in range(3):
+        box.add_item("inbox", "IPM.Note", f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+    connector = connect("hal@example.org")
+    inbox = next(f for f in connector.folders() if f.role == "inbox")
+    ids = [ref.source_id for ref in connector.changes(inbox, {}).items]
+    box.delete_item(box.folder("inbox"), ids[2])
+    graph_server.refuse("messages.value", 500, "ErrorCorruptData", "The item is corrupt.")
+
+    fetched = {item.source_id: item for item in connector.fetch(inbox, ids, RFC822)}
+
+    assert set(fetched) == set(ids[:2])  # the deleted one (404) is gone, the other two not
+    failed = [item for item in fetched.values() if item.error]
+    assert len(failed) == 1
+    assert (failed[0].error, failed[0].error_code) == ("The item is corrupt.", "ErrorCorruptData")
+    assert failed[0].data == b""
+
+
 def test_non_mail_items_do_not_leave_as_mime(graph_server, connect):
     box = graph_server.add_user("hal@example.org")
     box.add_item("calendar", "IPM.Appointment", b"BEGIN:VCALENDAR")

@@ -329,6 +329,7 @@ class GraphServer:
         self.in_flight = self.max_in_flight = 0
         self.latency = 0.0  # seconds added to every request, as a distant datacentre would
         self.throttles: dict[str, list] = {}  # endpoint -> [remaining, retry_after]
+        self.refusals: dict[str, list[GraphError]] = {}  # endpoint -> errors for its next calls
         self.delta_epoch = 1
         self.token_lifetime = 3599
         self.lock = threading.Lock()
@@ -408,6 +409,12 @@ class GraphServer:
         """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
         self.throttles[endpoint] = [times, retry_after]
 
+    def refuse(self, endpoint: str, status: int, code: str, message: str) -> None:
+        """The next request to ``endpoint`` gets this error (the mailbox's quirks Exchange
+        reports per item: ErrorCorruptData, ErrorMessageSizeExceeded, …)."""
+        with self.lock:
+            self.refusals.setdefault(endpoint, []).append(GraphError(status, code, message))
+
     def revoke_tokens(self) -> None:
         """Access tokens issued so far are refused from now on (401)."""
         self.tokens.clear()
@@ -460,6 +467,9 @@ class GraphServer:
     def count(self, endpoint: str) -> None:
         with self.lock:
             self.counts[endpoint] += 1
+            refusals = self.refusals.get(endpoint)
+            if refusals:
+                raise refusals.pop(0)
             throttle = self.throttles.get(endpoint)
             if throttle and throttle[0] > 0:
                 throttle[0] -= 1
