@@ -754,12 +754,15 @@ class GraphConnector(Connector):
             results.update(self._import_mime(folder, mime))
         return [results[item.source_id] for item in items]
 
-    def _import_url(self, renew=False) -> str:
+    def _import_url(self, refused: str = "") -> str:
+        """The current session's importUrl; ``refused``: the URL Graph just refused, replaced
+        once however many uploads saw it refused at the same time."""
         with self._session_lock:
-            return self._import_session(renew)
+            return self._import_session(refused)
 
-    def _import_session(self, renew) -> str:
-        if renew or self._session is None or self._session[1] < datetime.now(UTC):
+    def _import_session(self, refused) -> str:
+        stale = self._session is None or self._session[1] < datetime.now(UTC)
+        if stale or (refused and refused == self._session[0]):
             # https://learn.microsoft.com/graph/api/mailbox-createimportsession
             body = self._call(
                 "POST",
@@ -779,9 +782,10 @@ class GraphConnector(Connector):
                 "Data": base64.b64encode(item.data).decode(),
             }
             # https://learn.microsoft.com/graph/api/resources/mailboxitemimportsession
-            response = self._send("POST", self._import_url(), auth=False, json=body)
+            url = self._import_url()
+            response = self._send("POST", url, auth=False, json=body)
             if response.status_code == 401:  # the session's embedded token expired
-                response = self._send("POST", self._import_url(renew=True), auth=False, json=body)
+                response = self._send("POST", self._import_url(refused=url), auth=False, json=body)
             if response.status_code >= 500:
                 raise self._error(response.status_code, _json(response), "import an item", "")
             if response.status_code >= 400:

@@ -195,20 +195,25 @@ def test_tokens_are_shared_per_tenant_and_client(graph_server, ann, connect):
 
 
 def test_an_expired_token_is_renewed_and_the_copy_goes_on(graph_server, ann, connect):
-    """Graph refuses a token past its exp while msal still holds it as valid (its clock and
-    Entra's differ, or a worker held it for an hour): the connector gets a new one and goes on."""
+    """Graph refuses a token (and an import session) past its end while the client still holds
+    it as valid (its clock and Entra's differ, or a worker held it for an hour): the connector
+    gets a new one and goes on."""
     source = connect("ann@example.org")
-    graph_server.add_user("bo@example.org")
+    target_box = graph_server.add_user("bo@example.org")
     target = connect("bo@example.org")
     inbox = inbox_of(source)
-    refs = source.changes(inbox, {}).items
+    destination = target.ensure_folder(inbox.path, inbox.kind, inbox.role)
+    ids = [r.source_id for r in source.changes(inbox, {}).items]
+    first = target.store(destination, source.fetch(inbox, ids[:3]))
     held = source._token()
     graph_server.expire_tokens()
 
-    items = source.fetch(inbox, [r.source_id for r in refs])
-    results = target.store(target.ensure_folder(inbox.path, inbox.kind, inbox.role), items)
+    items = source.fetch(inbox, ids[3:])
+    results = first + target.store(destination, items)
 
-    assert len(items) == 7 and all(r.target_id and not r.error for r in results)
+    assert len(items) == 4 and all(r.target_id and not r.error for r in results)
+    assert len(target_box.folder("inbox").items) == 7
+    assert graph_server.counts["createImportSession"] == 2  # the expired session was renewed
     assert source._token() != held
     context = ssl.create_default_context(cafile=graph_server.cert_file)
     refused = httpx.get(

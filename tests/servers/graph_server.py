@@ -323,7 +323,8 @@ class GraphServer:
         self.users: dict[str, FakeMailbox] = {}
         self.domains: dict[str, dict[str, list]] = {}  # name -> {"service"/"verification": [...]}
         self.mailboxes: dict[str, FakeMailbox] = {}
-        self.import_sessions: dict[str, str] = {}  # authtoken -> mailbox id
+        # authtoken -> (mailbox id, the session's expirationDateTime as a timestamp)
+        self.import_sessions: dict[str, tuple[str, float]] = {}
         self.counts: Counter = Counter()
         self.export_drops: Counter = Counter()  # item id -> export answers still to leave it out of
         self.in_flight = self.max_in_flight = 0
@@ -420,10 +421,16 @@ class GraphServer:
         self.tokens.clear()
 
     def expire_tokens(self) -> None:
-        """Access tokens issued so far reach their ``exp`` now, as an hour of copying would
-        bring about; the client still holds them as valid until Graph refuses them."""
+        """Access tokens and import sessions issued so far reach their end now, as an hour of
+        copying would bring about; the client still holds them as valid until Graph refuses
+        them."""
+        now = time.time()
         with self.lock:
-            self.tokens = {token: (app, time.time()) for token, (app, _) in self.tokens.items()}
+            self.tokens = {token: (app, now) for token, (app, _) in self.tokens.items()}
+            self.import_sessions = {
+                authtoken: (mailbox_id, now)
+                for authtoken, (mailbox_id, _) in self.import_sessions.items()
+            }
 
     def drop_from_exports(self, item_ids, times: int = 1) -> None:
         """The next ``times`` exportItems answers asked for each of these ids leave it out."""
@@ -756,8 +763,8 @@ class GraphServer:
         self.authorize(headers, "MailboxItem.ImportExport.All")
         self._mailbox(mailbox_id)
         authtoken = _b64url(uuid.uuid4().bytes + uuid.uuid4().bytes)
-        self.import_sessions[authtoken] = mailbox_id
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        self.import_sessions[authtoken] = (mailbox_id, expires.timestamp())
         return (
             200,
             {
@@ -775,8 +782,15 @@ class GraphServer:
         if headers.get("Authorization"):
             # The URL is pre-authenticated; Microsoft says not to send an Authorization header.
             raise GraphError(400, "ErrorInvalidRequest", "Do not send Authorization to importUrl.")
-        if self.import_sessions.get(query.get("authtoken", "")) != mailbox_id:
+        session_mailbox, expires = self.import_sessions.get(query.get("authtoken", ""), ("", 0))
+        if session_mailbox != mailbox_id:
             raise GraphError(401, "InvalidAuthenticationToken", "The import session is invalid.")
+        if expires <= time.time():
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            )
         mailbox = self._mailbox(mailbox_id)
         request = _json_body(headers, body)
         if request.get("Mode") != "create" or "ItemId" in request or "ChangeKey" in request:
