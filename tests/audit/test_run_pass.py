@@ -1,10 +1,12 @@
-"""``run_pass`` from the command line: the pass is in the log as the command line's."""
+"""Commands (``run_pass``, ``create_project``, ``discover``, ``verify``) are in the log as the
+command line's."""
 
+import io
 import mailbox as maildirs
 from email.message import EmailMessage
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from audit.log import Action
 from mailboxes.models import Mailbox
@@ -23,6 +25,12 @@ def maildir_project(tmp_path, names):
         source=Tenant.objects.create(kind="maildir", endpoint=str(source)),
         target=Tenant.objects.create(kind="maildir", endpoint=str(target)),
     )
+    fill(project, source, target, names)
+    return project
+
+
+def fill(project, source, target, names):
+    """Each user's own maildir holding one message naming them, and their mailbox."""
     source.mkdir(), target.mkdir()
     for name in names:
         address = f"{name}@contoso.example"
@@ -32,7 +40,6 @@ def maildir_project(tmp_path, names):
         note.set_content(f"{name}'s own mail")
         box.add(note)
         project.mailboxes.create(source_address=address, target_address=address)
-    return project
 
 
 def test_a_pass_started_from_the_command_line(tmp_path):
@@ -45,3 +52,27 @@ def test_a_pass_started_from_the_command_line(tmp_path):
     for name in ("ann", "ben", "cleo"):
         copied = maildirs.Maildir(tmp_path / "target" / f"{name}@contoso.example", create=False)
         assert [m["Subject"] for m in copied] == [f"For {name} only"]
+
+
+def test_created_discovered_and_verified_from_the_command_line(tmp_path, alice):
+    source, target = tmp_path / "source", tmp_path / "target"
+    out = io.StringIO()
+    call_command(
+        "create_project",
+        "Fabrikam",
+        source=f"maildir://{source}",
+        target=f"maildir://{target}",
+        member=["alice"],
+        stdout=out,
+    )
+    project = Project.objects.get(pk=int(out.getvalue()))
+    fill(project, source, target, ("ann", "ben", "cleo"))
+    call_command("discover", project.pk, inline=True, stdout=out, stderr=out)
+    # Nothing was copied yet: the verification runs, finds every message missing, says so.
+    with pytest.raises(CommandError, match=r"3 of 3 mailbox\(es\) are not verified"):
+        call_command("verify", project.pk, inline=True, stdout=out, stderr=out)
+    assert entries(project) == [
+        ("command line", Action.PROJECT_CREATED, "Created the project Fabrikam", None),
+        ("command line", Action.DISCOVERY_STARTED, "Started discovering 3 mailbox(es)", None),
+        ("command line", Action.VERIFICATION_STARTED, "Started verifying 3 mailbox(es)", None),
+    ]

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit import log as audit
 from mailboxes.management.servers import parse_url
 from projects.models import Project
 
@@ -48,4 +49,6 @@ class Command(BaseCommand):
                 client_name=name[:200], source=source.new_tenant(), target=target.new_tenant()
             )
             project.members.set(users)
+            detail = f"Created the project {project}"
+            audit.record(None, project, audit.Action.PROJECT_CREATED, detail)
         self.stdout.write(str(project.pk))

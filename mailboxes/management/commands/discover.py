@@ -16,6 +16,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit import log as audit
 from mailboxes import discovery
 from mailboxes.management import passes
 from mailboxes.models import Mailbox
@@ -35,6 +36,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
+        detail = f"Started discovering {len(mailboxes)} mailbox(es)"
+        audit.record(None, mailboxes[0].project, audit.Action.DISCOVERY_STARTED, detail)
         ids = [mailbox.pk for mailbox in mailboxes]
         if not options["inline"] and passes.worker_answers():
             with transaction.atomic():

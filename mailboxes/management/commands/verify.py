@@ -14,6 +14,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from mailboxes import verification
 from mailboxes.management import passes
 from mailboxes.models import Mailbox
@@ -35,6 +36,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
+        detail = f"Started verifying {len(mailboxes)} mailbox(es)"
+        audit.record(None, mailboxes[0].project, audit.Action.VERIFICATION_STARTED, detail)
         inline = options["inline"] or not passes.worker_answers()
         if inline:
             for mailbox in mailboxes:
