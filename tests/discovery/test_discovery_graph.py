@@ -11,7 +11,7 @@ from mailboxes.connectors.roles import kind_for_folder_class
 from projects.models import Project
 from tests.engine.conftest import tenant_for
 from tests.graph.conftest import graph_app, graph_endpoint  # noqa: F401 - a fixture
-from tests.graph.test_graph_copy import seed
+from tests.graph.seed import seed
 from tests.servers.graph_server import FakeMailbox
 
 pytestmark = pytest.mark.django_db

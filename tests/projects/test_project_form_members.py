@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from projects.models import Project, Role
-from tests.projects.test_project_form import form_data
+from tests.projects.helpers import form_data
 
 pytestmark = pytest.mark.django_db
 

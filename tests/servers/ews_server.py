@@ -263,6 +263,17 @@ class EwsState:
                 (i for i in self.items.values() if i.folder_id == folder.id), key=lambda i: i.seq
             )
 
+    def held(self, address: str) -> dict[str, list[bytes]]:
+        """Folder name -> the sorted bytes of the items this server holds for ``address``:
+        what a test compares between source and target."""
+        with self.lock:
+            names = {f.id: f.name for f in self.folders.values() if f.mailbox == address}
+            found: dict[str, list[bytes]] = {}
+            for item in self.items.values():
+                if item.folder_id in names:
+                    found.setdefault(names[item.folder_id], []).append(item.mime)
+        return {name: sorted(items) for name, items in found.items()}
+
     def children(self, folder_id: str) -> list[StoredFolder]:
         return [f for f in self.folders.values() if f.parent_id == folder_id]
 

@@ -25,18 +25,6 @@ def ews_pair():
         server.stop()
 
 
-def held(server, address: str) -> dict[str, list[bytes]]:
-    """Folder name -> the sorted bytes of the mail items the server holds for ``address``."""
-    state = server.state
-    with state.lock:
-        folders = {f.id: f.name for f in state.folders.values() if f.mailbox == address}
-        found: dict[str, list[bytes]] = {}
-        for item in state.items.values():
-            if item.folder_id in folders:
-                found.setdefault(folders[item.folder_id], []).append(item.mime)
-    return {name: sorted(items) for name, items in found.items()}
-
-
 def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pair):
     source, target = ews_pair
     project = Project.objects.create(
@@ -85,7 +73,7 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
         first.out
     )
     assert "  folder Inbox: failed=1 reason: " in first.out
-    assert held(target, "decoy@dst.test") == held(source, misdirected.source_address)
+    assert target.state.held("decoy@dst.test") == source.state.held(misdirected.source_address)
     Mailbox.objects.filter(pk=misdirected.pk).update(
         target_address=misdirected_to, target_login=misdirected_to
     )
@@ -113,16 +101,16 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
     assert lines[misdirected.source_address] == (
         f"{misdirected.source_address} verified=no missing=9 failed=0 excluded=0 extra=0"
     )
-    assert held(target, misdirected_to) == {}
+    assert target.state.held(misdirected_to) == {}
     assert "  folder Inbox: missing=7 (7 gone from the target)" in checked.out
     assert "  folder Inbox: missing=2 (2 gone from the target)" in checked.out
     assert "  folder Inbox: missing=2 (2 new on the source)" in checked.out
     for mailbox in mailboxes:
         mailbox.refresh_from_db()
         totals = mailbox.verification["totals"]
-        on_target = held(target, mailbox.target_address)
+        on_target = target.state.held(mailbox.target_address)
         assert totals["target_items"] == sum(len(items) for items in on_target.values())
-        on_source = held(source, mailbox.source_address)
+        on_source = source.state.held(mailbox.source_address)
         assert totals["source_items"] == sum(len(items) for items in on_source.values())
 
     fixed = run("run_pass", project.pk, "--kind", "missing", "--wait", "--inline")
@@ -133,5 +121,7 @@ def test_ews_differences_are_named_and_copy_what_is_missing_restores_them(ews_pa
     again = run("verify", project.pk, "--inline")
     assert again.code == 0, again.out
     for mailbox in (deleted, grown, misdirected):
-        assert held(target, mailbox.target_address) == held(source, mailbox.source_address)
+        assert target.state.held(mailbox.target_address) == source.state.held(
+            mailbox.source_address
+        )
     assert Mailbox.objects.filter(verified=True).count() == 4

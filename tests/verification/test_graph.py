@@ -15,7 +15,6 @@ from tests.graph.conftest import SECRET, graph_endpoint
 from tests.servers.ews_server import start_ews_server
 
 from .conftest import run, unique_messages, verify_lines
-from .test_ews import held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,6 +113,7 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
     assert again.code == 0, again.out
     for mailbox, box in zip(mailboxes, boxes, strict=True):
         source_counts = {
-            name: len(items) for name, items in held(ews_source, mailbox.source_address).items()
+            name: len(items)
+            for name, items in ews_source.state.held(mailbox.source_address).items()
         }
         assert graph_held(box) == source_counts
