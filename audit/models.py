@@ -50,6 +50,7 @@ class AuditEntry(models.Model):
         SCHEDULE_ADDED = "schedule_added", "Schedule added"
         SCHEDULE_REMOVED = "schedule_removed", "Schedule removed"
         MEMBER_INVITED = "member_invited", "Member invited"
+        MEMBER_JOINED = "member_joined", "Member joined"
         MEMBER_REMOVED = "member_removed", "Member removed"
         MEMBER_ROLE_CHANGED = "member_role_changed", "Member role changed"
 

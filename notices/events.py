@@ -8,6 +8,7 @@ import logging
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
+from audit import log as audit
 from projects.models import Project
 
 from .models import Notice, NoticeKind, NoticeSettings
@@ -31,7 +32,10 @@ def tell_end_users(project: Project, mailboxes, kind: str) -> None:
     from .tasks import send_template
 
     if NoticeSettings.of(project).auto(kind):
-        send_template(mailboxes, kind)
+        queued, _ = send_template(mailboxes, kind)
+        if queued:
+            detail = f"Queued the '{kind}' message for {queued} mailbox(es) on its event"
+            audit.record(None, project, audit.Action.NOTICE_SENT, detail, actor_label=audit.WORKER)
 
 
 def tell_consultants(project: Project, event_key: str, text: str) -> None:
@@ -59,6 +63,9 @@ def tell_consultants(project: Project, event_key: str, text: str) -> None:
         )
         if new:
             ids.append(notice.pk)
+    if ids:
+        detail = f"Told consultants ({len(ids)} message(s)): {text.splitlines()[0][:200]}"
+        audit.record(None, project, audit.Action.NOTICE_SENT, detail, actor_label=audit.WORKER)
     send_on_commit(ids)
 
 

@@ -185,7 +185,8 @@ def offered(url, html, role, owner_urls) -> set[str]:
     posts, links = targets(html)
     posts = {url if action == "" else action for action in posts} - {reverse("logout")}
     if role == "viewer":
-        return posts
+        # A control tied to a form elsewhere on the page (the bulk action's row checkboxes).
+        return posts | {f"form={name}" for name in re.findall(r"\sform=[\"']([^\"']+)", html)}
     if role == "operator":
         return (posts & owner_urls) | (links & {reverse("project_edit", args=[url.split("/")[2]])})
     return set()

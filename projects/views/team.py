@@ -125,9 +125,8 @@ def invitation_accept(request, invite_token):
                 return _invalid(request, 410, "This invitation was used already.")
             if form is not None:
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            # The audit log has no "joined" action: joining is getting a first role.
             detail = f"{user} joined as {invitation.role} (invited by {invitation.invited_by})"
-            record(request, invitation.project, Action.MEMBER_ROLE_CHANGED, detail)
+            record(request, invitation.project, Action.MEMBER_JOINED, detail)
         messages.success(request, f"Welcome to {invitation.project}.")
         return redirect(invitation.project)
     context = {"invitation": invitation, "form": form}

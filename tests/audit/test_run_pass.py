@@ -76,3 +76,30 @@ def test_created_discovered_and_verified_from_the_command_line(tmp_path, alice):
         ("command line", Action.DISCOVERY_STARTED, "Started discovering 3 mailbox(es)", None),
         ("command line", Action.VERIFICATION_STARTED, "Started verifying 3 mailbox(es)", None),
     ]
+
+
+def test_logins_tested_and_a_mailbox_copied_from_the_command_line(tmp_path):
+    project = maildir_project(tmp_path, ("ann", "ben", "cleo"))
+    out = io.StringIO()
+    call_command("test_logins", project.pk, stdout=out)
+    assert out.getvalue().count(" ok ") == 3
+    source = tmp_path / "source" / "dora@contoso.example"
+    maildirs.Maildir(source, create=True).add(b"Subject: For dora only\n\ndora's own mail\n")
+    target = tmp_path / "target" / "dora@contoso.example"
+    call_command(
+        "copy_mailbox",
+        f"maildir://{source}",
+        f"maildir://{target}",
+        inline=True,
+        stdout=out,
+        stderr=out,
+    )
+    assert entries(project) == [
+        ("command line", Action.LOGINS_TESTED, "Tested the logins of 3 mailbox(es)", None)
+    ]
+    (copied,) = Mailbox.objects.exclude(project=project)
+    assert entries(copied.project) == [
+        ("command line", Action.PROJECT_CREATED, f"Created the project {copied.project}", None),
+        ("command line", Action.PASS_STARTED, f"Started a full pass for {copied}", None),
+    ]
+    assert [m["Subject"] for m in maildirs.Maildir(target, create=False)] == ["For dora only"]

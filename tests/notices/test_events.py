@@ -54,6 +54,11 @@ def test_pass_done_tells_user_consultants_and_webhook_once(
     ((path, content_type, body),) = received
     assert path == "/hook" and content_type == "application/json"
     assert "full pass of" in json.loads(body)["text"]
+    logged = project.audit_entries.order_by("pk").values_list("actor_label", "action", "detail")
+    consultants = len(project.members.all()) + 1  # each member's e-mail and the webhook
+    assert [entry[:2] for entry in logged] == [("worker", "notice_sent")] * 2
+    assert logged[0][2] == "Queued the 'copied' message for 1 mailbox(es) on its event"
+    assert logged[1][2].startswith(f"Told consultants ({consultants} message(s)): ")
 
 
 @pytest.mark.django_db(transaction=True)

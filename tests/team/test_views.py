@@ -116,6 +116,7 @@ class TestMemberRole:
         assert roles(project)["alice"] == Role.OWNER
         page = client.get(response["Location"]).content.decode()
         assert "The project needs an owner" in page
+        assert 'aria-label="Remove bob"' in page and 'aria-label="Remove alice"' not in page
 
     def test_an_operator_cannot_promote_themself(self, client, project, team):
         client.force_login(team["olga"])
@@ -182,7 +183,7 @@ class TestInvitationAccept:
         assert dora.email == "dora@example.org" and dora.check_password("Tall-Ships-Sail-2026")
         assert roles(project)["dora"] == Role.OPERATOR
         assert client.get(project.get_absolute_url()).status_code == 200
-        assert project.audit_entries.get(action="member_role_changed").actor == dora
+        assert project.audit_entries.get(action="member_joined").actor == dora
 
     def test_the_link_works_once(self, client, project, alice, django_user_model):
         _, token = Invitation.send(project, "dora@example.org", Role.OPERATOR, alice)

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Q
 
+from audit import log as audit
 from mailboxes.management import passes
 from mailboxes.management.servers import Side, describe_server, parse_url, tenant_server
 from mailboxes.models import Mailbox, PassKind
@@ -58,6 +59,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         runner = passes.Runner(self.stderr, inline=options["inline"])
         (mailbox_pass,) = runner.start([mailbox], options["kind"], options["older_than"])
+        detail = f"Started a {PassKind(options['kind']).label.lower()} pass for {mailbox}"
+        audit.record(None, mailbox.project, audit.Action.PASS_STARTED, detail)
         runner.run([mailbox_pass])
         seconds = time.monotonic() - started
         self.stdout.write(
@@ -131,11 +134,14 @@ class Command(BaseCommand):
                 None,
             )
             if project is None:
-                return Project.objects.create(
+                project = Project.objects.create(
                     client_name=f"copy_mailbox {source.address} -> {target.address}"[:200],
                     source=source.new_tenant(),
                     target=target.new_tenant(),
                 )
+                detail = f"Created the project {project}"
+                audit.record(None, project, audit.Action.PROJECT_CREATED, detail)
+                return project
         for role, side, tenant in (
             ("source", source, project.source),
             ("target", target, project.target),

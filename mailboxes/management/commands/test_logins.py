@@ -9,6 +9,7 @@ target: …``. Exits 1 when any login was refused, 2 on bad input.
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit
 from mailboxes import logins
 from mailboxes.management import passes
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         mailboxes = passes.selected_mailboxes(options["project_id"], options["mailbox"])
+        detail = f"Tested the logins of {len(mailboxes)} mailbox(es)"
+        audit.record(None, mailboxes[0].project, audit.Action.LOGINS_TESTED, detail)
         refused = 0
         for mailbox in mailboxes:
             ok, message = logins.check_mailbox(mailbox)
