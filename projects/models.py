@@ -33,6 +33,7 @@ class Tenant(models.Model):
     class Kind(models.TextChoices):
         EWS = "ews", "Exchange (EWS)"
         EXCHANGE_ONLINE = "exchange_online", "Exchange Online (Microsoft Graph)"
+        GOOGLE = "google", "Google Workspace (Gmail API)"
         IMAP = "imap", "IMAP"
         MAILDIR = "maildir", "Local maildir"
 
