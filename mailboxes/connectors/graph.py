@@ -37,7 +37,6 @@ clocks differ) is dropped from the cache and renewed once.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import ssl
@@ -49,8 +48,6 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import httpx
-import msal
-import requests
 
 from .base import (
     CALENDAR,
@@ -68,7 +65,8 @@ from .base import (
     TargetLimits,
     TransientError,
 )
-from .reach_http import ReachAdapter, adapter_class, reach_transport
+from .oauth import client_token, forget_tokens, token_app
+from .reach_http import reach_transport
 from .roles import (
     COMMON_FOLDER_NAMES,
     EWS_DISTINGUISHED,
@@ -87,7 +85,6 @@ FTS_FORMATS = frozenset({GRAPH_FTS, EWS_FTS})
 # beta: the import/export API, the delta functions and $batch are on v1.0 and beta alike, but
 # importMime (IMAP/maildir -> Exchange Online) is on beta only, and a $batch reaches one version.
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/beta"
-DEFAULT_LOGIN = "https://login.microsoftonline.com"
 EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings"
 BATCH_LIMIT = 20  # JSON batching: at most 20 requests in one $batch
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
@@ -123,29 +120,10 @@ IMPLIED_ROLES = {
     "Mail.ReadWrite": "Mail.Read",
 }
 
-_apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 _tenant_slots: dict[tuple, threading.BoundedSemaphore] = {}
 _registry_lock = threading.Lock()
 # httpx logs every URL at INFO; an importUrl carries its pre-authenticated token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-class _LoginSession(requests.Session):
-    """msal's HTTP client: connects only where the tenant's Reach allows. With a CA file,
-    REQUESTS_CA_BUNDLE from the environment must not override the session's own."""
-
-    def __init__(self, endpoint, options: dict):
-        super().__init__()
-        adapter = adapter_class(ReachAdapter, endpoint.reach)()
-        self.mount("https://", adapter)
-        self.mount("http://", adapter)
-        ca_file = options["ca_file"]
-        self.verify = ca_file if ca_file and endpoint.verify_tls else endpoint.verify_tls
-        self.trust_env = not ca_file
-
-    def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", 30)
-        return super().request(*args, **kwargs)
 
 
 def _verify(endpoint, options: dict):
@@ -155,46 +133,6 @@ def _verify(endpoint, options: dict):
     if not endpoint.verify_tls:
         return False
     return ssl.create_default_context(cafile=ca_file) if ca_file else True
-
-
-def _credential(endpoint, options: dict):
-    """Client secret, or a certificate (its private key, stored encrypted, and the
-    ``certificate_thumbprint`` option)."""
-    if endpoint.certificate_key:
-        thumbprint = options["certificate_thumbprint"]
-        if not thumbprint:
-            raise AuthError("A certificate key is configured without certificate_thumbprint.")
-        return {"private_key": endpoint.certificate_key, "thumbprint": thumbprint}
-    if not endpoint.secret:
-        raise AuthError("No client secret or certificate is configured for this tenant.")
-    return endpoint.secret
-
-
-def token_app(endpoint, options: dict) -> msal.ConfidentialClientApplication:
-    """The process-wide msal app (and so token cache) for this tenant and client."""
-    credential = _credential(endpoint, options)
-    authority = endpoint.oauth_authority or f"{DEFAULT_LOGIN}/{endpoint.oauth_tenant_id}"
-    secret_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
-    # The Reach too: an app made while local endpoints were allowed must not serve after.
-    key = (authority, endpoint.oauth_client_id, secret_id, endpoint.reach, options["ca_file"])
-    with _registry_lock:
-        if key not in _apps:
-            try:
-                # An overridden authority (tests, sovereign clouds) is not in Microsoft's
-                # instance list: skip instance discovery; tenant discovery still runs.
-                _apps[key] = msal.ConfidentialClientApplication(
-                    endpoint.oauth_client_id,
-                    client_credential=credential,
-                    authority=authority,
-                    validate_authority=not endpoint.oauth_authority,
-                    instance_discovery=False if endpoint.oauth_authority else None,
-                    http_client=_LoginSession(endpoint, options),
-                )
-            except ValueError as exc:
-                raise AuthError(f"Unknown tenant or login authority {authority}: {exc}") from exc
-            except requests.RequestException as exc:
-                raise TransientError(f"Cannot reach the login service: {exc}") from exc
-        return _apps[key]
 
 
 def _tenant_slot(endpoint, concurrency: int) -> threading.BoundedSemaphore:
@@ -317,22 +255,10 @@ class GraphConnector(Connector):
             self._http.close()
 
     def _token(self) -> str:
-        try:
-            result = self._app.acquire_token_for_client(scopes=[self.options["scope"]])
-        except requests.RequestException as exc:
-            raise TransientError(f"Cannot reach the login service: {exc}") from exc
-        if "access_token" not in result:
-            description = (result.get("error_description") or "").splitlines()[0:1]
-            raise AuthError(
-                f"Entra ID refused the app's credentials ({result.get('error')}): "
-                f"{' '.join(description)}"
-            )
-        return result["access_token"]
+        return client_token(self._app, self.options["scope"])
 
     def _forget_tokens(self) -> None:
-        cache = self._app.token_cache
-        for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
-            cache.remove_at(entry)
+        forget_tokens(self._app)
 
     def _send(self, method, url, *, auth=True, **kwargs) -> httpx.Response:
         """One HTTP exchange, retrying throttled answers whose Retry-After is short."""

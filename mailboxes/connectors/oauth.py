@@ -1,0 +1,110 @@
+"""OAuth2 access tokens for the connectors.
+
+- Microsoft Entra ID, client credentials, through msal
+  (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow): one
+  ``ConfidentialClientApplication`` per tenant and client in this process, so its token cache is
+  shared by every mailbox and msal hands out a new token before the cached one expires.
+
+It logs in through ``_LoginSession``, which connects only where the tenant's Reach allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+import msal
+import requests
+
+from .base import AuthError, TransientError
+from .reach_http import ReachAdapter, adapter_class
+
+DEFAULT_LOGIN = "https://login.microsoftonline.com"
+
+_apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+_registry_lock = threading.Lock()
+
+
+class _LoginSession(requests.Session):
+    """The login service's HTTP client: connects only where the tenant's Reach allows. With a
+    CA file, REQUESTS_CA_BUNDLE from the environment must not override the session's own."""
+
+    def __init__(self, endpoint, options: dict):
+        super().__init__()
+        adapter = adapter_class(ReachAdapter, endpoint.reach)()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        ca_file = options["ca_file"]
+        self.verify = ca_file if ca_file and endpoint.verify_tls else endpoint.verify_tls
+        self.trust_env = not ca_file
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return super().request(*args, **kwargs)
+
+
+# -- Microsoft Entra ID ---------------------------------------------------------------------
+
+
+def _credential(endpoint, options: dict):
+    """Client secret, or a certificate (its private key, stored encrypted, and the
+    ``certificate_thumbprint`` option)."""
+    if endpoint.certificate_key:
+        thumbprint = options.get("certificate_thumbprint")
+        if not thumbprint:
+            raise AuthError("A certificate key is configured without certificate_thumbprint.")
+        return {"private_key": endpoint.certificate_key, "thumbprint": thumbprint}
+    if not endpoint.secret:
+        raise AuthError("No client secret or certificate is configured for this tenant.")
+    return endpoint.secret
+
+
+def token_app(endpoint, options: dict) -> msal.ConfidentialClientApplication:
+    """The process-wide msal app (and so token cache) for this tenant and client."""
+    credential = _credential(endpoint, options)
+    authority = endpoint.oauth_authority or f"{DEFAULT_LOGIN}/{endpoint.oauth_tenant_id}"
+    secret_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
+    # The Reach too: an app made while local endpoints were allowed must not serve after.
+    key = (authority, endpoint.oauth_client_id, secret_id, endpoint.reach, options["ca_file"])
+    with _registry_lock:
+        if key not in _apps:
+            try:
+                # An overridden authority (tests, sovereign clouds) is not in Microsoft's
+                # instance list: skip instance discovery; tenant discovery still runs.
+                _apps[key] = msal.ConfidentialClientApplication(
+                    endpoint.oauth_client_id,
+                    client_credential=credential,
+                    authority=authority,
+                    validate_authority=not endpoint.oauth_authority,
+                    instance_discovery=False if endpoint.oauth_authority else None,
+                    http_client=_LoginSession(endpoint, options),
+                )
+            except ValueError as exc:
+                raise AuthError(f"Unknown tenant or login authority {authority}: {exc}") from exc
+            except requests.RequestException as exc:
+                raise TransientError(f"Cannot reach the login service: {exc}") from exc
+        return _apps[key]
+
+
+def client_token(app: msal.ConfidentialClientApplication, scope: str) -> str:
+    """An app-only access token for ``scope``: msal's cached one while it has life left."""
+    try:
+        result = app.acquire_token_for_client(scopes=[scope])
+    except requests.RequestException as exc:
+        raise TransientError(f"Cannot reach the login service: {exc}") from exc
+    if "access_token" not in result:
+        description = (result.get("error_description") or "").splitlines()[0:1]
+        raise AuthError(
+            f"Entra ID refused the app's credentials ({result.get('error')}): "
+            f"{' '.join(description)}"
+        )
+    return result["access_token"]
+
+
+def forget_tokens(app: msal.ConfidentialClientApplication) -> None:
+    """Drop the app's cached access tokens: the service refused one before its expiry
+    (revoked, key rollover), so the next ``client_token`` asks Entra ID again."""
+    cache = app.token_cache
+    for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+        cache.remove_at(entry)
