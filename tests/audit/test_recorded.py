@@ -14,6 +14,7 @@ from mailboxes import engine, services
 from mailboxes.models import Mailbox, MailboxPass
 from projects.models import CutoverStep, Project
 from schedules import services as schedules
+from tests.rendered import messages
 
 from .conftest import entries, project_form_data
 
@@ -336,9 +337,9 @@ class TestNotices:
                 {"template": "planned", "addresses": "ann@contoso.example ben@contoso.example"},
                 follow=True,
             )
-        shown = [str(message) for message in response.context["messages"]]
+        [(_, shown)] = messages(response)
         assert project.notices.count() == 2
-        assert entries(project) == [("bob", Action.NOTICE_SENT, shown[0], LOCAL)]
+        assert entries(project) == [("bob", Action.NOTICE_SENT, shown, LOCAL)]
 
 
 @pytest.mark.django_db

@@ -5,17 +5,14 @@ import pytest
 from django.urls import reverse
 
 from mailboxes.models import Mailbox, MailboxPass
+from tests.rendered import messages
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 from .conftest import add_mailbox
 
 
 def act(client, project, **data):
     return client.post(reverse("mailbox_bulk_action", args=[project.pk]), data, follow=True)
-
-
-def shown(response):
-    """The messages as the page shows them: (level tag, text)."""
-    return [(m.tags, str(m)) for m in response.context["messages"]]
 
 
 @pytest.mark.django_db
@@ -25,11 +22,14 @@ class TestStartFullPass:
     ):
         ann, ben = add_mailbox(project, "ann"), add_mailbox(project, "ben")
         client.force_login(bob)
-        with django_capture_on_commit_callbacks() as queued:
+        purge_filesystem_broker()
+        with django_capture_on_commit_callbacks(execute=True):
             response = act(client, project, action="full", scope="selected", selected=[ann.pk])
-        assert shown(response) == [("success", "Full pass started for 1 mailbox.")]
-        assert queued
-        assert list(MailboxPass.objects.values_list("mailbox", "kind")) == [(ann.pk, "full")]
+        assert messages(response) == [("success", "Full pass started for 1 mailbox.")]
+        [started] = MailboxPass.objects.all()
+        assert (started.mailbox, started.kind) == (ann, "full")
+        # Once the transaction commits, the new pass's planning waits in the broker, nothing else.
+        assert queued_tasks() == [("mailboxes.tasks.plan_mailbox_pass", [started.pk], {})]
         ann.refresh_from_db(), ben.refresh_from_db()
         assert (ann.state, ben.state) == (Mailbox.State.QUEUED, Mailbox.State.NEW)
 
@@ -40,11 +40,14 @@ class TestRetryFailed:
         self, client, bob, project, django_capture_on_commit_callbacks
     ):
         fred = add_mailbox(project, "fred", Mailbox.State.FAILED, error="Login refused")
-        MailboxPass.objects.create(mailbox=fred, kind="full", state=MailboxPass.State.FAILED)
+        failed = MailboxPass.objects.create(
+            mailbox=fred, kind="full", state=MailboxPass.State.FAILED
+        )
         dora = add_mailbox(project, "dora", Mailbox.State.DONE)
         nina = add_mailbox(project, "nina")
         client.force_login(bob)
-        with django_capture_on_commit_callbacks():
+        purge_filesystem_broker()
+        with django_capture_on_commit_callbacks(execute=True):
             response = act(
                 client,
                 project,
@@ -52,17 +55,19 @@ class TestRetryFailed:
                 scope="selected",
                 selected=[fred.pk, dora.pk, nina.pk],
             )
-        assert shown(response) == [
+        assert messages(response) == [
             ("success", "Retry queued for 1 mailbox; 2 had nothing to retry.")
         ]
         fred.refresh_from_db()
         assert fred.state == Mailbox.State.QUEUED and fred.error == ""
+        # The failed pass listed nothing, so it is planned again: only fred's is queued.
+        assert queued_tasks() == [("mailboxes.tasks.plan_mailbox_pass", [failed.pk], {})]
 
     def test_nothing_to_retry(self, client, bob, project):
         dora = add_mailbox(project, "dora", Mailbox.State.DONE)
         client.force_login(bob)
         response = act(client, project, action="retry", scope="selected", selected=[dora.pk])
-        assert shown(response) == [
+        assert messages(response) == [
             ("success", "Retry queued for 0 mailboxes; 1 had nothing to retry.")
         ]
 
@@ -78,7 +83,7 @@ class TestIdentityGuard:
             client, project, action="prestage", scope="selected", selected=[ann.pk, ben.pk, cid.pk]
         )
         assert response.status_code == 200
-        assert shown(response) == [
+        assert messages(response) == [
             ("error", "Nothing was started: some mailboxes would share one account."),
             (
                 "error",

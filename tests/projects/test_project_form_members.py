@@ -14,8 +14,9 @@ pytestmark = pytest.mark.django_db
 def test_the_form_offers_no_members(client, alice):
     client.force_login(alice)
     response = client.get(reverse("project_create"))
+    html = response.content.decode()
+    assert 'name="client_name"' in html and 'name="members"' not in html
     assert "members" not in response.context["form"].fields
-    assert 'name="members"' not in response.content.decode()
 
 
 def test_the_creator_is_the_owner(client, alice, bob):
