@@ -37,13 +37,16 @@ import email
 import ipaddress
 import itertools
 import json
+import math
 import re
 import ssl
 import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +81,9 @@ DOMAIN_READ_ROLES = frozenset(
 IMPLIED = {"MailboxFolder.ReadWrite.All": "MailboxFolder.Read.All", "Mail.ReadWrite": "Mail.Read"}
 EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings."
 BATCH_LIMIT = 20  # JSON batching: at most 20 requests per $batch
+# Graph hands up to four of a batch's requests to Outlook at once, so a batch of 20 to one
+# mailbox holds four of its concurrent requests (Microsoft Q&A 1660054; json-batching).
+BATCH_PARALLEL = 4
 FTS_MAGIC = b"\x01\x00\x00\x00FAKEFTS\x00"
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME
 
@@ -303,6 +309,62 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@dataclass(frozen=True)
+class MailboxLimits:
+    """What Exchange Online allows one app on one mailbox ("Outlook service limits",
+    https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits): 4 concurrent
+    requests, 10,000 requests per 10 minutes, 150 MB uploaded per 5 minutes. Tests and
+    benchmarks scale the windows down to seconds."""
+
+    concurrency: int = 4
+    requests: int = 10_000
+    request_window: float = 600.0
+    bytes: int = 150 * 1024 * 1024
+    bytes_window: float = 300.0
+    busy_retry_after: float = 1.0  # Retry-After of a MailboxConcurrency refusal
+
+
+@dataclass
+class MailboxUse:
+    """One (app, mailbox)'s use, as the server counts it: requests in flight now and at most,
+    when each served request and imported byte came, and every refusal (when, why)."""
+
+    in_flight: int = 0
+    max_in_flight: int = 0
+    served: int = 0
+    requests: deque = field(default_factory=deque)  # times of served requests
+    uploads: deque = field(default_factory=deque)  # (time, bytes) of imports
+    throttled: list = field(default_factory=list)  # (time, error message)
+
+
+# Graph's 429 bodies: the Outlook limits name themselves; the request limit answers with the
+# generic body of https://learn.microsoft.com/graph/throttling ("Please retry again later.").
+OVER_CONCURRENCY = ("ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
+OVER_BYTES = ("ApplicationThrottled", "Application is over its IncomingBytes limit.")
+OVER_REQUESTS = ("TooManyRequests", "Please retry again later.")
+# Endpoints that address one mailbox: by its id (group 1 of the route), or by its user.
+_BY_MAILBOX_ID = ("folders.", "items.", "exportItems", "createImportSession", "importItem")
+_BY_USER = ("importMime", "messages.", "events.", "contacts.")
+
+
+def _retry_after(seconds: float) -> str:
+    """Seconds, rounded up to the hundredth: Graph sends whole seconds, but the windows of a
+    time-scaled test are a few seconds long (a client parses either as a number)."""
+    return f"{math.ceil(max(seconds, 0.01) * 100) / 100:g}"
+
+
+def _incoming_bytes(endpoint: str, body: bytes) -> int:
+    """The item bytes an import brings into the mailbox (what IncomingBytes counts)."""
+    try:
+        if endpoint == "importItem":
+            return len(base64.b64decode(json.loads(body)["Data"]))
+        if endpoint == "importMime":
+            return len(base64.b64decode(body))
+    except (ValueError, KeyError, TypeError):
+        pass
+    return 0
+
+
 @dataclass
 class App:
     client_id: str
@@ -329,6 +391,11 @@ class GraphServer:
         self.export_drops: Counter = Counter()  # item id -> export answers still to leave it out of
         self.in_flight = self.max_in_flight = 0
         self.latency = 0.0  # seconds added to every request, as a distant datacentre would
+        # Per-mailbox limits (enforce()); seconds each mailbox request keeps its slot.
+        self.limits: MailboxLimits | None = None
+        self.mailbox_time = 0.0
+        self.use: dict[tuple[str, str], MailboxUse] = {}  # (app client id, mailbox id) -> use
+        self.session_apps: dict[str, str] = {}  # import session authtoken -> app client id
         self.throttles: dict[str, list] = {}  # endpoint -> [remaining, retry_after]
         self.refusals: dict[str, list[GraphError]] = {}  # endpoint -> errors for its next calls
         self.delta_epoch = 1
@@ -405,6 +472,16 @@ class GraphServer:
         }
         self.domains[name.lower()] = records
         return records
+
+    def enforce(self, limits: MailboxLimits | None = None, mailbox_time: float = 0.0) -> None:
+        """From now on each app's requests to each mailbox are held to ``limits`` (Exchange
+        Online's by default); ``mailbox_time``: seconds each such request takes."""
+        self.limits, self.mailbox_time = limits or MailboxLimits(), mailbox_time
+
+    def mailbox_use(self, user: str) -> list[MailboxUse]:
+        """Every app's use of this user's mailbox."""
+        mailbox_id = self.users[user.lower()].id
+        return [use for (_, mailbox), use in self.use.items() if mailbox == mailbox_id]
 
     def throttle(self, endpoint: str, times: int, retry_after: float) -> None:
         """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
@@ -547,9 +624,11 @@ class GraphServer:
             known = known or match is not None
             if match and method == handler_method:
                 self.count(endpoint)
-                return getattr(self, "_" + endpoint.replace(".", "_"))(
-                    *match.groups(), query=query, headers=headers, body=body
-                )
+                key = self._mailbox_key(endpoint, match.groups(), query, headers)
+                with self._mailbox_turn(key, _incoming_bytes(endpoint, body)):
+                    return getattr(self, "_" + endpoint.replace(".", "_"))(
+                        *match.groups(), query=query, headers=headers, body=body
+                    )
         if known:
             # A method Microsoft documents no call for on this resource (PATCH on a mailboxItem):
             # 405 Method Not Allowed (https://learn.microsoft.com/graph/errors).
@@ -559,6 +638,68 @@ class GraphServer:
                 "Specified HTTP method is not allowed for the request target.",
             )
         raise GraphError(404, "BadRequest", f"Resource not found for the segment {path!r}.")
+
+    def _mailbox_key(self, endpoint, groups, query, headers) -> tuple[str, str] | None:
+        """(app, mailbox) a request counts against; None for requests to no mailbox, and for
+        ones the endpoint refuses anyway (no valid token or session, an unknown user)."""
+        if endpoint == "importItem":
+            app = self.session_apps.get(query.get("authtoken", ""))
+        else:
+            token = (headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            app = self.tokens.get(token, (None,))[0]
+            app = app and app.client_id
+        if endpoint.startswith(_BY_MAILBOX_ID):
+            mailbox = groups[0]
+        elif endpoint.startswith(_BY_USER):
+            mailbox = getattr(self.users.get(groups[0].lower()), "id", None)
+        else:
+            return None
+        return (app, mailbox) if app and mailbox else None
+
+    @contextmanager
+    def _mailbox_turn(self, key, size: int):
+        """Hold one of the mailbox's concurrent requests while the request runs, or refuse it
+        with 429 as Exchange Online does beyond a limit (``enforce``)."""
+        limits = self.limits
+        if key is None or limits is None:
+            yield
+            return
+        with self.lock:
+            use = self.use.setdefault(key, MailboxUse())
+            refusal = self._over(use, limits, size, time.monotonic())
+            if refusal:
+                use.throttled.append((time.time(), str(refusal)))
+                self.counts["throttled"] += 1
+                raise refusal
+            use.in_flight += 1
+            use.max_in_flight = max(use.max_in_flight, use.in_flight)
+            use.served += 1
+        try:
+            time.sleep(self.mailbox_time)
+            yield
+        finally:
+            with self.lock:
+                use.in_flight -= 1
+
+    @staticmethod
+    def _over(use: MailboxUse, limits: MailboxLimits, size: int, now: float):
+        """The 429 for a request beyond a limit, else None (and the request is counted)."""
+        while use.requests and use.requests[0] <= now - limits.request_window:
+            use.requests.popleft()
+        while use.uploads and use.uploads[0][0] <= now - limits.bytes_window:
+            use.uploads.popleft()
+        if use.in_flight >= limits.concurrency:
+            return _throttled(OVER_CONCURRENCY, limits.busy_retry_after)
+        uploaded = sum(n for _, n in use.uploads)
+        if size and uploaded and uploaded + size > limits.bytes:
+            wait = use.uploads[0][0] + limits.bytes_window - now
+            return _throttled(OVER_BYTES, wait)
+        if len(use.requests) >= limits.requests:
+            return _throttled(OVER_REQUESTS, use.requests[0] + limits.request_window - now)
+        use.requests.append(now)
+        if size:
+            use.uploads.append((now, size))
+        return None
 
     def _mailbox(self, mailbox_id: str) -> FakeMailbox:
         try:
@@ -763,6 +904,7 @@ class GraphServer:
         self.authorize(headers, "MailboxItem.ImportExport.All")
         self._mailbox(mailbox_id)
         authtoken = _b64url(uuid.uuid4().bytes + uuid.uuid4().bytes)
+        self.session_apps[authtoken] = self.bearer(headers).client_id
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
         self.import_sessions[authtoken] = (mailbox_id, expires.timestamp())
         return (
@@ -929,7 +1071,10 @@ class GraphServer:
                     "BadRequest",
                     f"Request {request['id']} has a body but no Content-Type header.",
                 )
-        responses = [self._batch_one(version, headers, request) for request in requests]
+        with ThreadPoolExecutor(BATCH_PARALLEL) as pool:
+            responses = list(
+                pool.map(lambda request: self._batch_one(version, headers, request), requests)
+            )
         return 200, {"responses": responses}, {}
 
     def _batch_one(self, version, headers, request) -> dict:
@@ -1031,6 +1176,11 @@ def _expanded(item: FakeItem, query: dict) -> dict:
 def _max_page_size(headers) -> int:
     match = re.search(r"odata\.maxpagesize=(\d+)", headers.get("Prefer", ""))
     return int(match.group(1)) if match else 0
+
+
+def _throttled(error: tuple[str, str], retry_after: float) -> GraphError:
+    code, message = error
+    return GraphError(429, code, message, {"Retry-After": _retry_after(retry_after)})
 
 
 class OAuthError(GraphError):
