@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
 from audit import log as audit
+from notices.services import missing_values
 from notices.tasks import queued_message, send_template
 from projects.access import get_mailbox_for_user, get_project_for_user
 from projects.cutover import ENDUSER_HELP
@@ -333,6 +334,11 @@ def mailbox_bulk_action(request, project_id):
     count = mailboxes.count()
     if not count:
         messages.error(request, "No mailbox selected: tick some rows or choose all filtered.")
+        return redirect(back)
+    action = form.cleaned_data["action"]
+    problem = action.startswith("notice_") and missing_values(project, action[len("notice_") :])
+    if problem:
+        messages.error(request, problem)
         return redirect(back)
     try:
         done = form.run(mailboxes, count)

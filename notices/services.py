@@ -49,6 +49,18 @@ def values_for(mailbox) -> dict:
     }
 
 
+def missing_values(project, kind: str) -> str:
+    """Why ``kind`` should not go out yet, or "": a message naming a cutover date that is not
+    set would tell every user "(not set yet)"."""
+    template = NoticeTemplate.of(project, kind)
+    if project.planned_cutover is None and "cutover_date" in template.subject + template.body:
+        return (
+            f"The “{template.subject}” message names the cutover date, which is not set yet: "
+            "set it on the project (Edit project) first, or take it out of the template."
+        )
+    return ""
+
+
 def compose(mailbox, kind: str) -> tuple[str, str, str]:
     template = NoticeTemplate.of(mailbox.project, kind)
     return texts.render(template.subject, template.body, values_for(mailbox))

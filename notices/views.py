@@ -12,7 +12,7 @@ from projects.views.cutover import post_after_access
 from . import texts
 from .forms import NoticeSettingsForm
 from .models import END_USER_KINDS, NoticeKind, NoticeSettings, NoticeTemplate
-from .services import compose
+from .services import compose, missing_values
 from .tasks import queued_message, send_on_commit, send_template
 
 
@@ -67,6 +67,10 @@ def notices_send(request, project):
     kind = request.POST.get("template")
     if kind not in NoticeKind.values or kind == NoticeKind.CONSULTANT:
         messages.error(request, "Choose which message to send.")
+        return redirect("notices_outbox", project.pk)
+    problem = missing_values(project, kind)
+    if problem:
+        messages.error(request, problem)
         return redirect("notices_outbox", project.pk)
     mailboxes = project.mailboxes.select_related("project")
     addresses = request.POST.get("addresses", "").split()

@@ -305,6 +305,11 @@ class TestSchedulesAndDns:
         ]
 
 
+def set_cutover(project):
+    """The 'planned' message names the cutover date: without one it is not sent."""
+    Project.objects.filter(pk=project.pk).update(planned_cutover=timezone.now())
+
+
 @pytest.mark.django_db
 class TestNotices:
     def test_sent_again(self, client, bob, project, mailboxes, django_capture_on_commit_callbacks):
@@ -330,6 +335,7 @@ class TestNotices:
     def test_sent_to_listed_mailboxes(
         self, client, bob, project, mailboxes, django_capture_on_commit_callbacks
     ):
+        set_cutover(project)
         client.force_login(bob)
         with django_capture_on_commit_callbacks():
             response = client.post(
@@ -346,6 +352,7 @@ class TestNotices:
 class TestCommands:
     def test_import_schedule_and_send_from_the_command_line(self, project, tmp_path, settings):
         settings.EMAIL_HOST = ""
+        set_cutover(project)
         users = tmp_path / "users.csv"
         users.write_text(
             "source_address,target_address,source_login,source_password\n"

@@ -3,15 +3,19 @@ chosen recipients with 550."""
 
 import os
 import re
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
+
+from projects.models import Project
 
 try:
     from aiosmtpd.controller import Controller
 except ImportError:  # pragma: no cover - CI installs the dev dependencies
     Controller = None
 
+CUTOVER = datetime(2027, 1, 9, 17, 0, tzinfo=UTC)
 PEOPLE = [
     ("ann@contoso.example", "Ann Archer"),
     ("ben@contoso.example", "Ben <b>Bold</b>"),
@@ -72,7 +76,10 @@ def smtp_server(settings):
 
 @pytest.fixture
 def users(project):
-    """Three end users, each with their own addresses and name (one name is markup)."""
+    """Three end users, each with their own addresses and name (one name is markup), in a
+    project whose cutover date is set: the messages name it."""
+    project.planned_cutover = CUTOVER
+    Project.objects.filter(pk=project.pk).update(planned_cutover=CUTOVER)
     return [
         project.mailboxes.create(
             source_address=address,
@@ -88,9 +95,9 @@ def eager_tasks():
     """The worker's part runs in this process: what it does is what is tested here."""
     from migrator.celery import app
 
-    app.conf.task_always_eager = True
+    saved, app.conf.task_always_eager = app.conf.task_always_eager, True
     yield
-    app.conf.task_always_eager = False
+    app.conf.task_always_eager = saved
 
 
 def link_in(message) -> str:

@@ -161,3 +161,40 @@ def test_settings_refuse_a_loopback_webhook_and_never_show_it(client, bob, setti
     choices = NoticeSettings.of(project)
     assert choices.webhook_url == "http://127.0.0.1:9/secret-hook" and choices.auto_copied
     assert "secret-hook" not in client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+class TestWithoutACutoverDate:
+    """A message naming the cutover date is not sent while none is set, from the command line,
+    the notifications page or the project page's bulk action; one that does not name it is."""
+
+    @pytest.fixture
+    def undated(self, project, users):
+        project.planned_cutover = None
+        project.save(update_fields=["planned_cutover"])
+        return project
+
+    def test_the_command_refuses_and_queues_nothing(self, undated, smtp_server):
+        out, error = run(undated.pk, "--template", "planned")
+        assert "names the cutover date, which is not set yet" in error
+        assert out == "" and not Notice.objects.exists() and smtp_server.messages == []
+
+    def test_the_pages_refuse_and_queue_nothing(self, client, bob, undated):
+        client.force_login(bob)
+        send = reverse("notices_send", args=[undated.pk])
+        page = client.post(send, {"template": "copied"}, follow=True).content.decode()
+        assert "names the cutover date, which is not set yet" in page
+        bulk = reverse("mailbox_bulk_action", args=[undated.pk])
+        data = {"action": "notice_planned", "scope": "filtered"}
+        page = client.post(bulk, data, follow=True).content.decode()
+        assert "names the cutover date, which is not set yet" in page
+        assert not Notice.objects.exists()
+
+    def test_a_template_without_the_date_is_sent(self, client, bob, undated, users):
+        client.force_login(bob)
+        template = reverse("notice_template", args=[undated.pk, "planned"])
+        client.post(template, {"subject": "Your move", "body": "Hi {{ name }}, soon."})
+        client.post(reverse("notices_send", args=[undated.pk]), {"template": "planned"})
+        assert sorted(Notice.objects.values_list("recipient", flat=True)) == sorted(
+            user.source_address for user in users
+        )

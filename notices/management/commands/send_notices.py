@@ -6,7 +6,7 @@ from audit import log as audit
 from projects.models import Project
 
 from ...models import END_USER_KINDS
-from ...services import TransientDelivery, deliver, queue_for
+from ...services import TransientDelivery, deliver, missing_values, queue_for
 
 
 class Command(BaseCommand):
@@ -22,6 +22,9 @@ class Command(BaseCommand):
         project = Project.objects.filter(pk=project_id).first()
         if project is None:
             raise CommandError(f"No project {project_id}.")
+        problem = missing_values(project, template)
+        if problem:
+            raise CommandError(problem, returncode=2)
         mailboxes = project.mailboxes.select_related("project").order_by("source_address")
         if mailbox:
             mailboxes = mailboxes.filter(source_address__in=mailbox)
