@@ -23,6 +23,7 @@ REGISTRY = {
     "maildir": "mailboxes.connectors.maildir:MaildirConnector",
     "ews": "mailboxes.connectors.ews:EwsConnector",
     "exchange_online": "mailboxes.connectors.graph:GraphConnector",
+    "google": "mailboxes.connectors.gmail:GmailConnector",
 }
 
 

@@ -84,6 +84,17 @@ SCHEMAS: dict[str, dict[str, Option]] = {
         ),
     },
     "maildir": dict(COMMON),
+    "google": {
+        **COMMON,
+        "ca_file": CA_FILE,
+        # Google: "Sending batches larger than 50 requests is not recommended."
+        "batch_size": Option(int, "messages downloaded per batch request", 50, 1, 50),
+        "page_size": Option(int, "message ids listed per request", 500, 1, 500),
+        "max_inline_wait": Option(float, "seconds of throttling waited in-process", 8.0, 0, 120),
+        "spool_dir": Option(
+            str, "folder on the worker where a message with several labels waits for its folders"
+        ),
+    },
 }
 
 

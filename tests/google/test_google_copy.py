@@ -1,0 +1,140 @@
+"""The engine copying Google Workspace mailboxes (the Gmail API server on loopback) into a
+maildir and into Dovecot: every message byte-identical in every folder its labels place it in,
+with read and flagged state and received date, each downloaded once; deltas from the history,
+an expired history id, and throttling."""
+
+import pytest
+
+from mailboxes.connectors.base import Endpoint
+from mailboxes.connectors.imap import ImapConnector
+from mailboxes.connectors.maildir import MaildirConnector
+from mailboxes.models import FolderJob, ItemError
+from tests.engine.conftest import make_mailbox, run_pass
+
+from .conftest import google_endpoint
+from .seed import USERS, expected, holdings, seed
+
+pytestmark = pytest.mark.django_db
+
+
+def maildir(root, user) -> MaildirConnector:
+    return MaildirConnector(Endpoint(kind="maildir", host=str(root)), user)
+
+
+@pytest.fixture
+def to_maildir(gmail, google_tenant, tmp_path):
+    """Three Gmail mailboxes and a maildir target: (boxes, {user: Mailbox row})."""
+    boxes = seed(gmail)
+    target = Endpoint(kind="maildir", host=str(tmp_path / "target"))
+    (tmp_path / "target").mkdir()
+    first = make_mailbox(google_tenant, target, USERS[0], USERS[0])
+    rows = {USERS[0]: first}
+    for user in USERS[1:]:
+        rows[user] = first.project.mailboxes.create(source_address=user, target_address=user)
+    return boxes, rows
+
+
+def downloads(gmail, box) -> dict:
+    return {m: gmail.gets[(box.address, m)] for m in box.messages}
+
+
+def test_google_to_maildir_places_each_message_in_every_label_folder_downloaded_once(
+    gmail, to_maildir, tmp_path
+):
+    boxes, rows = to_maildir
+    for user, row in rows.items():
+        done = run_pass(row, "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+        held = holdings(maildir(tmp_path / "target", user))
+        assert held == expected(boxes[user])
+        # Several labels, several folders, one download each.
+        assert sum(len(v) for v in held.values()) > len(boxes[user].messages)
+        assert set(downloads(gmail, boxes[user]).values()) == {1}
+    assert ItemError.objects.count() == 0
+
+
+def test_a_delta_follows_label_changes_new_mail_and_deletions(gmail, to_maildir, tmp_path):
+    boxes, rows = to_maildir
+    for row in rows.values():
+        run_pass(row, "full")
+    before = {user: expected(box) for user, box in boxes.items()}
+    ann, bo, cy = (boxes[user] for user in USERS)
+    inbox_only = next(m for m in ann.messages.values() if "INBOX" in m.labels)
+    ann.change_labels(inbox_only.id, add=["Receipts"])  # a new label: a new folder to fill
+    archived = next(m for m in bo.messages.values() if "INBOX" in m.labels)
+    bo.change_labels(archived.id, remove=sorted(archived.labels))  # archived: now All Mail
+    late = cy.add_message(b"Subject: late\r\n\r\narrived during cutover\r\n", ["INBOX", "Travel"])
+    gone = cy.add_message(b"Subject: gone\r\n\r\ndeleted before the delta\r\n", ["INBOX"])
+    cy.delete_message(gone.id)
+    old = next(iter(cy.messages.values()))
+    cy.delete_message(old.id)  # copied already: the target keeps its copy
+
+    for row in rows.values():
+        delta = run_pass(row, "delta")
+        assert (delta.state, delta.items_failed) == ("done", 0)
+    copied_ann = holdings(maildir(tmp_path / "target", USERS[0]))
+    assert [i[0] for i in copied_ann[("Receipts",)]] == [inbox_only.raw]
+    assert {k: v for k, v in copied_ann.items() if k != ("Receipts",)} == before[USERS[0]]
+    copied_bo = holdings(maildir(tmp_path / "target", USERS[1]))
+    assert archived.raw in [i[0] for i in copied_bo["archive"]]
+    copied_cy = holdings(maildir(tmp_path / "target", USERS[2]))
+    inbox = [i[0] for i in copied_cy["inbox"]]
+    assert late.raw in inbox and late.raw in [i[0] for i in copied_cy[("Travel",)]]
+    assert gone.raw not in inbox
+    assert (
+        sum(len(v) for v in copied_cy.values())
+        == sum(len(v) for v in before[USERS[2]].values()) + 2
+    )
+    assert gmail.gets[(cy.address, late.id)] == 1 and gmail.gets[(cy.address, gone.id)] == 0
+    assert ItemError.objects.count() == 0
+
+
+def test_an_expired_history_id_is_listed_again_without_duplicates(gmail, to_maildir, tmp_path):
+    boxes, rows = to_maildir
+    for row in rows.values():
+        run_pass(row, "full")
+    lates = {}
+    for user, box in boxes.items():
+        lates[user] = box.add_message(
+            f"Subject: late for {user}\r\n\r\nafter the history expired\r\n".encode(),
+            ["INBOX", "Work"],
+        )
+        box.expire_history()
+    for user, row in rows.items():
+        delta = run_pass(row, "delta")
+        assert (delta.state, delta.items_failed, delta.items_copied) == ("done", 0, 2)
+        assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
+        assert set(downloads(gmail, boxes[user]).values()) == {1}
+
+
+def test_google_to_dovecot_byte_identical_with_flags_and_dates(
+    gmail, google_tenant, dovecot_b, dovecot_user
+):
+    boxes = seed(gmail)
+    targets = {user: dovecot_user(dovecot_b) for user in USERS}
+    for user, target in targets.items():
+        row = make_mailbox(google_tenant, target.endpoint(), user, target.name)
+        done = run_pass(row, "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+    for user, target in targets.items():
+        with ImapConnector(target.endpoint(), target.name) as imap:
+            assert holdings(imap) == expected(boxes[user])
+        assert set(downloads(gmail, boxes[user]).values()) == {1}
+
+
+@pytest.mark.slow
+def test_a_mailbox_throttled_by_google_finishes_with_no_failed_item(gmail, tmp_path, settings):
+    """A per-user quota far below what the copy asks: Google's 429s are waited out."""
+    settings.COPY_RETRY_BASE_SECONDS = 0.01
+    gmail.set_quota(units=150, window=1.0)
+    boxes = seed(gmail, per_user=36)
+    source = google_endpoint(gmail, gmail.key, tmp_path / "spool", max_inline_wait=4.0)
+    (tmp_path / "target").mkdir()
+    target = Endpoint(kind="maildir", host=str(tmp_path / "target"))
+    for user in USERS:
+        row = make_mailbox(source, target, user, user)
+        done = run_pass(row, "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+        assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
+        assert gmail.refused[user] > 0
+    assert not FolderJob.objects.filter(state="failed").exists()
