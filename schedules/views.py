@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,14 +29,16 @@ def _errors(request, form) -> None:
             messages.error(request, f"{label}: {error}" if label else error)
 
 
-def _add(request, project, form, save, label: str):
-    """Save a valid ``form`` through ``save`` and say so, or say why not; back to the page."""
-    if form.is_valid():
-        added = save()
-        audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"{label}: {added}")
-        messages.success(request, f"{label}: {added}.")
-    else:
+def _add(request, project, form, save, label: str, name: str):
+    """Save a valid ``form`` through ``save``, say so and go back to the page; or say why not
+    on the page, the form ``name`` still holding what was typed."""
+    if not form.is_valid():
         _errors(request, form)
+        template = "schedules/card.html" if request.htmx else "schedules/page.html"
+        return render(request, template, card_context(project, **{name: form}), status=400)
+    added = save()
+    audit.record(request, project, audit.Action.SCHEDULE_ADDED, f"{label}: {added}")
+    messages.success(request, f"{label}: {added}.")
     return redirect("schedules", project.pk)
 
 
@@ -49,7 +53,8 @@ def _remove(request, project, rows, pk: int, label: str):
 @post_after_access
 def schedule_add(request, project):
     form = ScheduleForm(request.POST, project=project)
-    return _add(request, project, form, lambda: form.save(request.user), "Scheduled")
+    save = partial(form.save, request.user)
+    return _add(request, project, form, save, "Scheduled", "schedule_form")
 
 
 @post_after_access
@@ -60,7 +65,7 @@ def schedule_delete(request, project, schedule_id):
 @post_after_access
 def window_add(request, project):
     form = RunWindowForm(request.POST, instance=RunWindow(project=project))
-    return _add(request, project, form, form.save, "Run window added")
+    return _add(request, project, form, form.save, "Run window added", "window_form")
 
 
 @post_after_access

@@ -67,7 +67,8 @@ def for_project(upcoming: dict, project) -> str:
     return upcoming.get(project.pk, "")
 
 
-def card_context(project) -> dict:
+def card_context(project, **forms) -> dict:
+    """The card's rows and its two forms; ``forms`` carries a refused form back, as typed."""
     schedules = list(project.schedules.select_related("project"))
     counts = _counts([project.pk]).get(project.pk, {})
     for schedule in schedules:
@@ -79,4 +80,5 @@ def card_context(project) -> dict:
         "windows": list(project.run_windows.all()),
         "schedule_form": ScheduleForm(project=project),
         "window_form": RunWindowForm(),
+        **forms,
     }

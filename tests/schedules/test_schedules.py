@@ -1,5 +1,6 @@
 """Scheduled passes and run windows, driven by the beat tick with explicit times."""
 
+import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -145,6 +146,19 @@ class TestForms:
         page = client.post(url, {"starts": "20:00", "ends": "20:00"}, follow=True)
         assert "The window has no hours" in page.content.decode()
         assert not project.schedules.exists() and not project.run_windows.exists()
+
+    def test_a_refused_schedule_keeps_what_was_typed(self, client, bob, project):
+        client.force_login(bob)
+        url = reverse("schedule_add", args=[project.pk])
+        data = {"scope": "listed", "kind": "delta", "at": "2031-01-01T22:00", "daily": "on"}
+        response = client.post(url, {**data, "mailboxes": "ann@contoso.example"})
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "Set the project&#x27;s planned cutover" in page
+        assert 'value="2031-01-01T22:00"' in page and 'value="ann@contoso.example"' in page
+        assert '<option value="delta" selected>' in page
+        assert re.search(r'<input type="checkbox" name="daily"[^>]* checked', page)
+        assert not project.schedules.exists()
 
     def test_a_schedule_is_stored_in_the_project_time_zone(self, client, bob, project):
         project.time_zone = "Europe/Berlin"
