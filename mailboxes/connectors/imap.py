@@ -17,6 +17,7 @@ import base64
 import contextlib
 import email
 import email.policy
+import json
 import logging
 import re
 import socket
@@ -41,6 +42,7 @@ from .base import (
     TransientError,
     fingerprint,
 )
+from .oauth import token_source
 from .reach import connect
 from .roles import DEFAULT_ROLE_NAMES, IMAP_SPECIAL_USE, role_for_imap
 
@@ -67,6 +69,10 @@ _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n$")
 _CODE = re.compile(r"^\[([A-Z0-9.=-]+)(?: ([^\]]*))?\]")
 _ATOM = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
 _ROLE_ATTRIBUTES = {role: attribute for attribute, role in IMAP_SPECIAL_USE.items()}
+# OAuth2 SASL mechanisms in order of preference, and how each ends an exchange the server
+# refused (its error challenge must be answered before the tagged NO comes).
+OAUTH_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")
+OAUTH_ABORT = {"OAUTHBEARER": b"\1", "XOAUTH2": b""}
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Reply:
     text: str
     raw: list = field(default_factory=list)  # data responses as read: text, literal, text...
     codes: dict = field(default_factory=dict)  # response codes from untagged and tagged OK/NO
+    challenge: str = ""  # AUTHENTICATE: the server's last challenge (its error, for OAuth2)
     _parsed: list = field(default_factory=list, repr=False)
 
     @property
@@ -351,11 +358,15 @@ class ImapClient:
         found = reply.data("CAPABILITY")
         self.capabilities = {str(word).upper() for word in found[0]} if found else set()
 
-    def authenticate(self, mechanism: str, response: bytes) -> Reply:
-        """AUTHENTICATE with one client response (PLAIN, XOAUTH2); SASL-IR when offered."""
-        return self._guard(self._authenticate, mechanism, base64.b64encode(response))
+    def authenticate(self, mechanism: str, response: bytes, abort: bytes = b"") -> Reply:
+        """AUTHENTICATE with one client response (PLAIN, XOAUTH2, OAUTHBEARER); SASL-IR (RFC
+        4959) when offered. A challenge after the response is the server's error (XOAUTH2,
+        OAUTHBEARER: base64 JSON), kept in ``Reply.challenge`` and answered with ``abort``:
+        empty for XOAUTH2, a single %x01 for OAUTHBEARER (RFC 7628 §3.2.3)."""
+        encoded = base64.b64encode(response)
+        return self._guard(self._authenticate, mechanism, encoded, base64.b64encode(abort))
 
-    def _authenticate(self, mechanism: str, encoded: bytes) -> Reply:
+    def _authenticate(self, mechanism: str, encoded: bytes, abort: bytes) -> Reply:
         tag = self._next_tag()
         if "SASL-IR" in self.capabilities:
             self._sock.sendall(f"{tag} AUTHENTICATE {mechanism} ".encode() + encoded + b"\r\n")
@@ -365,16 +376,39 @@ class ImapClient:
             if early:
                 return early
             self._sock.sendall(encoded + b"\r\n")
+        challenge = ""
         while True:
             parts = self._read_parts()
             first, _, rest = parts[0].partition(" ")
-            if first == "+":  # an error challenge (XOAUTH2): an empty answer ends the exchange
-                self._sock.sendall(b"\r\n")
+            if first == "+":
+                challenge = rest
+                self._sock.sendall(abort + b"\r\n")
             elif first == tag:
                 word, _, text = rest.partition(" ")
-                reply = Reply(word.upper(), text)
+                reply = Reply(word.upper(), text, challenge=challenge)
                 _add_code(reply, text)
                 return reply
+
+
+def oauth_error(challenge: str) -> str:
+    """The server's words from an OAuth2 error challenge: base64 of a JSON object (RFC 7628
+    §3.2.2: ``status``, ``scope``, ``openid-configuration``; Gmail's XOAUTH2 sends the same
+    shape), as "status=invalid_token scope=...". Anything else is shown as sent."""
+    if not challenge:
+        return ""
+    try:
+        decoded = base64.b64decode(challenge, validate=True).decode()
+        fields = json.loads(decoded)
+    except ValueError:
+        return challenge
+    if not isinstance(fields, dict):
+        return decoded
+    return " ".join(f"{name}={value}" for name, value in fields.items())
+
+
+def _sasl_name(address: str) -> str:
+    # RFC 5801 §4 saslname: "," and "=" are written =2C and =3D.
+    return address.replace("=", "=3D").replace(",", "=2C")
 
 
 def _add_code(reply: Reply, text: str) -> None:
@@ -568,8 +602,8 @@ class ImapConnector(Connector):
     def _log_in(self) -> None:
         endpoint = self.endpoint
         if endpoint.auth_method == "oauth2":
-            raise ConnectorError("IMAP OAuth2 has no token source yet; use login_xoauth2(token)")
-        if endpoint.impersonation:
+            self._log_in_oauth2()
+        elif endpoint.impersonation:
             # RFC 4616: authenticate as the admin (authcid), act as the mailbox (authzid).
             self.login_plain(endpoint.impersonation, endpoint.secret, authzid=self.mailbox)
         elif "AUTH=PLAIN" in self.client.capabilities:
@@ -582,12 +616,42 @@ class ImapConnector(Connector):
         reply = self._client.authenticate("PLAIN", response)
         self._after_login(reply, user, authzid)
 
-    def login_xoauth2(self, token: str) -> None:
-        """Log in with an OAuth2 access token (Gmail, Microsoft 365); the caller gets the token."""
-        user = self.endpoint.username or self.mailbox
-        response = f"user={user}\1auth=Bearer {token}\1\1".encode()
-        reply = self._client.authenticate("XOAUTH2", response)
-        self._after_login(reply, user, "")
+    def _log_in_oauth2(self) -> None:
+        """The mailbox logs in with an access token from the tenant's token source (Microsoft
+        client credentials or a Google service account, ``oauth.token_source``). A token the
+        server refuses is dropped and a fresh one tried once: it may have been revoked, or
+        expired early by the server's clock, while the cache still holds it."""
+        tokens = token_source(self.endpoint, self.options)
+        mechanism = self._oauth_mechanism()
+        for attempt in (1, 2):
+            response = self._oauth_response(mechanism, tokens.token(self.mailbox))
+            reply = self._client.authenticate(mechanism, response, OAUTH_ABORT[mechanism])
+            if reply.ok or attempt == 2 or reply.code in ("UNAVAILABLE", "INUSE"):
+                break
+            tokens.forget(self.mailbox)
+        self._after_login(reply, self.mailbox, "", oauth=True)
+
+    def _oauth_mechanism(self) -> str:
+        """OAUTHBEARER, the standard (RFC 7628), when offered; else XOAUTH2, what Gmail and
+        Exchange Online document."""
+        for mechanism in OAUTH_MECHANISMS:
+            if f"AUTH={mechanism}" in self._client.capabilities:
+                return mechanism
+        offered = sorted(c for c in self._client.capabilities if c.startswith("AUTH="))
+        raise ConnectorError(
+            f"{self._client.where} offers no OAuth2 login (AUTH=OAUTHBEARER or AUTH=XOAUTH2); "
+            f"it offers {', '.join(offered) or 'no AUTHENTICATE mechanism'}"
+        )
+
+    def _oauth_response(self, mechanism: str, token: str) -> bytes:
+        if mechanism == "OAUTHBEARER":
+            # RFC 7628 §3.1: GS2 header naming the mailbox, then host, port and the token.
+            host, port = self._client.where.rsplit(":", 1)
+            gs2 = f"n,a={_sasl_name(self.mailbox)},"
+            return f"{gs2}\1host={host}\1port={port}\1auth=Bearer {token}\1\1".encode()
+        # XOAUTH2: https://developers.google.com/workspace/gmail/imap/xoauth2-protocol and the
+        # "SASL XOAUTH2" section of Microsoft's page cited in ``oauth``.
+        return f"user={self.mailbox}\1auth=Bearer {token}\1\1".encode()
 
     def _login(self, user: str, password: str) -> None:
         if "LOGINDISABLED" in self._client.capabilities:
@@ -595,12 +659,18 @@ class ImapConnector(Connector):
         reply = self._client.run("LOGIN ", Literal(user.encode()), " ", Literal(password.encode()))
         self._after_login(reply, user, "")
 
-    def _after_login(self, reply: Reply, user: str, authzid: str) -> None:
+    def _after_login(self, reply: Reply, user: str, authzid: str, oauth: bool = False) -> None:
         if not reply.ok:
             who = f"{user} acting for {authzid}" if authzid else user
+            if oauth:
+                who = f"{user} with the application's OAuth2 token"
             if reply.code in ("UNAVAILABLE", "INUSE"):
                 raise TransientError(f"IMAP login of {who} unavailable for now: {reply.text}")
-            raise AuthError(f"IMAP login refused for {who} on {self._client.where}: {reply.text}")
+            said = oauth_error(reply.challenge)
+            raise AuthError(
+                f"IMAP login refused for {who} on {self._client.where}: {reply.text}"
+                + (f" ({said})" if said else "")
+            )
         capability = reply.codes.get("CAPABILITY")
         if capability:
             self._client.capabilities = set(capability.upper().split())

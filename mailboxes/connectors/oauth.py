@@ -3,7 +3,11 @@
 - Microsoft Entra ID, client credentials, through msal
   (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow): one
   ``ConfidentialClientApplication`` per tenant and client in this process, so its token cache is
-  shared by every mailbox and msal hands out a new token before the cached one expires.
+  shared by every mailbox and msal hands out a new token before the cached one expires. Graph
+  asks for ``https://graph.microsoft.com/.default``; Exchange Online IMAP for
+  ``https://outlook.office365.com/.default`` with the ``IMAP.AccessAsApp`` application permission
+  (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-
+  imap-pop-smtp-application-by-using-oauth, "Use client credentials grant flow").
 
 It logs in through ``_LoginSession``, which connects only where the tenant's Reach allows.
 """
@@ -17,10 +21,13 @@ import threading
 import msal
 import requests
 
-from .base import AuthError, TransientError
+from .base import AuthError, ConnectorError, TransientError
 from .reach_http import ReachAdapter, adapter_class
 
 DEFAULT_LOGIN = "https://login.microsoftonline.com"
+# Exchange Online IMAP with client credentials: "https://outlook.office365.com/.default".
+OUTLOOK_SCOPE = "https://outlook.office365.com/.default"
+PROVIDERS = ("microsoft",)
 
 _apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 _registry_lock = threading.Lock()
@@ -108,3 +115,29 @@ def forget_tokens(app: msal.ConfidentialClientApplication) -> None:
     cache = app.token_cache
     for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
         cache.remove_at(entry)
+
+
+# -- token sources for a mailbox ------------------------------------------------------------
+
+
+class MicrosoftTokens:
+    """App-only tokens: one token serves every mailbox of the tenant; Exchange Online checks
+    the app's permission on the mailbox named in the SASL exchange."""
+
+    def __init__(self, endpoint, options: dict):
+        self._app = token_app(endpoint, options)
+        self._scope = options.get("scope") or OUTLOOK_SCOPE
+
+    def token(self, mailbox: str) -> str:
+        return client_token(self._app, self._scope)
+
+    def forget(self, mailbox: str) -> None:
+        forget_tokens(self._app)
+
+
+def token_source(endpoint, options: dict):
+    """The token source the ``oauth_provider`` option names (Microsoft by default)."""
+    provider = options.get("oauth_provider") or "microsoft"
+    if provider == "microsoft":
+        return MicrosoftTokens(endpoint, options)
+    raise ConnectorError(f"Unknown oauth_provider {provider!r}: use one of {', '.join(PROVIDERS)}.")

@@ -66,6 +66,17 @@ SCHEMAS: dict[str, dict[str, Option]] = {
         **COMMON,
         "timeout": Option(float, "seconds one IMAP read may take", 60.0, 0.1, 120),
         "disable": Option(list, 'capabilities to do without, e.g. ["MULTIAPPEND"]', []),
+        # OAuth2 tenants only (auth method OAuth2): who issues each mailbox's token.
+        "oauth_provider": Option(
+            str,
+            'OAuth2 token issuer: "microsoft" (client credentials)',
+            "microsoft",
+        ),
+        "scope": Option(
+            str,
+            "OAuth2 token scope; default https://outlook.office365.com/.default (Microsoft)",
+        ),
+        "ca_file": CA_FILE,
     },
     "ews": {
         **COMMON,

@@ -52,6 +52,7 @@ import pytest
 from mailboxes.connectors.base import Endpoint
 
 from . import PortTaken, in_use, require_binary, start_on_free_ports, wait_for_port
+from .token_introspection import TokenIntrospection
 
 MASTER_USER = "admin"
 MASTER_PASSWORD = "master-secret"
@@ -76,7 +77,7 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_master_user_separator = *
 mail_location = maildir:~/Maildir{layout}
 mail_save_crlf = yes
@@ -103,8 +104,8 @@ passdb {{
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/users/%u
-}}
-userdb {{
+{password_mechanisms}}}
+{oauth2_passdbs}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/home/%u
 }}
@@ -125,6 +126,45 @@ service anvil {{
   }}
 }}
 {imap_quota}"""
+
+
+# Dovecot 2.3's oauth2 passdb (https://doc.dovecot.org/2.3/configuration_manual/authentication/
+# oauth2/): one asking the introspection endpoint per token. Two of them: a delegated token
+# (Google's service account acting as the mailbox) must name the user logging in exactly; an
+# app-only token (Microsoft client credentials) names its organisation, so only the domain is
+# compared (``username_format = %d`` expands both the login and the answer's value).
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/{name}.conf.ext
+}}
+"""
+OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = {attribute}
+username_format = {format}
+active_attribute = active
+active_value = true
+timeout_msecs = 30000
+"""
+OAUTH2_CHECKS = (("oauth2-delegated", "username", "%Lu"), ("oauth2-app", "tenant_user", "%d"))
+
+
+def _oauth2_settings(root: Path, introspection_url: str) -> dict:
+    """Config pieces for OAuth2 logins: passwords still log in with PLAIN and LOGIN (the test
+    reads what the server holds with plain imaplib), tokens with XOAUTH2 and OAUTHBEARER."""
+    if not introspection_url:
+        return dict(oauth2_mechanisms="", password_mechanisms="", oauth2_passdbs="")
+    for name, attribute, format in OAUTH2_CHECKS:
+        conf = OAUTH2_CONF.format(url=introspection_url, attribute=attribute, format=format)
+        (root / f"{name}.conf.ext").write_text(conf)
+    return dict(
+        oauth2_mechanisms=" oauthbearer xoauth2",
+        password_mechanisms="  mechanisms = plain login\n",
+        oauth2_passdbs="".join(OAUTH2_PASSDB.format(root=root, name=n) for n, *_ in OAUTH2_CHECKS),
+    )
 
 
 @dataclass(frozen=True)
@@ -299,6 +339,7 @@ def start_dovecot(
     binary: str = "/usr/sbin/dovecot",
     special_use: dict[str, str] | None = None,
     quota: str = "",
+    oauth2_introspection_url: str = "",
 ) -> DovecotServer:
     """Start one Dovecot in ``root`` (created if needed) and wait until it accepts IMAP.
 
@@ -306,6 +347,8 @@ def start_dovecot(
     five of RFC 6154 that migrations map (Sent, Trash, Drafts, Junk, Archive).
     ``quota`` ("2M", "500k") limits every user's storage and offers the IMAP QUOTA extension
     (RFC 9208: GETQUOTAROOT); empty, storage is unlimited and QUOTA is not offered.
+    ``oauth2_introspection_url`` adds OAuth2 logins (AUTH=XOAUTH2 and AUTH=OAUTHBEARER), each
+    token checked by that RFC 7662 endpoint (``tests.servers.token_introspection``).
     """
     internal_user, login_user, uid, gid = _service_users()
     root.mkdir(parents=True, exist_ok=True)
@@ -338,6 +381,7 @@ def start_dovecot(
         if quota
         else "",
         fsync="never",
+        **_oauth2_settings(root, oauth2_introspection_url),
     )
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": tz}
 
@@ -404,6 +448,27 @@ def dovecot_pair():
     yield a, b
     a.stop()
     b.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def oauth2_dovecot():
+    """A Dovecot taking OAuth2 logins, each token checked by a token introspection endpoint
+    on loopback: (server, introspection). Tests say which token servers it trusts
+    (``introspection.trust_graph``...) and forget them afterwards."""
+    binary = require_binary("dovecot", "dovecot-imapd")
+    root = Path(tempfile.mkdtemp(prefix="mailferry-dovecot-oauth2-"))
+    introspection = TokenIntrospection().start()
+    try:
+        server = start_dovecot(
+            root, "oauth2", binary=binary, oauth2_introspection_url=introspection.url
+        )
+    except Exception:
+        introspection.stop()
+        raise
+    yield server, introspection
+    server.stop()
+    introspection.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
