@@ -1,3 +1,4 @@
+import json
 import zoneinfo
 
 from django import forms
@@ -158,6 +159,7 @@ KIND_FIELDS = {
         "verify_tls",
         "options",
     ),
+    K.GOOGLE: ("secret", "username", "endpoint", "verify_tls", "options"),
     K.MAILDIR: ("endpoint",),
 }
 # Everything that decides where and how the tenant is reached: a change makes the last
@@ -187,6 +189,7 @@ ENDPOINT_LABELS = {
         "Graph base URL",
         "Empty: Microsoft Graph (graph.microsoft.com); sovereign clouds: e.g. graph.microsoft.us.",
     ),
+    K.GOOGLE: ("Gmail API URL", "Empty: the Gmail API (gmail.googleapis.com)."),
     K.MAILDIR: (
         "Maildir folder",
         "A folder the worker can read and write: one maildir per mailbox address under it.",
@@ -196,6 +199,7 @@ SECRET_LABELS = {
     K.IMAP: "Password (of the master user, or shared by the mailboxes)",
     K.EWS: "Password or client secret",
     K.EXCHANGE_ONLINE: "Client secret",
+    K.GOOGLE: "Service account key (JSON)",
 }
 
 
@@ -204,6 +208,24 @@ class WriteOnlyTextarea(forms.Textarea):
 
     def format_value(self, value):
         return None
+
+
+def service_account_key_problem(text: str) -> str:
+    """Why ``text`` is not a Google service account's JSON key, or "" (checked on save so a
+    pasted client secret or PEM is caught before the first copy)."""
+    try:
+        key = json.loads(text)
+    except ValueError:
+        return "Paste the service account's JSON key file as it was downloaded (it is not JSON)."
+    missing = [
+        name
+        for name in ("client_email", "private_key", "token_uri")
+        if not isinstance(key, dict) or not key.get(name)
+    ]
+    if not isinstance(key, dict) or key.get("type") != "service_account" or missing:
+        what = f" (no {', '.join(missing)})" if missing else ""
+        return f"This is not a service account key{what}: create a JSON key for the account."
+    return ""
 
 
 def options_help(kind: str) -> str:
@@ -304,6 +326,18 @@ class TenantForm(forms.ModelForm):
             fields["secret"].label = SECRET_LABELS[self.kind]
         if "options" in fields:
             fields["options"].help_text = options_help(self.kind)
+        if self.kind == K.GOOGLE:
+            fields["secret"].widget = WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off"})
+            fields["secret"].help_text = (
+                "The JSON key file of a service account whose client id has domain-wide "
+                "delegation for https://www.googleapis.com/auth/gmail.readonly. Stored "
+                "encrypted, never shown; leave empty to keep the stored key."
+            )
+            fields["username"].label = "Connection test user"
+            fields["username"].help_text = (
+                "A user of the domain the connection test reads as (the service account acts "
+                "for each mailbox itself)."
+            )
         if self.kind == K.IMAP:
             fields["impersonation"].label = "Master user (impersonation)"
             fields["impersonation"].help_text = (
@@ -321,6 +355,10 @@ class TenantForm(forms.ModelForm):
         if kind in (K.IMAP, K.MAILDIR) and not cleaned.get("endpoint"):
             label = "IMAP host" if kind == K.IMAP else "maildir folder"
             self.add_error("endpoint", f"Give the {label}.")
+        if kind == K.GOOGLE and cleaned.get("secret"):
+            problem = service_account_key_problem(cleaned["secret"])
+            if problem:
+                self.add_error("secret", problem)
         if "options" in cleaned:
             try:
                 read_options(kind, cleaned["options"] or {})

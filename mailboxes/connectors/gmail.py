@@ -416,6 +416,11 @@ class GmailConnector(Connector):
         raise ConnectorError(SOURCE_ONLY)
 
     def check(self) -> str:
+        if not self.mailbox:
+            raise ConnectorError(
+                "The service account acts for one user at a time: give the tenant a connection "
+                "test user, or add a mailbox first."
+            )
         profile = self._get("profile", "read the mailbox profile")
         labels = self.labels(refresh=True)
         return (
