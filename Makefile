@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests keep their database, broker folder and artifacts apart from a running `make run`.
 TEST_ENV := MAILFERRY_VAR_DIR=$(CURDIR)/var/test
 
-.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck bench-verify
+.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck bench-verify bench-google
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,6 @@ bench-dnscheck: $(STAMP)
 
 bench-verify: $(STAMP)
 	$(TEST_ENV) $(BIN)/python scripts/bench_verify.py
+
+bench-google: $(STAMP)
+	$(TEST_ENV) $(BIN)/python scripts/bench_google.py

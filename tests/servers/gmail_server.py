@@ -685,6 +685,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        with self.gmail.lock:
+            self.gmail.counts["http"] += 1  # every HTTPS request, batch envelopes and tokens too
         try:
             status, headers, payload = self.gmail.dispatch(method, self.path, self.headers, body)
         except GoogleError as error:
