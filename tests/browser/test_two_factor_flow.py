@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def code(secret: str, steps_ahead: int = 0) -> str:

@@ -7,7 +7,7 @@ from mailboxes.models import Mailbox
 from tests.conftest import make_project
 from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

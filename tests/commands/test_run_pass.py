@@ -201,6 +201,7 @@ def test_an_unknown_project_is_a_usage_error(db):
     assert (refused.code, refused.message) == (2, "There is no project 999.")
 
 
+@pytest.mark.slow
 def test_through_a_running_worker(tmp_path, dovecot_a, dovecot_b, celery_worker_process):
     project_id = create_project(imap_url(dovecot_a), imap_url(dovecot_b))
     users = [(account(dovecot_a), account(dovecot_b)) for _ in range(3)]

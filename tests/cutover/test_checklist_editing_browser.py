@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from tests.dnscheck.zones import DOMAIN, IMAP, IMAP_HOST, zone
 from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 OWN_STEP = "Call the old provider's support"
 

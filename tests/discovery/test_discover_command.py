@@ -49,6 +49,7 @@ def test_discover_refuses_an_unknown_mailbox(scene):
     assert result.code == 2 and "no mailbox nobody@old.example" in result.message
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_discover_through_a_running_worker(scene, celery_worker_process):
     ann, ben, cid = scene.mailboxes

@@ -2,7 +2,6 @@
 pass started meanwhile is saved, said to wait, and starts once the broker is back."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from mailboxes import services
@@ -10,7 +9,8 @@ from mailboxes.models import CopiedItem, MailboxPass
 from tests.engine.conftest import make_mailbox
 from tests.engine.messages import bulk
 from tests.engine.snapshots import snapshot
-from tests.servers.worker import Worker, wait_until
+from tests.rendered import messages
+from tests.servers.worker import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,11 +24,6 @@ WORKER_ENV = {
     "COPY_SWEEP_SECONDS": "1",
     "COPY_QUEUE_GRACE_SECONDS": "4",
 }
-
-
-def worker_with_beat(tmp_path, broker) -> Worker:
-    worker = Worker(tmp_path / "worker", broker_url=broker.url, extra_env=WORKER_ENV)
-    return worker.start(args=("--beat", "-s", str(tmp_path / "beat-schedule")))
 
 
 def finished(mailbox_pass, worker, timeout=120):
@@ -49,54 +44,48 @@ def assert_copied_once(source, target, count):
 
 
 def test_worker_survives_a_redis_restart_mid_copy(
-    tmp_path, redis_broker, dovecot_a, dovecot_b, dovecot_user
+    redis_broker, start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(COUNT))
     mailbox = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
-    worker = worker_with_beat(tmp_path, redis_broker)
-    try:
-        (mailbox_pass,) = services.start_passes([mailbox], "full")
-        wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
-        redis_broker.stop()
-        assert CopiedItem.objects.count() < COUNT
-        wait_until(  # the worker notices its connection is gone before Redis is back
-            lambda: "Connection to broker lost" in worker.log(),
-            timeout=30,
-            message=lambda: worker.log()[-3000:],
-        )
-        redis_broker.start()
-        finished(mailbox_pass, worker)
-        assert worker.proc.poll() is None, worker.log()[-4000:]
-    finally:
-        worker.stop()
-    assert "Connection to broker lost" in worker.log()
+    # Asked for after redis_broker, the worker stops before Redis does.
+    worker = start_worker("worker", broker_url=redis_broker.url, env=WORKER_ENV, beat=True)
+    (mailbox_pass,) = services.start_passes([mailbox], "full")
+    wait_until(lambda: CopiedItem.objects.count() >= 30, timeout=60)
+    redis_broker.stop()
+    assert CopiedItem.objects.count() < COUNT
+    wait_until(  # the worker notices its connection is gone before Redis is back
+        lambda: "Connection to broker lost" in worker.log(),
+        timeout=60,
+        message=lambda: worker.log()[-3000:],
+    )
+    redis_broker.start()
+    finished(mailbox_pass, worker)
+    assert worker.proc.poll() is None, worker.log()[-4000:]
     assert_copied_once(source, target, COUNT)
 
 
 def test_pass_started_while_the_broker_is_down_starts_when_it_is_back(
-    client, alice, tmp_path, redis_broker, dovecot_a, dovecot_b, dovecot_user
+    client, alice, redis_broker, start_worker, dovecot_a, dovecot_b, dovecot_user
 ):
     source, target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
     source.load("INBOX", bulk(20))
     mailbox = make_mailbox(source.endpoint(), target.endpoint(), source.name, target.name)
     mailbox.project.members.add(alice)
-    worker = worker_with_beat(tmp_path, redis_broker)
-    try:
-        redis_broker.stop()
-        client.force_login(alice)
-        response = client.post(
-            reverse("mailbox_bulk_action", args=[mailbox.project_id]),
-            {"action": "full", "scope": "selected", "selected": [mailbox.pk]},
-        )
-        assert response.status_code == 302
-        said = [str(message) for message in get_messages(response.wsgi_request)]
-        assert any(services.QUEUE_DOWN in message for message in said), said
-        (mailbox_pass,) = MailboxPass.objects.filter(mailbox=mailbox)
-        assert mailbox_pass.state == "planning"
+    worker = start_worker("worker", broker_url=redis_broker.url, env=WORKER_ENV, beat=True)
+    redis_broker.stop()
+    client.force_login(alice)
+    response = client.post(
+        reverse("mailbox_bulk_action", args=[mailbox.project_id]),
+        {"action": "full", "scope": "selected", "selected": [mailbox.pk]},
+        follow=True,
+    )
+    said = [text for _, text in messages(response)]
+    assert any(services.QUEUE_DOWN in message for message in said), said
+    (mailbox_pass,) = MailboxPass.objects.filter(mailbox=mailbox)
+    assert mailbox_pass.state == "planning"
 
-        redis_broker.start()
-        finished(mailbox_pass, worker, timeout=90)
-    finally:
-        worker.stop()
+    redis_broker.start()
+    finished(mailbox_pass, worker, timeout=90)
     assert_copied_once(source, target, 20)

@@ -1,11 +1,10 @@
 """A consultant in a real browser: edits the 'planned' message and previews it, sends it to two
 of three mailboxes from the project page, reads both in the outbox (kept there by a real worker:
 no mail server is set) with each user's own working link, then schedules a delta and sees
-"next: ..." on the project page and the dashboard. Screenshots go to /tmp/ui14-shots/."""
+"next: ..." on the project page and the dashboard. Screenshots go to test-artifacts/."""
 
 import re
 from datetime import timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,34 +12,28 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from notices.models import Notice
-from tests.servers.worker import Worker, wait_until
+from tests.servers.chromium import log_in
+from tests.servers.worker import wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = Path("/tmp/ui14-shots")
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page, base_url):
-    page.goto(f"{base_url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "password-alice")
-    page.click("button[type=submit]")
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_template_preview_bulk_send_outbox_and_schedule(
-    live_server, settings, project, users, browser_context, chromium, tmp_path, request
+    live_server,
+    settings,
+    project,
+    users,
+    browser_context,
+    chromium,
+    start_worker,
+    screenshot,
+    request,
 ):
     settings.SITE_URL = live_server.url
     settings.EMAIL_HOST = ""  # make run: kept in the outbox
     project.time_zone = "Europe/Berlin"
     project.save()
-    worker = Worker(tmp_path / "worker", extra_env={"EMAIL_HOST": ""}).start()
-    request.addfinalizer(worker.stop)
+    worker = start_worker("worker", env={"EMAIL_HOST": ""})
     ann, ben, cat = users
     page = browser_context.new_page()
     log_in(page, live_server.url)
@@ -54,7 +47,7 @@ def test_template_preview_bulk_send_outbox_and_schedule(
     expect(page.get_by_text("Template saved.")).to_be_visible()
     expect(page.locator(".notice-html strong")).to_have_text("Ann Archer")
     expect(page.get_by_text(f"Ann Archer: your move to {ann.target_address}")).to_be_visible()
-    shot(page, "1-template-preview")
+    screenshot(page, "1-template-preview")
 
     page.get_by_role("link", name="Notifications of Contoso").click()
     page.get_by_role("link", name="Contoso").first.click()
@@ -63,7 +56,7 @@ def test_template_preview_bulk_send_outbox_and_schedule(
     page.select_option("#bulk-action", "notice_planned")
     page.get_by_role("button", name="Apply to mailboxes").click()
     expect(page.get_by_text("'planned' message queued for 2 mailboxes.")).to_be_visible()
-    shot(page, "2-bulk-sent")
+    screenshot(page, "2-bulk-sent")
 
     wait_until(
         lambda: Notice.objects.filter(state=Notice.State.KEPT).count() == 2,
@@ -75,7 +68,7 @@ def test_template_preview_bulk_send_outbox_and_schedule(
     expect(rows).to_have_count(2)
     expect(rows.filter(has_text="Kept in the outbox")).to_have_count(2)
     expect(page.locator("table")).not_to_contain_text(ben.source_address)
-    shot(page, "3-outbox")
+    screenshot(page, "3-outbox")
 
     enduser = chromium.new_context()
     request.addfinalizer(enduser.close)
@@ -103,10 +96,10 @@ def test_template_preview_bulk_send_outbox_and_schedule(
     expect(page.get_by_text("Scheduled: Delta for all mailboxes.")).to_be_visible()
     expected = "delta for 3 mailboxes, tomorrow 22:00"
     expect(page.locator("#schedules")).to_contain_text(f"Next: {expected}")
-    shot(page, "4-schedules")
+    screenshot(page, "4-schedules")
     page.get_by_role("link", name="Contoso").first.click()
     expect(page.locator("#schedules-link")).to_contain_text(f"next: {expected}")
-    shot(page, "5-project-page")
+    screenshot(page, "5-project-page")
     page.goto(f"{live_server.url}/")
     expect(page.locator("[data-next-schedule]")).to_have_text(f"next: {expected}")
-    shot(page, "6-dashboard")
+    screenshot(page, "6-dashboard")

@@ -177,6 +177,7 @@ def three_users(dovecot_a, dovecot_b, dovecot_user, alice, bob):
     return project, users
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_tests_each_mailbox_on_dovecot(client, bob, three_users, start_worker):
     project, users = three_users

@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from projects.models import Tenant
 from projects.tasks import check_tenant
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 from .helpers import recorded_check
 
@@ -17,12 +18,14 @@ class TestTenantCheckView:
         self, client, bob, project, django_capture_on_commit_callbacks
     ):
         client.force_login(bob)
-        with django_capture_on_commit_callbacks() as callbacks:
+        purge_filesystem_broker()
+        with django_capture_on_commit_callbacks(execute=True):
             response = client.post(url(project), headers={"HX-Request": "true"})
         assert response.status_code == 200
         assert b"Testing the connection" in response.content
         assert b'hx-trigger="every 1s"' in response.content
-        assert len(callbacks) == 1
+        # Once committed, the source's test waits in the broker for a worker, nothing else.
+        assert queued_tasks() == [("projects.tasks.check_tenant", [project.source.pk], {})]
         project.source.refresh_from_db()
         assert project.source.check_pending
 
@@ -70,6 +73,7 @@ def configure_missing_maildir(tenant, tmp_path):
     tenant.save()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path, start_worker):
     """Embedded default: the web process only queues; a separate worker process runs the test."""
@@ -83,6 +87,7 @@ def test_web_request_is_done_by_a_worker_process(client, bob, project, tmp_path,
     assert "projects.tasks.check_tenant" in worker.log()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_worker_on_redis_broker(project, tmp_path, redis_url, start_worker):
     """Production broker: a task published to a real Redis is run by a worker reading it."""

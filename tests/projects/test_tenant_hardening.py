@@ -179,6 +179,7 @@ def connections_received(port: int) -> int:
     return int(line.split(b":")[1])
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_never_connects_to_the_apps_redis(client, bob, project, redis_url, start_worker):
     """ "Test connection" with local endpoints off, the IMAP host being the test Redis: the

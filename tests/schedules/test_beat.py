@@ -1,7 +1,6 @@
 """Schedules and run windows driven by a real worker running beat (``celery worker --beat``, as
 scripts/run.sh runs it), with no call from the test: what beat does is what is tested."""
 
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,11 +9,12 @@ from django.utils import timezone
 from mailboxes import engine, services
 from mailboxes.models import Mailbox, MailboxPass
 from schedules.models import RunWindow, Schedule
-from tests.servers.worker import Worker, wait_until
+from tests.servers.worker import wait_until
 from tests.verification.conftest import add_mailbox, expunge, imap_project, unique_messages
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BEAT_EVERY_SECOND = {"SCHEDULES_TICK_SECONDS": "1"}
+TICK_DONE = "Task schedules.tasks.run_schedules["  # a tick the worker ran (and logs the end of)
 
 
 def three_mailboxes(dovecot_a, dovecot_b, dovecot_user, name: str, count: int, folder="INBOX"):
@@ -32,26 +32,39 @@ def states(project) -> list[str]:
     return sorted(project.mailboxes.values_list("state", flat=True))
 
 
-def test_a_schedule_survives_a_restart_and_fires_once(dovecot_a, dovecot_b, dovecot_user, tmp_path):
+def ticks_run(worker) -> int:
+    return sum(1 for line in worker.log().splitlines() if TICK_DONE in line and "succeeded" in line)
+
+
+def wait_for_ticks(worker, more: int) -> None:
+    """Until beat's tick has run ``more`` times after now: proof that they happened, where a
+    fixed sleep only hopes so on a loaded machine."""
+    goal = ticks_run(worker) + more
+    wait_until(
+        lambda: ticks_run(worker) >= goal,
+        timeout=60,
+        message=lambda: f"beat ran fewer than {more} more ticks:\n{worker.log()[-3000:]}",
+    )
+
+
+def test_a_schedule_survives_a_restart_and_fires_once(
+    dovecot_a, dovecot_b, dovecot_user, start_worker
+):
     project, users = three_mailboxes(dovecot_a, dovecot_b, dovecot_user, "restart", 4)
-    worker = Worker(tmp_path / "worker-var", extra_env=BEAT_EVERY_SECOND)
-    worker.start(beat=True)
+    worker = start_worker("worker-var", env=BEAT_EVERY_SECOND, beat=True)
     schedule = Schedule.objects.create(
         project=project, kind="full", run_at=timezone.now() + timedelta(seconds=6)
     )
     worker.stop()  # worker and beat go; nothing of the schedule lives in either
     assert Schedule.objects.get(pk=schedule.pk).fired_at is None
-    time.sleep(max(0.0, (schedule.run_at - timezone.now()).total_seconds()) + 1)
+    wait_until(lambda: timezone.now() > schedule.run_at, timeout=60)
     worker.start(beat=True)  # it came due while they were down
-    try:
-        wait_until(
-            lambda: states(project) == [Mailbox.State.DONE] * 3,
-            timeout=60,
-            message=lambda: f"{states(project)} {Schedule.objects.filter(pk=schedule.pk).values()}",
-        )
-        time.sleep(3)  # three more ticks: none fires it again
-    finally:
-        worker.stop()
+    wait_until(
+        lambda: states(project) == [Mailbox.State.DONE] * 3,
+        timeout=60,
+        message=lambda: f"{states(project)} {Schedule.objects.filter(pk=schedule.pk).values()}",
+    )
+    wait_for_ticks(worker, 3)  # none fires it again
     schedule.refresh_from_db()
     assert schedule.times_fired == 1 and schedule.run_at is None
     assert schedule.last_result == "Full pass started for 3 mailboxes."
@@ -60,22 +73,21 @@ def test_a_schedule_survives_a_restart_and_fires_once(dovecot_a, dovecot_b, dove
         assert target.holdings().folders["INBOX"] == source.holdings().folders["INBOX"]
 
 
-def test_a_scheduled_verification_runs_in_the_worker(dovecot_a, dovecot_b, dovecot_user, tmp_path):
+def test_a_scheduled_verification_runs_in_the_worker(
+    dovecot_a, dovecot_b, dovecot_user, start_worker
+):
     project, users = three_mailboxes(dovecot_a, dovecot_b, dovecot_user, "verify", 5)
     scheduler = engine.InlineScheduler("test:copy")
     services.start_passes([m for m, _, _ in users], "full", scheduler=scheduler)
     scheduler.run()
     expunge(users[1][2], "INBOX", 2)  # two of the second user's messages go from the target
     Schedule.objects.create(project=project, kind="verify", run_at=timezone.now())
-    worker = Worker(tmp_path / "worker-var", extra_env=BEAT_EVERY_SECOND).start(beat=True)
-    try:
-        wait_until(
-            lambda: not project.mailboxes.filter(verified__isnull=True).exists(),
-            timeout=60,
-            message=lambda: worker.log()[-3000:],
-        )
-    finally:
-        worker.stop()
+    worker = start_worker("worker-var", env=BEAT_EVERY_SECOND, beat=True)
+    wait_until(
+        lambda: not project.mailboxes.filter(verified__isnull=True).exists(),
+        timeout=60,
+        message=lambda: worker.log()[-3000:],
+    )
     found = dict(project.mailboxes.values_list("pk", "items_missing"))
     verified = dict(project.mailboxes.values_list("pk", "verified"))
     (first, _, _), (second, _, _), (third, _, _) = users
@@ -93,9 +105,8 @@ def window_around(window: RunWindow, now: datetime, open_: bool) -> None:
     window.save()
 
 
-@pytest.mark.slow
 def test_a_window_pauses_and_resumes_a_long_pass_in_the_worker(
-    dovecot_a, dovecot_b, dovecot_user, tmp_path
+    dovecot_a, dovecot_b, dovecot_user, start_worker
 ):
     project, users = three_mailboxes(
         dovecot_a, dovecot_b, dovecot_user, "long", 200, folder="Archive"
@@ -109,32 +120,29 @@ def test_a_window_pauses_and_resumes_a_long_pass_in_the_worker(
     # resume (seen here once in three runs); the stalled-job sweep brings it back after its
     # lease, 90 s by default, so short leases keep this test short.
     env |= {"COPY_LEASE_SECONDS": "5", "COPY_SWEEP_SECONDS": "1"}
-    worker = Worker(tmp_path / "worker-var", extra_env=env).start(beat=True)
-    try:
-        services.start_passes([m for m, _, _ in users], "full")
-        wait_until(
-            lambda: project.mailboxes.filter(items_copied__gt=0).exists(),
-            timeout=60,
-            message=lambda: f"nothing copied: {states(project)}\n{worker.log()[-3000:]}",
-        )
-        window_around(window, timezone.now(), open_=False)
-        wait_until(
-            lambda: states(project) == [Mailbox.State.PAUSED] * 3,
-            timeout=30,
-            message=lambda: f"not paused: {states(project)}",
-        )
-        held = [target.holdings().messages for _, _, target in users]
-        assert sum(held) < sum(source.holdings().messages for _, source, _ in users)
-        time.sleep(3)  # closed: three ticks, nothing copied
-        assert [target.holdings().messages for _, _, target in users] == held
-        window_around(window, timezone.now(), open_=True)
-        wait_until(
-            lambda: states(project) == [Mailbox.State.DONE] * 3,
-            timeout=120,
-            message=lambda: f"not resumed: {states(project)}\n{worker.log()[-3000:]}",
-        )
-    finally:
-        worker.stop()
+    worker = start_worker("worker-var", env=env, beat=True)
+    services.start_passes([m for m, _, _ in users], "full")
+    wait_until(
+        lambda: project.mailboxes.filter(items_copied__gt=0).exists(),
+        timeout=60,
+        message=lambda: f"nothing copied: {states(project)}\n{worker.log()[-3000:]}",
+    )
+    window_around(window, timezone.now(), open_=False)
+    wait_until(
+        lambda: states(project) == [Mailbox.State.PAUSED] * 3,
+        timeout=60,
+        message=lambda: f"not paused: {states(project)}",
+    )
+    held = [target.holdings().messages for _, _, target in users]
+    assert sum(held) < sum(source.holdings().messages for _, source, _ in users)
+    wait_for_ticks(worker, 3)  # closed: three ticks, nothing copied
+    assert [target.holdings().messages for _, _, target in users] == held
+    window_around(window, timezone.now(), open_=True)
+    wait_until(
+        lambda: states(project) == [Mailbox.State.DONE] * 3,
+        timeout=120,
+        message=lambda: f"not resumed: {states(project)}\n{worker.log()[-3000:]}",
+    )
     assert "run window closed: paused" in worker.log() and "run window open" in worker.log()
     for _, source, target in users:
         # Every message exactly once: duplicates would show in the sorted lists.

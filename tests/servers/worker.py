@@ -83,6 +83,8 @@ class Worker:
         if beat:
             command += ["--beat", f"--schedule={self.var_dir / 'beat-schedule'}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        # A restarted worker appends to the same log: only a "ready." after this point counts.
+        self._log_start = log.tell()
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -99,7 +101,7 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if b"ready." in self.log_path.read_bytes():
+            if b"ready." in self.log_path.read_bytes()[self._log_start :]:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")

@@ -9,7 +9,7 @@ from mailboxes.models import MailboxPass
 from tests.conftest import make_project
 from tests.servers.chromium import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 FORGED_POST = """async (url) => {
     const headers = JSON.parse(document.body.getAttribute("hx-headers"));

@@ -15,7 +15,7 @@ from tests.servers.worker import wait_until
 
 from .conftest import add_mailbox, expunge, imap_project, run, unique_messages, verify_lines
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def settled(mailboxes, verified=True):
