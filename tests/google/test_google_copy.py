@@ -138,3 +138,26 @@ def test_a_mailbox_throttled_by_google_finishes_with_no_failed_item(gmail, tmp_p
         assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
         assert gmail.refused[user] > 0
     assert not FolderJob.objects.filter(state="failed").exists()
+
+
+def test_a_delta_gives_copies_the_read_and_starred_state_they_have_now(gmail, to_maildir, tmp_path):
+    boxes, rows = to_maildir
+    for row in rows.values():
+        run_pass(row, "full")
+    changed = {}
+    for user, box in boxes.items():
+        unread = next(m for m in box.messages.values() if "UNREAD" in m.labels)
+        starred = next(m for m in box.messages.values() if "STARRED" in m.labels)
+        box.change_labels(unread.id, remove=["UNREAD"], add=["STARRED"])
+        box.change_labels(starred.id, remove=["STARRED"])
+        changed[user] = (unread, starred)
+    for user, row in rows.items():
+        delta = run_pass(row, "delta")
+        assert (delta.state, delta.items_copied, delta.items_failed) == ("done", 0, 0)
+        held = holdings(maildir(tmp_path / "target", user))
+        assert held == expected(boxes[user])
+        unread, starred = changed[user]
+        flags = {data: f for entries in held.values() for data, f, _ in entries}
+        assert (
+            flags[unread.raw] == {"\\Seen", "\\Flagged"} and "\\Flagged" not in flags[starred.raw]
+        )

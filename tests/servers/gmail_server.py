@@ -305,6 +305,7 @@ class GmailServer:
         self.refused: Counter = Counter()  # user -> calls refused for quota
         self.spent: dict[str, deque] = {}  # user -> (time, units) within the window
         self.units: Counter = Counter()  # user -> units spent in all
+        self.latency = 0.0  # seconds added to every request, as a distant datacentre would
         self.lock = threading.Lock()
         self.httpd: ThreadingHTTPServer | None = None
 
@@ -687,6 +688,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         with self.gmail.lock:
             self.gmail.counts["http"] += 1  # every HTTPS request, batch envelopes and tokens too
+        time.sleep(self.gmail.latency)
         try:
             status, headers, payload = self.gmail.dispatch(method, self.path, self.headers, body)
         except GoogleError as error:
