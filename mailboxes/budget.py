@@ -5,25 +5,30 @@ the requests in a window and the bytes imported in a window, and answers 429 bey
 per-process semaphore lets N workers send N times what is allowed; a budget keeps the count where
 all workers see it: in Redis when the broker is Redis, in the database otherwise.
 
-A granted request holds a slot until it ends, or until its lease runs out when the process holding
-it died. The windows are sliding, kept as ten buckets each, so a burst at a window's edge is not
-counted twice.
+A granted request holds a slot (a batch several) until it ends, or until its lease runs out when
+the process holding it died. The windows are sliding, kept as forty buckets each, so a burst at
+a window's edge is not counted twice. A bucket counts until a whole window and one more bucket
+have passed since its end: a request leaves our count at least a bucket after it leaves the
+service's exact window (which starts when it arrives there, a little after we counted it), so
+what we send never meets a window the service still sees full. That costs at most two buckets,
+5 % of the window.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from .models import BudgetState
 
-BUCKETS_PER_WINDOW = 10
+BUCKETS_PER_WINDOW = 40
 # A slot whose holder died frees itself after this long; longer than any one request may take.
 SLOT_LEASE_SECONDS = 360.0
 # How long a refused caller waits before it asks again when a slot, not a window, is the limit.
@@ -61,7 +66,11 @@ class Usage:
 
 
 class BudgetExhausted(Exception):
-    """No slot came free within the caller's patience."""
+    """No slot came free within the caller's patience; ``wait``: what the budget last said."""
+
+    def __init__(self, message: str, wait: float = 0.0):
+        super().__init__(message)
+        self.wait = wait
 
 
 class Budget:
@@ -73,23 +82,31 @@ class Budget:
         self.store = store or default_store()
 
     @contextmanager
-    def request(self, size: int = 0, patience: float = 3600.0):
-        """Hold one request's slot (and count ``size`` bytes) for the ``with`` block."""
-        token = self.acquire(size, patience)
+    def request(self, size: int = 0, patience: float = 3600.0, requests: int = 1, slots: int = 1):
+        """Hold a request's slot for the ``with`` block, counting ``size`` bytes; a batch counts
+        ``requests`` requests and holds ``slots`` slots (as many as the service runs at once)."""
+        slots = self._slots(slots)
+        token = self.acquire(size, patience, requests, slots)
         try:
             yield
         finally:
-            self.store.release(self.key, token)
+            self.store.release(self.key, token, slots)
 
-    def acquire(self, size: int = 0, patience: float = 3600.0) -> str:
+    def _slots(self, slots: int) -> int:
+        return min(slots, self.limits.concurrency) if self.limits.concurrency else slots
+
+    def acquire(self, size=0, patience=3600.0, requests: int = 1, slots: int = 1) -> str:
         token = uuid.uuid4().hex
+        slots = self._slots(slots)
         deadline = time.monotonic() + patience
         while True:
-            wait = self.store.take(self.key, token, self.limits, size)
+            wait = self.store.take(self.key, token, self.limits, size, requests, slots)
             if wait <= 0:
                 return token
             if time.monotonic() + wait > deadline:
-                raise BudgetExhausted(f"No request budget for {self.key} within {patience:.0f} s")
+                raise BudgetExhausted(
+                    f"No request budget for {self.key} within {patience:.0f} s", wait
+                )
             time.sleep(wait)
 
     def usage(self) -> Usage:
@@ -100,49 +117,69 @@ def _bucket_index(now: float, limits: Limits) -> int:
     return math.floor(now / limits.bucket)
 
 
-def _decide(now, slots: dict, buckets: dict, limits: Limits, size: int) -> float:
-    """0 when a request of ``size`` bytes may start now, else the seconds to wait. Drops what
-    has expired from ``slots`` and ``buckets`` (both changed in place)."""
+def _oldest_bucket(now: float, limits: Limits) -> int:
+    """The oldest bucket still counted: one whose end is less than a window and a bucket ago."""
+    return _bucket_index(now, limits) - BUCKETS_PER_WINDOW - 1
+
+
+def _decide(now, slots: dict, buckets: dict, limits: Limits, size: int, requests=1, taken=1):
+    """0 when a request of ``size`` bytes (``requests`` requests holding ``taken`` slots) may
+    start now, else the seconds to wait. Drops what has expired from ``slots`` and ``buckets``
+    (both changed in place)."""
     for token, expires in list(slots.items()):
         if expires <= now:
             del slots[token]
-    oldest = _bucket_index(now, limits) - BUCKETS_PER_WINDOW + 1
+    oldest = _oldest_bucket(now, limits)
     for index in [i for i in buckets if int(i) < oldest]:
         del buckets[index]
-    if limits.concurrency and len(slots) >= limits.concurrency:
+    if limits.concurrency and len(slots) + taken > limits.concurrency:
         return SLOT_POLL_SECONDS
-    requests = sum(counts[0] for counts in buckets.values())
+    used = sum(counts[0] for counts in buckets.values())
     used_bytes = sum(counts[1] for counts in buckets.values())
-    over_requests = limits.requests and requests + 1 > limits.requests
-    # One item larger than the whole byte budget still goes, alone, when the window is empty.
+    # A batch or an item larger than the whole budget still goes, alone, in an empty window.
+    over_requests = limits.requests and used and used + requests > limits.requests
     over_bytes = limits.bytes and used_bytes and used_bytes + size > limits.bytes
     if over_requests or over_bytes:
         first = min(int(i) for i in buckets)
-        return max((first + BUCKETS_PER_WINDOW) * limits.bucket - now, SLOT_POLL_SECONDS)
+        return max((first + BUCKETS_PER_WINDOW + 2) * limits.bucket - now, SLOT_POLL_SECONDS)
     return 0.0
 
 
-class DatabaseStore:
-    """Serialised by a row lock (PostgreSQL) or by SQLite's single writer (IMMEDIATE
-    transactions, see settings)."""
-
-    def take(self, key, token, limits: Limits, size: int) -> float:
+@contextmanager
+def _locked():
+    """A transaction, serialised by a row lock (PostgreSQL) or by SQLite's single writer
+    (IMMEDIATE transactions, see settings). A thread other than the main one (a connector's
+    request pool, which comes and goes with each connector) closes its connection after, or
+    every pool thread of every worker would keep one open, past PostgreSQL's max_connections."""
+    try:
         with transaction.atomic():
+            yield
+    finally:
+        pool_thread = threading.current_thread() is not threading.main_thread()
+        if pool_thread and not connection.in_atomic_block:
+            connection.close()
+
+
+class DatabaseStore:
+    def take(self, key, token, limits: Limits, size: int, requests=1, slots=1) -> float:
+        with _locked():
             state, _ = BudgetState.objects.select_for_update().get_or_create(key=key)
             now = time.time()
-            wait = _decide(now, state.slots, state.buckets, limits, size)
+            wait = _decide(now, state.slots, state.buckets, limits, size, requests, slots)
             if not wait:
-                state.slots[token] = now + SLOT_LEASE_SECONDS
+                for member in _members(token, slots):
+                    state.slots[member] = now + SLOT_LEASE_SECONDS
                 counts = state.buckets.setdefault(str(_bucket_index(now, limits)), [0, 0])
-                counts[0] += 1
+                counts[0] += requests
                 counts[1] += size
             state.save()
         return wait
 
-    def release(self, key, token) -> None:
-        with transaction.atomic():
+    def release(self, key, token, slots=1) -> None:
+        with _locked():
             state = BudgetState.objects.select_for_update().filter(key=key).first()
-            if state and state.slots.pop(token, None) is not None:
+            freed = [state.slots.pop(m, None) for m in _members(token, slots)] if state else []
+            if any(expires is not None for expires in freed):
                 state.save(update_fields=["slots"])
 
     def usage(self, key, limits: Limits) -> Usage:
@@ -151,6 +188,11 @@ class DatabaseStore:
             return Usage(0, 0, 0)
         _decide(time.time(), state.slots, state.buckets, limits, 0)
         return _usage(state.slots, state.buckets)
+
+
+def _members(token: str, slots: int) -> list[str]:
+    """The slot entries one grant holds: the token itself, or one per slot of a batch."""
+    return [token] if slots == 1 else [f"{token}.{n}" for n in range(slots)]
 
 
 def _usage(slots: dict, buckets: dict) -> Usage:
@@ -168,9 +210,10 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local concurrency, requests, bytes = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local bucket, size, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local n, poll = tonumber(ARGV[8]), tonumber(ARGV[9])
+local cost, taken = tonumber(ARGV[10]), tonumber(ARGV[11])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local current = math.floor(now / bucket)
-local oldest = current - n + 1
+local oldest = current - n - 1
 local used_requests, used_bytes, first = 0, 0, nil
 local fields = redis.call('HGETALL', KEYS[2])
 for i = 1, #fields, 2 do
@@ -184,14 +227,16 @@ for i = 1, #fields, 2 do
     if not first or index < first then first = index end
   end
 end
-if concurrency > 0 and redis.call('ZCARD', KEYS[1]) >= concurrency then return tostring(poll) end
-local over = (requests > 0 and used_requests + 1 > requests)
+if concurrency > 0 and redis.call('ZCARD', KEYS[1]) + taken > concurrency then
+  return tostring(poll)
+end
+local over = (requests > 0 and used_requests > 0 and used_requests + cost > requests)
 over = over or (bytes > 0 and used_bytes > 0 and used_bytes + size > bytes)
-if over then return tostring(math.max((first + n) * bucket - now, poll)) end
-redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
-redis.call('HINCRBY', KEYS[2], current, 1)
+if over then return tostring(math.max((first + n + 2) * bucket - now, poll)) end
+for k = 12, #ARGV do redis.call('ZADD', KEYS[1], now + lease, ARGV[k]) end
+redis.call('HINCRBY', KEYS[2], current, cost)
 redis.call('HINCRBY', KEYS[3], current, size)
-local ttl = math.ceil(bucket * n + lease)
+local ttl = math.ceil(bucket * (n + 2) + lease)
 for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
 return '0'
 """
@@ -208,19 +253,20 @@ class RedisStore:
     def _keys(key):
         return [f"budget:{key}:slots", f"budget:{key}:requests", f"budget:{key}:bytes"]
 
-    def take(self, key, token, limits: Limits, size: int) -> float:
+    def take(self, key, token, limits: Limits, size: int, requests=1, slots=1) -> float:
         arguments = [token, limits.concurrency, limits.requests, limits.bytes, limits.bucket]
         arguments += [size, SLOT_LEASE_SECONDS, BUCKETS_PER_WINDOW, SLOT_POLL_SECONDS]
+        arguments += [requests, slots, *_members(token, slots)]
         return float(self._take(keys=self._keys(key), args=arguments))
 
-    def release(self, key, token) -> None:
-        self.client.zrem(self._keys(key)[0], token)
+    def release(self, key, token, slots=1) -> None:
+        self.client.zrem(self._keys(key)[0], *_members(token, slots))
 
     def usage(self, key, limits: Limits) -> Usage:
         slots_key, requests_key, bytes_key = self._keys(key)
         seconds, micros = self.client.time()
         now = seconds + micros / 1e6
-        oldest = _bucket_index(now, limits) - BUCKETS_PER_WINDOW + 1
+        oldest = _oldest_bucket(now, limits)
         requests = self.client.hgetall(requests_key)
         sizes = self.client.hgetall(bytes_key)
         live = [index for index in requests if int(index) >= oldest]

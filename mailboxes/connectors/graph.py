@@ -27,7 +27,11 @@ server refuses anything else as Graph does):
   (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
 
 HTTP client: plain ``httpx.Client`` (one pooled keep-alive connection set per connector, thread
-safe, explicit timeouts); concurrency comes from a small thread pool bounded per tenant.
+safe, explicit timeouts); concurrency comes from a small thread pool per connector, and every
+request first takes its turn in Exchange Online's budget for the app and mailbox (and the
+tenant's, when capped): shared by every worker process through ``mailboxes.budget`` (Redis or
+the database), so N workers together stay within the 4 requests in flight, the requests per 10
+minutes and the bytes per 5 minutes Microsoft allows, instead of each meeting 429s alone.
 Tokens: msal's ConfidentialClientApplication (client credentials), one per tenant and client in
 this process, so its token cache is shared and msal refreshes tokens before they expire; a
 token Graph refuses anyway (401, e.g. "Lifetime validation failed, the token is expired." when
@@ -43,6 +47,7 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
@@ -87,6 +92,13 @@ FTS_FORMATS = frozenset({GRAPH_FTS, EWS_FTS})
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/beta"
 EXPORT_LIMIT = 20  # exportItems: "Maximum size of this collection is 20 strings"
 BATCH_LIMIT = 20  # JSON batching: at most 20 requests in one $batch
+# Graph dispatches up to four of a batch's requests to Outlook at once, whatever the mailbox
+# (Microsoft's answer on MailboxConcurrency with JSON batching, learn.microsoft.com/answers/
+# questions/1660054), so a batch to one mailbox takes four of its concurrent requests.
+BATCH_PARALLEL = 4
+# Seconds a request waits in-process for its budget (a slot or a window's room); longer, the
+# folder job goes back to the engine with the wait as its retry hint.
+BUDGET_PATIENCE = 120.0
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
@@ -120,8 +132,6 @@ IMPLIED_ROLES = {
     "Mail.ReadWrite": "Mail.Read",
 }
 
-_tenant_slots: dict[tuple, threading.BoundedSemaphore] = {}
-_registry_lock = threading.Lock()
 # httpx logs every URL at INFO; an importUrl carries its pre-authenticated token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -133,18 +143,6 @@ def _verify(endpoint, options: dict):
     if not endpoint.verify_tls:
         return False
     return ssl.create_default_context(cafile=ca_file) if ca_file else True
-
-
-def _tenant_slot(endpoint, concurrency: int) -> threading.BoundedSemaphore:
-    """Requests in flight to one tenant from this process, whatever the mailbox."""
-    key = (
-        endpoint.oauth_authority,
-        endpoint.oauth_tenant_id,
-        endpoint.oauth_client_id,
-        concurrency,
-    )
-    with _registry_lock:
-        return _tenant_slots.setdefault(key, threading.BoundedSemaphore(concurrency))
 
 
 def token_roles(access_token: str) -> set[str]:
@@ -231,7 +229,7 @@ class GraphConnector(Connector):
         self.page_size = options["page_size"]
         self._http: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._slots = _tenant_slot(endpoint, self.concurrency)
+        self._budgets: list | None = None
         self._mailbox_id = ""
         self._folders: list[dict] | None = None
         self._session: tuple[str, datetime] | None = None
@@ -260,8 +258,64 @@ class GraphConnector(Connector):
     def _forget_tokens(self) -> None:
         forget_tokens(self._app)
 
-    def _send(self, method, url, *, auth=True, **kwargs) -> httpx.Response:
-        """One HTTP exchange, retrying throttled answers whose Retry-After is short."""
+    def _budget_list(self) -> list:
+        """The budgets a request to this mailbox takes, narrowest first: the app's on the
+        mailbox (concurrency and requests), its imported bytes (a window of its own), and the
+        tenant's when capped. Keyed by tenant, app and mailbox, so every worker shares them."""
+        if self._budgets is None:
+            from mailboxes.budget import Budget, Limits  # Django's store, only when copying
+
+            options, endpoint = self.options, self.endpoint
+            tenant = f"graph:{endpoint.oauth_tenant_id or endpoint.oauth_authority}"
+            app = f"{tenant}:{endpoint.oauth_client_id}"
+            mailbox = f"{app}:{self.mailbox.lower()}"
+            requests_ = (options["mailbox_concurrency"], options["mailbox_requests"])
+            window = options["request_window"]
+            self._budgets = [
+                Budget(mailbox, Limits(*requests_, window=window)),
+                Budget(
+                    f"{mailbox}:bytes",
+                    Limits(bytes=options["import_bytes"], window=options["bytes_window"]),
+                ),
+            ]
+            if options["tenant_concurrency"] or options["tenant_requests"]:
+                tenant_limits = (options["tenant_concurrency"], options["tenant_requests"])
+                self._budgets.append(Budget(app, Limits(*tenant_limits, window=window)))
+        return self._budgets
+
+    @contextmanager
+    def _turn(self, size: int, requests: int, slots: int):
+        """Hold this request's place in every budget (a request to no mailbox takes none).
+        A wait longer than BUDGET_PATIENCE goes back to the engine as throttling."""
+        if not self.mailbox:
+            yield
+            return
+        from mailboxes.budget import BudgetExhausted
+
+        mailbox, uploads, *tenant = self._budget_list()
+        # Bytes last, right before sending: bytes counted while the request then waited for
+        # a slot would leave our window before they leave Exchange's.
+        held = [mailbox, *tenant] + ([uploads] if size else [])
+        try:
+            with ExitStack() as stack:
+                for budget in held:
+                    stack.enter_context(
+                        budget.request(size, BUDGET_PATIENCE, requests=requests, slots=slots)
+                    )
+                yield
+        except BudgetExhausted as exc:
+            raise TransientError(
+                f"Exchange Online's request budget for {self.mailbox} is spent; retry in "
+                f"{exc.wait:.0f}s.",
+                retry_after=exc.wait,
+            ) from exc
+
+    def _send(
+        self, method, url, *, auth=True, size=0, requests=1, slots=1, **kwargs
+    ) -> httpx.Response:
+        """One HTTP exchange in its budget turn (``size`` bytes imported; a $batch counts
+        ``requests`` requests holding ``slots``), retrying throttled answers whose
+        Retry-After is short."""
         if not url.startswith(("https://", "http://")):
             url = self.base_url + url
         headers = kwargs.pop("headers", {})
@@ -270,7 +324,7 @@ class GraphConnector(Connector):
             if auth:
                 headers["Authorization"] = f"Bearer {self._token()}"
             try:
-                with self._slots:
+                with self._turn(size, requests, slots):
                     response = self._http.request(method, url, headers=headers, **kwargs)
             except httpx.HTTPError as exc:
                 raise TransientError(f"Microsoft Graph is unreachable: {exc}") from exc
@@ -320,9 +374,13 @@ class GraphConnector(Connector):
             yield body
             url = body.get("@odata.nextLink")
 
-    def _batch(self, requests_: list[dict], what: str, permission: str) -> list[tuple[int, dict]]:
-        """(status, body) for each request, in order; $batch of 20, batches run concurrently."""
+    def _batch(
+        self, requests_: list[dict], what: str, permission: str, sizes=None
+    ) -> list[tuple[int, dict]]:
+        """(status, body) for each request, in order; $batch of 20, batches run concurrently.
+        ``sizes``: the bytes each request imports, counted in the mailbox's byte budget."""
         results: list = [None] * len(requests_)
+        sizes = sizes or [0] * len(requests_)
 
         def run(indices):
             pending = list(indices)
@@ -330,8 +388,18 @@ class GraphConnector(Connector):
                 batch = {
                     "requests": [dict(requests_[i], id=str(i)) for i in pending],
                 }
-                # https://learn.microsoft.com/graph/json-batching
-                body = self._call("POST", "/$batch", what, permission, json=batch)
+                # https://learn.microsoft.com/graph/json-batching; Graph runs up to four of
+                # a batch's requests to a mailbox at once, so it holds four of its slots.
+                body = self._call(
+                    "POST",
+                    "/$batch",
+                    what,
+                    permission,
+                    json=batch,
+                    size=sum(sizes[i] for i in pending),
+                    requests=len(pending),
+                    slots=min(len(pending), BATCH_PARALLEL),
+                )
                 throttled, waits = [], [0.0]
                 for response in body.get("responses", []):
                     index, status = int(response["id"]), response["status"]
@@ -708,10 +776,11 @@ class GraphConnector(Connector):
                 "Data": base64.b64encode(item.data).decode(),
             }
             # https://learn.microsoft.com/graph/api/resources/mailboxitemimportsession
-            url = self._import_url()
-            response = self._send("POST", url, auth=False, json=body)
+            url, size = self._import_url(), len(item.data)
+            response = self._send("POST", url, auth=False, json=body, size=size)
             if response.status_code == 401:  # the session's embedded token expired
-                response = self._send("POST", self._import_url(refused=url), auth=False, json=body)
+                url = self._import_url(refused=url)
+                response = self._send("POST", url, auth=False, json=body, size=size)
             if response.status_code >= 500:
                 raise self._error(response.status_code, _json(response), "import an item", "")
             if response.status_code >= 400:
@@ -762,11 +831,13 @@ class GraphConnector(Connector):
             for item in items
         ]
         stored = []
-        for item, (status, body) in zip(
-            items,
-            self._batch(imports, "import MIME messages", "Mail-Advanced.ReadWrite.All"),
-            strict=True,
-        ):
+        answers = self._batch(
+            imports,
+            "import MIME messages",
+            "Mail-Advanced.ReadWrite.All",
+            sizes=[len(item.data) for item in items],
+        )
+        for item, (status, body) in zip(items, answers, strict=True):
             if status >= 400:
                 code, message = _graph_error(status, body)
                 if status == 403:

@@ -84,7 +84,31 @@ SCHEMAS: dict[str, dict[str, Option]] = {
     },
     "exchange_online": {
         **COMMON,
-        "concurrency": Option(int, "requests in flight to the tenant", 4, 1, 64),
+        "concurrency": Option(int, "requests one mailbox's copy sends at once", 4, 1, 64),
+        # Exchange Online's limits per app and mailbox ("Outlook service limits",
+        # https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits), shared
+        # by every worker through mailboxes.budget: 4 concurrent requests, 10,000 requests per
+        # 10 minutes, 150 MB uploaded per 5 minutes (counted as 150,000,000 bytes, the lower
+        # reading). The import API is under the same limits
+        # (https://learn.microsoft.com/graph/api/resources/mailboxitemimportsession).
+        "mailbox_concurrency": Option(int, "requests in flight per mailbox", 4, 1, 64),
+        "mailbox_requests": Option(
+            int, "requests per mailbox per request_window", 10_000, 1, 10**7
+        ),
+        "request_window": Option(
+            float, "seconds mailbox_requests are counted over", 600.0, 0.1, 86400
+        ),
+        "import_bytes": Option(
+            int, "bytes imported per mailbox per bytes_window", 150_000_000, 1, 10 * 1024**3
+        ),
+        "bytes_window": Option(float, "seconds import_bytes are counted over", 300.0, 0.1, 86400),
+        # Microsoft publishes no Outlook limit per tenant; a consultant may cap one (0: none).
+        "tenant_concurrency": Option(
+            int, "requests in flight to the tenant, 0 for no cap", 0, 0, 10_000
+        ),
+        "tenant_requests": Option(
+            int, "requests to the tenant per request_window, 0 for no cap", 0, 0, 10**9
+        ),
         "ca_file": CA_FILE,
         "certificate_thumbprint": Option(str, "SHA-1 thumbprint of the app's certificate"),
         "max_inline_wait": Option(float, "seconds of throttling waited in-process", 5.0, 0, 120),

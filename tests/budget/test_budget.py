@@ -75,8 +75,9 @@ class TestWindows:
         key = f"test:{time.monotonic_ns()}"
         waits = [store.take(key, f"t{n}", limits, 0) for n in range(6)]
         assert waits[:5] == [0] * 5
-        # The sixth waits until the first request's bucket leaves the window: up to a minute.
-        assert 0 < waits[5] <= 60
+        # The sixth waits until a window and a bucket have passed since the end of the first
+        # request's bucket: more than the service's exact window, at most two buckets more.
+        assert 60 < waits[5] <= 60 + 2 * limits.bucket
         usage = store.usage(key, limits)
         assert (usage.requests, usage.in_flight) == (5, 5)
         assert usage.fraction_of(limits) == 1.0
@@ -93,6 +94,21 @@ class TestWindows:
         other = f"test:{time.monotonic_ns()}"
         assert store.take(other, "big", limits, 5000) == 0
         assert store.usage(other, limits).fraction_of(limits) == 5.0
+
+    def test_a_batch_counts_each_request_and_holds_several_slots(self, store_and_env):
+        store, _ = store_and_env
+        limits = Limits(concurrency=4, requests=25, window=60)
+        batch = Budget(f"test:{time.monotonic_ns()}", limits, store)
+        with batch.request(requests=20, slots=4):
+            assert batch.usage().in_flight == 4
+            assert store.take(batch.key, "single", limits, 0) > 0  # all four slots held
+        assert (batch.usage().in_flight, batch.usage().requests) == (0, 20)
+        assert store.take(batch.key, "five", limits, 0, requests=5) == 0  # 25 fit
+        assert store.take(batch.key, "one more", limits, 0) > 0
+        # A batch larger than the whole budget goes, alone, in an empty window.
+        alone = Budget(f"test:{time.monotonic_ns()}", Limits(requests=10, window=60), store)
+        with alone.request(requests=20):
+            assert alone.usage().requests == 20
 
     def test_a_released_slot_is_free_again(self, store_and_env):
         store, _ = store_and_env

@@ -11,7 +11,7 @@ from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import ALICE, KINDS, graph_endpoint
 from tests.graph.seed import SEED, corpus_items, seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

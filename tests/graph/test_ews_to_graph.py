@@ -2,10 +2,15 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from mailboxes.connectors.base import RFC822, Endpoint
 from mailboxes.connectors.ews import EwsConnector
 from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS
 from tests.graph.conftest import ALICE
+
+# Each Graph request takes its turn in the mailbox budget, kept in the database here.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_every_kind_moves_from_ews_to_graph_in_the_shared_fts_format(

@@ -17,6 +17,9 @@ from mailboxes.connectors.base import (
 from mailboxes.connectors.graph import DELIVERY_TIME, EWS_FTS, FINGERPRINT, GRAPH_FTS
 from tests.graph.seed import SEED, corpus_items, seed
 
+# Each Graph request takes its turn in the mailbox budget, kept in the database here.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def copy_mailbox(source, target):
     """The engine's calls, folder by folder: folders, ensure_folder, changes, fetch, store."""

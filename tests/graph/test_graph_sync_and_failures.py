@@ -13,6 +13,9 @@ from mailboxes.connectors.graph import GraphConnector, graph_base_url
 from tests.graph.conftest import graph_endpoint, register_certificate_app
 from tests.servers.graph_server import ALL_ROLES
 
+# Each Graph request takes its turn in the mailbox budget, kept in the database here.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def ann(graph_server):

@@ -11,6 +11,9 @@ import pytest
 
 from tests.servers.graph_server import JSON_UNREADABLE
 
+# Each Graph request takes its turn in the mailbox budget, kept in the database here.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def ann(graph_server):

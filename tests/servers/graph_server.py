@@ -332,6 +332,7 @@ class MailboxUse:
     in_flight: int = 0
     max_in_flight: int = 0
     served: int = 0
+    imported: int = 0  # bytes, all told
     requests: deque = field(default_factory=deque)  # times of served requests
     uploads: deque = field(default_factory=deque)  # (time, bytes) of imports
     throttled: list = field(default_factory=list)  # (time, error message)
@@ -699,6 +700,7 @@ class GraphServer:
         use.requests.append(now)
         if size:
             use.uploads.append((now, size))
+            use.imported += size
         return None
 
     def _mailbox(self, mailbox_id: str) -> FakeMailbox:
