@@ -1,5 +1,6 @@
 """What DNS should say: expected records, how found values compare, and the records each route
-of a migration needs (Microsoft 365, an IMAP host, Exchange on premises), or the tenant lists.
+of a migration needs (Microsoft 365, Google Workspace to Microsoft 365, an IMAP host, Exchange on
+premises), or the tenant lists.
 
 Plain Python (no Django): the management command, the stored checks and the tests share it.
 """
@@ -19,7 +20,7 @@ RECORD_TYPES = ("MX", "TXT", "CNAME", "SRV", "A", "AAAA", "NS")
 # only asks that the name has a value of the type (for A, a CNAME to a host counts).
 MATCHES = ("exact", "prefix", "contains", "one_of", "any")
 FORMS = " | "
-ROUTES = ("m365", "imap", "exchange", "none")
+ROUTES = ("m365", "google-m365", "imap", "exchange", "none")
 
 # One line per group, for people who do not know DNS: why the records matter on cutover day.
 WHY = {
@@ -290,6 +291,35 @@ def microsoft365(domain: str, sip: bool = False) -> list[Expected]:
     return records
 
 
+# Google Workspace's MX hosts (https://support.google.com/a/answer/174125): the single
+# smtp.google.com of domains set up since April 2023, or the five ASPMX hosts before it.
+GOOGLE_MX = (
+    "smtp.google.com.",
+    "aspmx.l.google.com.",
+    "alt1.aspmx.l.google.com.",
+    "alt2.aspmx.l.google.com.",
+    "alt3.aspmx.l.google.com.",
+    "alt4.aspmx.l.google.com.",
+)
+# Gmail's senders in SPF (https://support.google.com/a/answer/10684623) and Google's domain
+# verification TXT record (https://support.google.com/a/answer/183895).
+GOOGLE_SPF = "include:_spf.google.com"
+GOOGLE_VERIFICATION = "google-site-verification="
+
+
+def leaving_google() -> list[Expected]:
+    """What must be gone when a domain moves from Google Workspace to Microsoft 365: Google's
+    MX hosts and its SPF include (with the new ones, in the same groups, so the step that sets
+    MX and SPF waits for both), and Google's site verification, one of the old provider's
+    records (group "old"), which the checklist removes last, once nothing more is read from
+    Google."""
+    return [
+        Expected("@", "MX", FORMS.join(GOOGLE_MX), match="one_of", present=False, group="mx"),
+        Expected("@", "TXT", GOOGLE_SPF, match="contains", present=False, group="spf"),
+        Expected("@", "TXT", GOOGLE_VERIFICATION, match="prefix", present=False, group="old"),
+    ]
+
+
 def _mx_to(host: str) -> Expected:
     """The MX naming the new host; any MX when the host is not known (autodiscovered EWS)."""
     if host:
@@ -330,6 +360,8 @@ def route_records(route: str, domain: str, host: str = "", sip: bool = False) ->
     EWS host), ``sip`` Microsoft 365's optional Lync/Skype records."""
     if route == "m365":
         return microsoft365(domain, sip=sip)
+    if route == "google-m365":
+        return microsoft365(domain, sip=sip) + leaving_google()
     if route == "imap":
         return imap_host(host)
     if route == "exchange":

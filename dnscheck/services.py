@@ -28,10 +28,13 @@ TENANT_REFRESH = timedelta(hours=1)
 
 def target_kind(source: Tenant, target: Tenant) -> str:
     """The route, for the records it expects: "m365" (Exchange Online, or EWS at
-    office365.com), "imap" (an IMAP host), "exchange" (Exchange on premises) or "none" (a
-    maildir, or mail staying on the server it is on: nothing in DNS changes)."""
+    office365.com), "google-m365" (from Google Workspace to Microsoft 365: Google's records go
+    too), "imap" (an IMAP host), "exchange" (Exchange on premises) or "none" (a maildir, or
+    mail staying on the server it is on: nothing in DNS changes)."""
     office365 = target.kind == Tenant.Kind.EWS and "office365.com" in target.endpoint.lower()
     if target.kind == Tenant.Kind.EXCHANGE_ONLINE or office365:
+        if source.kind == Tenant.Kind.GOOGLE:
+            return "google-m365"
         return "m365"  # even between two tenants: the domain moves, so its records change
     if source.kind == target.kind and target_host(source) == target_host(target):
         return "none"
@@ -137,7 +140,8 @@ def fetch_tenant_records(domain: Domain) -> TenantFetch:
 
 def _replace_tenant_records(domain: Domain, expected: list, now) -> None:
     """Unchanged records keep their rows (and so their latest results); the route's computed
-    records of the groups the tenant lists give way to the tenant's own values."""
+    records of the groups the tenant lists give way to the tenant's own values (those that
+    must be gone stay: the tenant lists what it needs, not what the old provider had)."""
     wanted = {(e.name, e.rtype, e.value, e.present): e for e in expected}
     for record in domain.dns_records.filter(source=DnsRecord.Source.TENANT):
         key = (record.name, record.rtype, record.value, record.present)
@@ -147,7 +151,7 @@ def _replace_tenant_records(domain: Domain, expected: list, now) -> None:
         else:
             record.delete()
     domain.dns_records.filter(
-        source=DnsRecord.Source.DEFAULT, group__in={e.group for e in expected}
+        source=DnsRecord.Source.DEFAULT, present=True, group__in={e.group for e in expected}
     ).delete()
     for e in wanted.values():
         _store(domain, e, DnsRecord.Source.TENANT, fetched_at=now)

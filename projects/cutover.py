@@ -1,6 +1,7 @@
-"""The cutover-day checklist: a template per route of the migration (to Microsoft 365, to an
-IMAP host, to Exchange on premises), the steps that tick themselves (DNS records in place, every
-mailbox's pass done), and the edits a project makes to its own list.
+"""The cutover-day checklist: a template per route of the migration (to Microsoft 365, from Google
+Workspace to Microsoft 365, to an IMAP host, to Exchange on premises), the steps that tick
+themselves (DNS records in place, every mailbox's pass done), and the edits a project makes to
+its own list.
 
 The steps and warnings come from a real migration that went wrong on that day: the old provider
 kept the domain, inbound mail bounced with relay errors for a day, and only its support (business
@@ -37,10 +38,15 @@ OWN_ACCOUNT = (
 # The checklists, by the route ``dnscheck.services.target_kind`` names.
 ROUTES = {
     "m365": "to Microsoft 365",
+    "google-m365": "from Google Workspace to Microsoft 365",
     "imap": "to an IMAP host",
     "exchange": "to Exchange on premises",
 }
 ALL = frozenset(ROUTES)
+MICROSOFT = frozenset({"m365", "google-m365"})
+# Google Workspace keeps its primary domain (it cannot be removed without closing the account),
+# and its records go in steps of their own: its MX and SPF with Microsoft's, its verification last.
+NOT_GOOGLE = ALL - {"google-m365"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ TEMPLATE = (
         "Remove the domain from the source",
         "While the old system counts the domain as its own, it keeps the domain's mail to itself.",
         warning=f"{OFF_PEAK} {STUCK_DOMAIN}",
+        routes=NOT_GOOGLE,
     ),
     StepTemplate(
         "old-records-off",
@@ -101,6 +108,7 @@ TEMPLATE = (
         WHY["old"],
         K.DNS,
         dns_groups=("old",),
+        routes=NOT_GOOGLE,
     ),
     StepTemplate(
         "target-domain-on",
@@ -108,7 +116,7 @@ TEMPLATE = (
         WHY["verification"],
         K.DNS,
         dns_groups=("verification",),
-        routes=frozenset({"m365"}),
+        routes=MICROSOFT,
     ),
     StepTemplate(
         "target-domain-accepted",
@@ -126,6 +134,26 @@ TEMPLATE = (
         "Stick to the TTL values the target recommends.",
         dns_groups=("mx", "autodiscover", "spf", "dkim", "dmarc", "custom"),
         routes=frozenset({"m365"}),
+    ),
+    StepTemplate(
+        "google-mx-spf",
+        "Point MX from Google (smtp.google.com or aspmx.l.google.com) to Microsoft 365, and in "
+        "SPF replace include:_spf.google.com with include:spf.protection.outlook.com",
+        "MX brings new mail to Microsoft 365 instead of Gmail; while SPF names Google and not "
+        "Microsoft, the mail users send from Microsoft 365 lands in spam or is refused.",
+        K.DNS,
+        "Until MX changes everywhere, some mail still reaches Gmail: the delta passes copy it.",
+        dns_groups=("mx", "spf"),
+        routes=frozenset({"google-m365"}),
+    ),
+    StepTemplate(
+        "google-autodiscover",
+        "Set autodiscover, DKIM and DMARC for Microsoft 365",
+        "Autodiscover lets Outlook and phones find the new mailbox by themselves; DKIM and DMARC "
+        "keep the mail users send from Microsoft 365 out of spam folders.",
+        K.DNS,
+        dns_groups=("autodiscover", "dkim", "dmarc", "custom"),
+        routes=frozenset({"google-m365"}),
     ),
     StepTemplate(
         "host-records",
@@ -161,7 +189,7 @@ TEMPLATE = (
         K.DNS,
         "SRV forms differ between DNS providers; the check compares port and target.",
         dns_groups=("sip",),
-        routes=frozenset({"m365"}),
+        routes=MICROSOFT,
         only_if="sip",
     ),
     StepTemplate(
@@ -170,7 +198,7 @@ TEMPLATE = (
         "Users sign in and receive mail at the domain's addresses only once their accounts "
         "carry the domain.",
         warning=OWN_ACCOUNT,
-        routes=frozenset({"m365"}),
+        routes=MICROSOFT,
     ),
     StepTemplate(
         "mail-flow",
@@ -191,7 +219,7 @@ TEMPLATE = (
         "Create a new Outlook profile and make it the default",
         "Outlook keeps opening the old mailbox until it has a profile for the new one.",
         K.PER_USER,
-        routes=frozenset({"m365", "exchange"}),
+        routes=MICROSOFT | {"exchange"},
     ),
     StepTemplate(
         "readd-account",
@@ -207,6 +235,16 @@ TEMPLATE = (
         "Copies the mail that still reached the old system while DNS switched over.",
         K.DELTA,
         pass_kind="delta",
+    ),
+    StepTemplate(
+        "google-verification-off",
+        "Last: remove Google's site verification record (google-site-verification TXT) and "
+        "whatever else Google had published",
+        "Google checks the record to keep the domain verified, and its accounts serve the final "
+        "delta pass until then; once it is gone nothing of Google's claims the domain's mail.",
+        K.DNS,
+        dns_groups=("old",),
+        routes=frozenset({"google-m365"}),
     ),
     StepTemplate(
         "close",
