@@ -1,4 +1,4 @@
-"""OAuth2 access tokens for the connectors.
+"""OAuth2 access tokens for the connectors, from the two identity services migrations meet.
 
 - Microsoft Entra ID, client credentials, through msal
   (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow): one
@@ -8,8 +8,15 @@
   ``https://outlook.office365.com/.default`` with the ``IMAP.AccessAsApp`` application permission
   (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-
   imap-pop-smtp-application-by-using-oauth, "Use client credentials grant flow").
+- Google, a service account with domain-wide delegation, through google-auth
+  (https://developers.google.com/identity/protocols/oauth2/service-account#delegatingauthority):
+  the JWT bearer grant signed with the account's key, ``subject`` = the mailbox, so every mailbox
+  has a token of its own, kept per process and renewed by google-auth's rule (``valid`` turns
+  false a few minutes before expiry). The key's ``token_uri`` is honoured (tests point it at a
+  local server). Gmail's IMAP takes the scope ``https://mail.google.com/`` only
+  (https://developers.google.com/workspace/gmail/imap/xoauth2-protocol).
 
-It logs in through ``_LoginSession``, which connects only where the tenant's Reach allows.
+Both log in through ``_LoginSession``, which connects only where the tenant's Reach allows.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from .reach_http import ReachAdapter, adapter_class
 DEFAULT_LOGIN = "https://login.microsoftonline.com"
 # Exchange Online IMAP with client credentials: "https://outlook.office365.com/.default".
 OUTLOOK_SCOPE = "https://outlook.office365.com/.default"
-PROVIDERS = ("microsoft",)
+GMAIL_SCOPE = "https://mail.google.com/"
+PROVIDERS = ("microsoft", "google")
 
 _apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+_google: dict[tuple, object] = {}  # (key, subject, scope, Reach, CA file) -> Credentials
 _registry_lock = threading.Lock()
 
 
@@ -135,9 +144,72 @@ class MicrosoftTokens:
         forget_tokens(self._app)
 
 
+class GoogleTokens:
+    """Delegated tokens: the service account acts as each mailbox (``subject``), one token
+    per mailbox. The tenant's secret is the service account's JSON key."""
+
+    def __init__(self, endpoint, options: dict):
+        try:
+            self._key = json.loads(endpoint.secret or "")
+            self._key["client_email"]
+        except (ValueError, KeyError, TypeError):
+            raise AuthError(
+                "The tenant's secret is not a service account key: paste the JSON key file "
+                "Google Cloud's console gives for the service account."
+            ) from None
+        self._endpoint, self._options = endpoint, options
+        self._scope = options.get("scope") or GMAIL_SCOPE
+        key_id = hashlib.sha256(endpoint.secret.encode()).hexdigest()
+        self._cache_key = (key_id, self._scope, endpoint.reach, options["ca_file"])
+
+    def _credentials(self, mailbox: str):
+        from google.oauth2 import service_account  # loaded by Google tenants only
+
+        key = (*self._cache_key, mailbox.lower())
+        with _registry_lock:
+            if key not in _google:
+                try:
+                    _google[key] = service_account.Credentials.from_service_account_info(
+                        self._key, scopes=[self._scope], subject=mailbox
+                    )
+                except (ValueError, KeyError) as exc:
+                    raise AuthError(f"The service account key cannot be used: {exc}") from exc
+            return _google[key]
+
+    def token(self, mailbox: str) -> str:
+        from google.auth import exceptions
+        from google.auth.transport.requests import Request
+
+        credentials = self._credentials(mailbox)
+        if credentials.valid:
+            return credentials.token
+        session = _LoginSession(self._endpoint, self._options)
+        try:
+            credentials.refresh(Request(session))
+        except exceptions.TransportError as exc:
+            raise TransientError(f"Google's token endpoint is unreachable: {exc}") from exc
+        except exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientError(f"Google's token endpoint failed: {exc}") from exc
+            said = exc.args[0] if exc.args else exc
+            raise AuthError(
+                f"Google refused a token for {mailbox} to the service account "
+                f"{self._key['client_email']}: {said}. Domain-wide delegation must grant its "
+                f"client id the scope {self._scope}, and the mailbox must be a user of the domain."
+            ) from exc
+        finally:
+            session.close()
+        return credentials.token
+
+    def forget(self, mailbox: str) -> None:
+        self._credentials(mailbox).token = None
+
+
 def token_source(endpoint, options: dict):
     """The token source the ``oauth_provider`` option names (Microsoft by default)."""
     provider = options.get("oauth_provider") or "microsoft"
     if provider == "microsoft":
         return MicrosoftTokens(endpoint, options)
+    if provider == "google":
+        return GoogleTokens(endpoint, options)
     raise ConnectorError(f"Unknown oauth_provider {provider!r}: use one of {', '.join(PROVIDERS)}.")

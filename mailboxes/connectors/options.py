@@ -69,12 +69,14 @@ SCHEMAS: dict[str, dict[str, Option]] = {
         # OAuth2 tenants only (auth method OAuth2): who issues each mailbox's token.
         "oauth_provider": Option(
             str,
-            'OAuth2 token issuer: "microsoft" (client credentials)',
+            'OAuth2 token issuer: "microsoft" (client credentials) or "google" (service account '
+            "with domain-wide delegation; its JSON key is the secret)",
             "microsoft",
         ),
         "scope": Option(
             str,
-            "OAuth2 token scope; default https://outlook.office365.com/.default (Microsoft)",
+            "OAuth2 token scope; default https://outlook.office365.com/.default (Microsoft) "
+            "or https://mail.google.com/ (Google)",
         ),
         "ca_file": CA_FILE,
     },

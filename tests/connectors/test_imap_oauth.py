@@ -3,6 +3,7 @@ token introspection endpoint about every token, with tokens from the Graph test 
 ID token endpoint through real msal (Microsoft client credentials). Each mailbox logs in as
 itself; what the servers hold is read with plain imaplib and a password, never our connector."""
 
+import json
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -15,8 +16,11 @@ from projects.models import Tenant
 from projects.tasks import check_tenant
 from tests.corpus import corpus_split
 from tests.servers.dovecot import RawMessage
+from tests.servers.gmail_server import GmailServer
 
 DOMAIN = "contoso.test"
+GMAIL_SCOPE = "https://mail.google.com/"
+READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 CLIENT_ID = "imap-migration-app"
 SECRET = "imap-app-secret"
 
@@ -350,3 +354,163 @@ def test_endpoint_changes_keep_the_mailbox_login(oauth2_dovecot, microsoft, oaut
             (item,) = connector.fetch(inbox, [ref.source_id])
         assert item.data == messages(5 + n, 1)[0].data
         assert token_logins(server, user.address) == ["OAUTHBEARER"]
+
+
+# -- Google: a service account with domain-wide delegation, one token per mailbox -----------
+
+
+@pytest.fixture
+def gmail(tmp_path, oauth2_dovecot):
+    """The Gmail test server as Google's token endpoint (real google-auth, JWT bearer grant);
+    the OAuth2 Dovecot trusts its tokens that carry Gmail IMAP's scope."""
+    _, introspection = oauth2_dovecot
+    server = GmailServer(tmp_path / "gmail").start()
+    introspection.trust_gmail(server)
+    yield server
+    introspection.forget_issuers()
+    server.stop()
+
+
+def service_account(gmail, scopes=(GMAIL_SCOPE,)) -> str:
+    """A service account whose client id the domain delegates ``scopes`` to: its JSON key."""
+    key = gmail.add_service_account()
+    gmail.delegate(key["client_id"], scopes)
+    return json.dumps(key)
+
+
+def google_endpoint(server, gmail, key: str, **options) -> Endpoint:
+    return server.endpoint(
+        "",
+        key,
+        auth_method="oauth2",
+        verify_tls=True,
+        options={"oauth_provider": "google", "ca_file": str(gmail.cert_file), **options},
+    )
+
+
+def google_users(oauth_users, gmail, names=("ann", "bob", "cy")) -> list[OAuthUser]:
+    users = [oauth_users(name, domain="example.test") for name in names]
+    for user in users:
+        gmail.add_user(user.address)  # a user of the Google Workspace domain
+    return users
+
+
+@pytest.mark.slow
+def test_google_three_mailboxes_each_with_its_own_token_copy_out_and_in(
+    oauth2_dovecot, gmail, oauth_users, dovecot_a, dovecot_user
+):
+    server, _ = oauth2_dovecot
+    users = google_users(oauth_users, gmail)
+    own = {user.address: messages(2 + 7 * n, 7) for n, user in enumerate(users)}
+    incoming = {user.address: messages(30 + 4 * n, 4) for n, user in enumerate(users)}
+    endpoint = google_endpoint(server, gmail, service_account(gmail))
+    for user in users:
+        user.load("INBOX", own[user.address])
+        copy, sender = dovecot_user(dovecot_a), dovecot_user(dovecot_a)
+        sender.load("INBOX", incoming[user.address])
+        source = ImapConnector(endpoint, user.address)
+        with source, ImapConnector(copy.endpoint(), copy.name) as target:
+            copy_folder(source, target)
+        source = ImapConnector(sender.endpoint(), sender.name)
+        with source, ImapConnector(endpoint, user.address) as target:
+            copy_folder(source, target, into=("Imported",))
+        assert bodies_and_flags(copy.holdings(), "INBOX") == expected(own[user.address])
+    for user in users:
+        holdings = user.holdings()
+        assert bodies_and_flags(holdings, "INBOX") == expected(own[user.address])
+        assert bodies_and_flags(holdings, "Imported") == expected(incoming[user.address])
+        assert token_logins(server, user.address) == ["OAUTHBEARER", "OAUTHBEARER"]
+    # One token per mailbox, each with the mailbox as its subject, asked for once and reused.
+    assert sorted(grant.subject for grant in gmail.tokens.values()) == sorted(
+        user.address for user in users
+    )
+
+
+def test_google_a_token_google_ended_early_is_replaced_and_short_ones_renewed_before_use(
+    oauth2_dovecot, gmail, oauth_users
+):
+    server, introspection = oauth2_dovecot
+    users = google_users(oauth_users, gmail)
+    endpoint = google_endpoint(server, gmail, service_account(gmail))
+    for user in users:
+        with ImapConnector(endpoint, user.address) as connector:
+            assert connector.folders()
+    first = set(gmail.tokens)
+    # Google ends every token early; google-auth still holds them for most of an hour.
+    gmail.expire_tokens()
+    # From now on tokens of a few seconds: within google-auth's renewal margin from the start.
+    gmail.token_lifetime = 3
+    refused = len(introspection.refused)
+    for user in users:
+        with ImapConnector(endpoint, user.address) as connector:
+            assert connector.folders()
+    assert set(introspection.refused[refused:]) == first  # each old token, and only those
+    # A new short token is asked for before each login, and no dead token is ever sent.
+    refused = len(introspection.refused)
+    for user in users:
+        before = set(gmail.tokens)
+        with ImapConnector(endpoint, user.address) as connector:
+            assert connector.folders()
+        (new,) = set(gmail.tokens) - before
+        wait_for(lambda new=new: time.time() > gmail.tokens[new].expires + 0.1)
+    assert introspection.refused[refused:] == []
+    for user in users:
+        assert token_logins(server, user.address) == ["OAUTHBEARER"] * 3
+
+
+def test_google_refusals_say_what_google_or_the_server_said(oauth2_dovecot, gmail, oauth_users):
+    server, _ = oauth2_dovecot
+    ann, bob, cy = google_users(oauth_users, gmail)
+    # Delegation without Gmail IMAP's scope: Google's token endpoint refuses.
+    readonly = service_account(gmail, [READONLY])
+    with pytest.raises(AuthError) as raised:
+        ImapConnector(google_endpoint(server, gmail, readonly), ann.address).open()
+    assert f"Google refused a token for {ann.address}" in str(raised.value)
+    assert "unauthorized_client" in str(raised.value)
+    # A token for another scope is issued, but IMAP takes only https://mail.google.com/.
+    endpoint = google_endpoint(server, gmail, readonly, scope=READONLY)
+    with pytest.raises(AuthError, match="status=invalid_token"):
+        ImapConnector(endpoint, bob.address).open()
+    # A mailbox that is not a user of the Google domain gets no token.
+    stranger = oauth_users("dan", domain="example.test")
+    full = google_endpoint(server, gmail, service_account(gmail))
+    with pytest.raises(AuthError, match="Invalid email or User ID"):
+        ImapConnector(full, stranger.address).open()
+    # The key is not a service account key.
+    with pytest.raises(AuthError, match="not a service account key"):
+        ImapConnector(google_endpoint(server, gmail, "hunter2"), cy.address).open()
+    for user in (ann, bob, cy, stranger):
+        assert token_logins(server, user.address) == []
+
+
+@pytest.mark.django_db
+def test_google_connection_test_with_a_key_google_does_not_know(oauth2_dovecot, gmail, oauth_users):
+    server, _ = oauth2_dovecot
+    (ann,) = google_users(oauth_users, gmail, names=("ann",))
+    stranger = gmail.add_service_account("deleted")
+    del gmail.accounts[stranger["client_email"]]  # deleted in Google Cloud since
+    tenant = Tenant.objects.create(
+        kind=Tenant.Kind.IMAP,
+        endpoint=server.host,
+        port=server.port,
+        security=Tenant.Security.PLAIN,
+        auth_method=Tenant.AuthMethod.OAUTH2,
+        username=ann.address,
+        secret=json.dumps(stranger),
+        options={"oauth_provider": "google", "ca_file": str(gmail.cert_file)},
+    )
+    check_tenant(tenant.pk)
+    tenant.refresh_from_db()
+    assert tenant.last_check_ok is False
+    assert f"Google refused a token for {ann.address}" in tenant.last_check_message
+    assert "The OAuth client was not found." in tenant.last_check_message
+    assert "PRIVATE KEY" not in tenant.last_check_message
+
+    tenant.secret = service_account(gmail)
+    tenant.save()
+    check_tenant(tenant.pk)
+    tenant.refresh_from_db()
+    assert tenant.last_check_ok is True, tenant.last_check_message
+    assert tenant.last_check_message.startswith("Connected: ") and ann.address in (
+        tenant.last_check_message
+    )

@@ -9,8 +9,10 @@ answers only for tokens the test token servers really issued, and asks those ser
   Online requires for IMAP with client credentials. An app token names no user; the answer says
   which organisation it is good for (``tenant_user``: ``app@<domain>``), and the Dovecot
   fixture's second oauth2 passdb compares domains only (``username_format = %d``);
-- a Google-style issuer of delegated tokens (``subject`` = the mailbox): ``username`` is the
-  subject, compared with the login exactly.
+- the Gmail test server's token endpoint (a Google service account with domain-wide delegation,
+  through google-auth): a token it issued, not expired, with the scope Gmail's IMAP requires
+  (``https://mail.google.com/``); ``username`` is the token's subject, the mailbox the service
+  account acted as, compared with the login exactly.
 
 A token nobody issued, or one past its expiry, gets ``{"active": false}`` with both user fields
 empty: Dovecot then refuses the login (a missing field would be an internal failure instead).
@@ -25,13 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 IMAP_ROLE = "IMAP.AccessAsApp"
+GMAIL_IMAP_SCOPE = "https://mail.google.com/"
 
 
 class TokenIntrospection:
     def __init__(self):
         self.graph = None  # GraphServer whose app tokens are good for ``graph_domain``
         self.graph_domain = ""
-        self.delegated = []  # callables: token -> (subject, expires at) or None
+        self.gmail = None  # GmailServer whose delegated tokens name their mailbox
         # Tokens answered inactive, in order (Dovecot asks once per oauth2 passdb it tries).
         self.refused: list[str] = []
         self.httpd: ThreadingHTTPServer | None = None
@@ -39,11 +42,11 @@ class TokenIntrospection:
     def trust_graph(self, graph, domain: str) -> None:
         self.graph, self.graph_domain = graph, domain
 
-    def trust_delegated(self, lookup) -> None:
-        self.delegated.append(lookup)
+    def trust_gmail(self, gmail) -> None:
+        self.gmail = gmail
 
     def forget_issuers(self) -> None:
-        self.graph, self.graph_domain, self.delegated = None, "", []
+        self.graph, self.graph_domain, self.gmail = None, "", None
 
     def answer(self, token: str) -> dict:
         inactive = {"active": False, "username": "", "tenant_user": ""}
@@ -59,13 +62,9 @@ class TokenIntrospection:
                     "client_id": app.client_id,
                 }
             return inactive
-        for lookup in self.delegated:
-            found = lookup(token)
-            if found:
-                subject, expires = found
-                if expires > now:
-                    return {"active": True, "username": subject, "tenant_user": ""}
-                return inactive
+        grant = self.gmail.tokens.get(token) if self.gmail else None
+        if grant and grant.expires > now and GMAIL_IMAP_SCOPE in grant.scopes:
+            return {"active": True, "username": grant.subject, "tenant_user": ""}
         return inactive
 
     @property
