@@ -131,9 +131,13 @@ KIND_FIELDS = {
         "endpoint",
         "port",
         "security",
+        "auth_method",
         "username",
         "secret",
         "impersonation",
+        "oauth_tenant_id",
+        "oauth_client_id",
+        "oauth_authority",
         "verify_tls",
         "options",
     ),
@@ -339,6 +343,11 @@ class TenantForm(forms.ModelForm):
                 "for each mailbox itself)."
             )
         if self.kind == K.IMAP:
+            fields["auth_method"].help_text = (
+                "OAuth2: each mailbox logs in with an access token (OAUTHBEARER or XOAUTH2). The "
+                'oauth_provider option says who issues it: "microsoft" (client id, tenant id and '
+                'client secret) or "google" (the service account\'s JSON key as the secret).'
+            )
             fields["impersonation"].label = "Master user (impersonation)"
             fields["impersonation"].help_text = (
                 "Logs in for each mailbox (SASL PLAIN authorization identity), with the "
@@ -365,12 +374,24 @@ class TenantForm(forms.ModelForm):
             except OptionError as exc:
                 self.add_error("options", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         oauth = kind == K.EXCHANGE_ONLINE or cleaned.get("auth_method") == Tenant.AuthMethod.OAUTH2
+        if oauth and kind == K.IMAP and self._imap_oauth_provider(cleaned) == "google":
+            # The service account's key names the account and its token endpoint itself.
+            oauth = False
+            if cleaned.get("secret"):
+                problem = service_account_key_problem(cleaned["secret"])
+                if problem:
+                    self.add_error("secret", problem)
         if oauth:
             for field in ("oauth_tenant_id", "oauth_client_id"):
                 if not cleaned.get(field):
                     self.add_error(field, "Required for OAuth2 client credentials.")
         self._check_reach(cleaned)
         return cleaned
+
+    @staticmethod
+    def _imap_oauth_provider(cleaned) -> str:
+        options = cleaned.get("options")
+        return (options.get("oauth_provider") if isinstance(options, dict) else "") or ""
 
     def _check_reach(self, cleaned) -> None:
         """Where the tenant points, as entered: not the machine itself, the app's services,

@@ -120,7 +120,7 @@ class Tenant(models.Model):
         if kind in (self.Kind.EWS, self.Kind.EXCHANGE_ONLINE) and self.endpoint:
             yield "endpoint", *url_place(self.endpoint)
         oauth = kind == self.Kind.EXCHANGE_ONLINE or self.auth_method == self.AuthMethod.OAUTH2
-        if oauth and self.oauth_authority and kind != self.Kind.IMAP:
+        if oauth and self.oauth_authority:
             yield "oauth_authority", *url_place(self.oauth_authority)
 
     def reach_problems(self) -> dict[str, str]:
