@@ -19,13 +19,16 @@ MESSAGES = 200
 
 def copy_mailboxes(start_worker, dovecot_a, dovecot_b, dovecot_user, during=None, **env):
     """Three users with their own passwords and their own mail, in one project whose tenants
-    carry no login: each mailbox logs in with its own, and each target account must end up
-    holding exactly its own source's mail. ``during``, when given, must come true while the
-    passes run."""
+    log in as an account of their own (the connection test's): each mailbox logs in with its
+    own login, never the tenant's, and each target account must end up holding exactly its own
+    source's mail while the tenants' accounts are left as they were. ``during``, when given,
+    must come true while the passes run."""
+    admin_source, admin_target = dovecot_user(dovecot_a), dovecot_user(dovecot_b)
+    admin_source.load("INBOX", bulk(5, owner=admin_source.name))
     project = Project.objects.create(
         client_name="Fabrikam",
-        source=tenant_for(dovecot_a.endpoint()),
-        target=tenant_for(dovecot_b.endpoint()),
+        source=tenant_for(admin_source.endpoint()),
+        target=tenant_for(admin_target.endpoint()),
     )
     users = []
     for number in range(MAILBOXES):
@@ -55,6 +58,7 @@ def copy_mailboxes(start_worker, dovecot_a, dovecot_b, dovecot_user, during=None
     )
     for source, target in users:
         assert target.holdings().folders["INBOX"] == source.holdings().folders["INBOX"], source.name
+    assert admin_target.holdings().messages == 0
     return project
 
 

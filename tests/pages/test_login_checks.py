@@ -186,7 +186,7 @@ def test_a_real_worker_tests_each_mailbox_on_dovecot(client, bob, three_users, s
     act(client, project, action="logins", scope="filtered")
     wait_until(
         lambda: not project.mailboxes.filter(login_checked_at__isnull=True).exists(),
-        message="the worker never recorded the login tests:\n" + worker.log(),
+        message=lambda: "the worker never recorded the login tests:\n" + worker.log(),
     )
     html = client.get(project.get_absolute_url()).content.decode()
     ann, ben, cid = project.mailboxes.order_by("pk")
