@@ -21,7 +21,9 @@ v1/…; the test server, tests/servers/gmail_server.py, refuses anything else as
   bearer grant, https://developers.google.com/identity/protocols/oauth2/service-account), sent to
   the key JSON's own ``token_uri``; google-auth refreshes them before they expire.
 
-Throttling (https://developers.google.com/gmail/api/guides/handle-errors): 429 and 403
+Quotas: each request first spends its units in the mailbox's and the Cloud project's budgets,
+shared by every worker process (``budgets``). Throttling anyway
+(https://developers.google.com/gmail/api/guides/handle-errors): 429 and 403
 ``rateLimitExceeded``/``userRateLimitExceeded`` are retried with exponential backoff, inline up
 to ``max_inline_wait`` seconds, then handed to the engine as a TransientError that says
 "throttled by Google", which the engine shows on the folder and retries later.
@@ -45,7 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,6 +111,16 @@ def _flags(label_ids) -> frozenset[str]:
     if "DRAFT" in labels:
         flags.add("\\Draft")
     return frozenset(flags)
+
+
+# Quota units per call (https://developers.google.com/gmail/api/reference/quota).
+UNITS = {"messages": 5, "history": 2}
+
+
+def _units(rest: str) -> int:
+    """The units a call under ``users/me/`` costs: messages.list and .get 5, history.list 2,
+    labels and getProfile 1."""
+    return UNITS.get(rest.split("/")[0].split("?")[0], 1)
 
 
 def _raw(text: str) -> bytes:
@@ -209,6 +221,7 @@ class GmailConnector(Connector):
         self._credentials = None
         self._token_lock = threading.Lock()
         self._labels: dict[str, dict] | None = None
+        self._budgets: list | None = None
         spool_root = Path(self.options["spool_dir"] or Path(tempfile.gettempdir()) / "mailferry")
         owner = hashlib.sha256(f"{self.client_email}\0{mailbox.lower()}".encode()).hexdigest()
         self._spool_dir = spool_root / "gmail-spool" / owner[:32]
@@ -264,12 +277,53 @@ class GmailConnector(Connector):
                     ) from exc
             return credentials.token
 
-    def _send(self, method: str, url: str, **kwargs) -> httpx.Response:
-        """One exchange with a valid token; a 401 renews the token once."""
+    def budgets(self) -> list:
+        """Google's quota units for this mailbox and for the service account's Cloud project
+        (https://developers.google.com/gmail/api/reference/quota), shared by every worker
+        process through ``mailboxes.budget`` (Redis or the database), so N workers together
+        wait for the window instead of each meeting 429s."""
+        if self._budgets is None:
+            from mailboxes.budget import Budget, Limits  # Django's store, only when copying
+
+            options = self.options
+            project = f"google:{self.key.get('project_id') or self.client_email}"
+            window = options["quota_window"]
+            self._budgets = [
+                Budget(
+                    f"{project}:{self.mailbox.lower()}",
+                    Limits(requests=options["user_units"], window=window),
+                ),
+                Budget(project, Limits(requests=options["project_units"], window=window)),
+            ]
+        return self._budgets
+
+    @contextmanager
+    def _turn(self, units: int):
+        """Spend ``units`` in every budget before a request; a wait longer than
+        ``max_inline_wait`` goes back to the engine as throttling."""
+        from mailboxes.budget import BudgetExhausted
+
+        try:
+            with ExitStack() as stack:
+                for budget in self.budgets():
+                    patience = self.max_inline_wait
+                    stack.enter_context(budget.request(0, patience, requests=units))
+                yield
+        except BudgetExhausted as exc:
+            raise TransientError(
+                f"Throttled by Google: the quota units of {self.mailbox} for this minute are "
+                f"spent; retry in {exc.wait:.0f} s",
+                retry_after=exc.wait,
+            ) from exc
+
+    def _send(self, method: str, url: str, units: int, **kwargs) -> httpx.Response:
+        """One exchange costing ``units`` quota units, with a valid token; a 401 renews the
+        token once."""
         for renew in (False, True):
             headers = kwargs.pop("headers", {}) | {"Authorization": f"Bearer {self._token(renew)}"}
             try:
-                response = self._http.request(method, url, headers=headers, **kwargs)
+                with self._turn(units):
+                    response = self._http.request(method, url, headers=headers, **kwargs)
             except httpx.HTTPError as exc:
                 raise TransientError(f"The Gmail API is unreachable: {exc}") from exc
             kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
@@ -285,7 +339,7 @@ class GmailConnector(Connector):
         url = self.base_url + self._user_path(rest)
         waited = 0.0
         while True:
-            response = self._send("GET", url, params=params)
+            response = self._send("GET", url, _units(rest), params=params)
             body = _json(response)
             if not _throttled(response.status_code, body):
                 break
@@ -297,7 +351,7 @@ class GmailConnector(Connector):
     def _back_off(self, waited: float, message: str) -> float:
         """Exponential backoff (1, 2, 4 … seconds) while it stays within ``max_inline_wait``;
         beyond that the engine retries later."""
-        delay = min(2 ** max(0, int(waited).bit_length() - 1) if waited else 1.0, 32.0)
+        delay = min(max(1.0, waited), 32.0)  # 1, 1, 2, 4, 8 …: the time waited so far, doubled
         if waited + delay > self.max_inline_wait:
             raise TransientError(
                 f"Throttled by Google ({message or 'rate limit exceeded'}); retry in {delay:.0f} s",
@@ -357,7 +411,11 @@ class GmailConnector(Connector):
         waited = 0.0
         while True:
             response = self._send(
-                "POST", f"{self.base_url}/batch/gmail/v1", content=body, headers=headers
+                "POST",
+                f"{self.base_url}/batch/gmail/v1",
+                sum(_units(call.removeprefix(self._user_path(""))) for call in calls),
+                content=body,
+                headers=headers,
             )
             if not _throttled(response.status_code, _json(response)):
                 break

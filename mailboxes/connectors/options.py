@@ -131,6 +131,12 @@ SCHEMAS: dict[str, dict[str, Option]] = {
         "spool_dir": Option(
             str, "folder on the worker where a message with several labels waits for its folders"
         ),
+        # Google's quotas: 15,000 units per user and 1,200,000 per project a minute.
+        "user_units": Option(int, "quota units per mailbox per window", 15_000, 1, 10**9),
+        "project_units": Option(
+            int, "quota units per Cloud project per window", 1_200_000, 1, 10**10
+        ),
+        "quota_window": Option(float, "seconds the quota units are counted over", 60.0, 1, 3600),
     },
 }
 

@@ -13,6 +13,9 @@ from mailboxes.connectors.gmail import READ_SCOPE, GmailConnector
 from .conftest import google_endpoint
 from .seed import USERS, seed
 
+# Each call spends its quota units in the mailbox's budget, kept in the database here.
+pytestmark = pytest.mark.django_db
+
 
 def connect(gmail, key, tmp_path, user):
     connector = GmailConnector(google_endpoint(gmail, key, tmp_path / "spool"), user)

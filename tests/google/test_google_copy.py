@@ -3,6 +3,8 @@ maildir and into Dovecot: every message byte-identical in every folder its label
 with read and flagged state and received date, each downloaded once; deltas from the history,
 an expired history id, and throttling."""
 
+import time
+
 import pytest
 
 from mailboxes.connectors.base import Endpoint
@@ -161,3 +163,25 @@ def test_a_delta_gives_copies_the_read_and_starred_state_they_have_now(gmail, to
         assert (
             flags[unread.raw] == {"\\Seen", "\\Flagged"} and "\\Flagged" not in flags[starred.raw]
         )
+
+
+@pytest.mark.slow
+def test_the_quota_budget_waits_for_the_window_instead_of_meeting_googles_429s(
+    gmail, tmp_path, settings
+):
+    """With the mailbox's budget set to the quota Google enforces, the client waits for the
+    window itself: Google refuses nothing, and every message arrives."""
+    gmail.set_quota(units=120, window=2.0)
+    boxes = seed(gmail, per_user=12)
+    source = google_endpoint(gmail, gmail.key, tmp_path / "spool", user_units=120, quota_window=2.0)
+    (tmp_path / "target").mkdir()
+    target = Endpoint(kind="maildir", host=str(tmp_path / "target"))
+    for user in USERS:
+        row = make_mailbox(source, target, user, user)
+        started = time.monotonic()
+        done = run_pass(row, "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+        assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
+        assert gmail.refused[user] == 0
+        # More units than one window holds: the budget made it wait at least one window.
+        assert gmail.units[user] > 120 and time.monotonic() - started > 2.0
