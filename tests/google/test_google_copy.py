@@ -185,3 +185,28 @@ def test_the_quota_budget_waits_for_the_window_instead_of_meeting_googles_429s(
         assert gmail.refused[user] == 0
         # More units than one window holds: the budget made it wait at least one window.
         assert gmail.units[user] > 120 and time.monotonic() - started > 2.0
+
+
+@pytest.mark.slow
+def test_a_5000_message_mailbox_throttled_by_google_finishes_with_no_failed_item(
+    gmail, tmp_path, settings
+):
+    """Google's per-user quota set far below what the copy spends (the budget left high, as
+    when another app spends the same quota): the 429s are waited out, nothing fails."""
+    settings.COPY_RETRY_BASE_SECONDS = 0.01
+    gmail.set_quota(units=2_000, window=1.0)
+    boxes = seed(gmail, per_user=20)
+    bulk = [data for box in boxes.values() for data in (m.raw for m in box.messages.values())]
+    big = boxes[USERS[0]]
+    for n in range(5_000 - len(big.messages)):
+        big.add_message(bulk[n % len(bulk)], ["INBOX", "Archive/2020"][: 1 + n % 2])
+    source = google_endpoint(gmail, gmail.key, tmp_path / "spool", user_units=10**9)
+    (tmp_path / "target").mkdir()
+    target = Endpoint(kind="maildir", host=str(tmp_path / "target"))
+    for user in USERS:
+        row = make_mailbox(source, target, user, user)
+        done = run_pass(row, "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+        assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
+    assert len(big.messages) == 5_000 and gmail.refused[USERS[0]] > 0
+    assert set(downloads(gmail, big).values()) == {1}
