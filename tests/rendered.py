@@ -30,6 +30,12 @@ def messages(response) -> list[tuple[str, str]]:
     ]
 
 
+def messages_after(client, response) -> list[str]:
+    """The texts of the messages on the page a redirect leads to: what the user reads next."""
+    assert response.status_code == 302, response.status_code
+    return [text for _, text in messages(client.get(response["Location"]))]
+
+
 def table_rows(response, table_class: str) -> list[list[str]]:
     """The text of each cell of each body row of the table with this class."""
     rows = _page(response).xpath(f'//table[contains(@class, "{table_class}")]/tbody/tr')

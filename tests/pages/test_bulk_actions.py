@@ -1,11 +1,11 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.models import Mailbox, MailboxPass
+from tests.rendered import messages_after
 from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 
@@ -15,10 +15,6 @@ def act(client, project, **data):
 
 def by_name(project, name):
     return project.mailboxes.get(source_address__startswith=name)
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.mark.django_db
@@ -39,7 +35,7 @@ def test_prestage_for_the_selected_rows(
             older_than_days="30",
         )
     assert response.status_code == 302
-    assert messages_of(response) == [
+    assert messages_after(client, response) == [
         "Pre-stage pass started for 2 mailboxes (1 mailbox already had a pass under way)."
     ]
     passes = MailboxPass.objects.filter(kind="prestage", mailbox__in=[nina, dora])
@@ -85,9 +81,9 @@ def test_retry_failed(client, bob, busy_project, django_capture_on_commit_callba
 def test_nothing_selected_changes_nothing(client, bob, busy_project):
     client.force_login(bob)
     response = act(client, busy_project, action="prestage", scope="selected")
-    assert "No mailbox selected" in messages_of(response)[0]
+    assert "No mailbox selected" in messages_after(client, response)[0]
     other = act(client, busy_project, action="explode", scope="selected", selected=["1"])
-    assert "Choose an action" in messages_of(other)[-1]
+    assert "Choose an action" in messages_after(client, other)[-1]
     assert MailboxPass.objects.count() == 1  # only rick's, from before
 
 
@@ -103,5 +99,5 @@ def test_rows_of_another_project_are_ignored(client, bob, busy_project):
     response = act(
         client, busy_project, action="prestage", scope="selected", selected=[stranger.pk]
     )
-    assert "No mailbox selected" in messages_of(response)[0]
+    assert "No mailbox selected" in messages_after(client, response)[0]
     assert not stranger.passes.exists()

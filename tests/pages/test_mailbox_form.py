@@ -1,7 +1,6 @@
 """Adding, editing and deleting one mailbox in the UI: what the consultant sees, what is stored."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -9,12 +8,9 @@ from django.utils import timezone
 from mailboxes.models import CopiedItem, Mailbox, MailboxPass
 from projects.fields import UnreadableSecret
 from tests.conftest import make_project
+from tests.rendered import messages_after
 
 from .conftest import add_mailbox
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def add_url(project):
@@ -72,7 +68,7 @@ class TestMailboxAdd:
         response = client.post(add_url(imap_project), data)
         mailbox = imap_project.mailboxes.get()
         assert response.status_code == 302 and response["Location"] == mailbox.get_absolute_url()
-        assert messages_of(response) == ["Mailbox ann@contoso.example added."]
+        assert messages_after(client, response) == ["Mailbox ann@contoso.example added."]
         assert (mailbox.source_address, mailbox.display_name) == (
             "ann@contoso.example",
             "Ann Archer",
@@ -168,7 +164,7 @@ class TestMailboxEdit:
     def test_blank_password_keeps_the_stored_one(self, client, bob, ann):
         client.force_login(bob)
         response = client.post(edit_url(ann), self.data(ann, display_name="Ann A."))
-        assert messages_of(response) == ["Mailbox ann@contoso.example saved."]
+        assert messages_after(client, response) == ["Mailbox ann@contoso.example saved."]
         ann.refresh_from_db()
         assert ann.display_name == "Ann A." and ann.source_password == "s3cret-source"
         assert ann.login_check_ok is True  # only the name changed: the last test still holds
@@ -231,12 +227,13 @@ class TestMailboxEdit:
     def test_a_pass_under_way_blocks_editing(self, client, bob, ann):
         Mailbox.objects.filter(pk=ann.pk).update(state=Mailbox.State.COPYING)
         client.force_login(bob)
-        for response in (client.get(edit_url(ann)), client.post(edit_url(ann), self.data(ann))):
+        for request in (client.get, lambda url: client.post(url, self.data(ann))):
+            response = request(edit_url(ann))
             assert response.status_code == 302 and response["Location"] == ann.get_absolute_url()
-            assert messages_of(response)[-1] == (
+            assert messages_after(client, response) == [
                 "A pass of ann@contoso.example is under way (copying): edit it once the pass "
                 "is done, or pause it first."
-            )
+            ]
 
     def test_counters_a_worker_writes_meanwhile_are_kept(self, client, bob, ann):
         client.force_login(bob)
@@ -278,7 +275,7 @@ class TestMailboxDelete:
         response = client.post(delete_url(ann))
         assert response.status_code == 302
         assert response["Location"] == imap_project.get_absolute_url()
-        assert messages_of(response) == [
+        assert messages_after(client, response) == [
             "Mailbox ann@contoso.example deleted from mailferry; nothing was changed on the "
             "servers."
         ]
@@ -290,7 +287,10 @@ class TestMailboxDelete:
         client.force_login(bob)
         response = client.post(delete_url(ann))
         assert response["Location"] == ann.get_absolute_url()
-        assert "A pass of ann@contoso.example is under way (queued)" in messages_of(response)[0]
+        assert (
+            "A pass of ann@contoso.example is under way (queued)"
+            in messages_after(client, response)[0]
+        )
         assert Mailbox.objects.filter(pk=ann.pk).exists()
 
     def test_outsider_cannot_delete(self, client, charlie, ann):
