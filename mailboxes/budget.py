@@ -43,6 +43,8 @@ class Limits:
     requests: int = 0
     bytes: int = 0
     window: float = 600.0
+    # How long a slot outlives a holder that died; 0: SLOT_LEASE_SECONDS.
+    lease: float = 0.0
 
     @property
     def bucket(self) -> float:
@@ -168,7 +170,7 @@ class DatabaseStore:
             wait = _decide(now, state.slots, state.buckets, limits, size, requests, slots)
             if not wait:
                 for member in _members(token, slots):
-                    state.slots[member] = now + SLOT_LEASE_SECONDS
+                    state.slots[member] = now + (limits.lease or SLOT_LEASE_SECONDS)
                 counts = state.buckets.setdefault(str(_bucket_index(now, limits)), [0, 0])
                 counts[0] += requests
                 counts[1] += size
@@ -255,8 +257,8 @@ class RedisStore:
 
     def take(self, key, token, limits: Limits, size: int, requests=1, slots=1) -> float:
         arguments = [token, limits.concurrency, limits.requests, limits.bytes, limits.bucket]
-        arguments += [size, SLOT_LEASE_SECONDS, BUCKETS_PER_WINDOW, SLOT_POLL_SECONDS]
-        arguments += [requests, slots, *_members(token, slots)]
+        arguments += [size, limits.lease or SLOT_LEASE_SECONDS, BUCKETS_PER_WINDOW]
+        arguments += [SLOT_POLL_SECONDS, requests, slots, *_members(token, slots)]
         return float(self._take(keys=self._keys(key), args=arguments))
 
     def release(self, key, token, slots=1) -> None:

@@ -9,11 +9,33 @@ token and $batch envelopes included). Options: --items N --batch N --concurrency
 """
 
 import argparse
+import atexit
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def django_with_redis_budgets() -> str:
+    """Django set up with a Redis of the benchmark's own as broker, so the connectors keep
+    their request budgets in Redis as production does; its URL."""
+    from tests.servers.redis import RedisServer
+
+    redis = RedisServer(Path(tempfile.mkdtemp(prefix="mailferry-bench-redis-"))).start()
+    atexit.register(redis.stop)
+    os.environ["CELERY_BROKER_URL"] = redis.url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
+    import django
+
+    django.setup()
+    return redis.url
+
+
+if __name__ == "__main__":
+    django_with_redis_budgets()
 
 from mailboxes.connectors.base import Endpoint  # noqa: E402
 from mailboxes.connectors.graph import GRAPH_FTS, GraphConnector  # noqa: E402

@@ -258,7 +258,7 @@ class GraphConnector(Connector):
     def _forget_tokens(self) -> None:
         forget_tokens(self._app)
 
-    def _budget_list(self) -> list:
+    def budgets(self) -> list:
         """The budgets a request to this mailbox takes, narrowest first: the app's on the
         mailbox (concurrency and requests), its imported bytes (a window of its own), and the
         tenant's when capped. Keyed by tenant, app and mailbox, so every worker shares them."""
@@ -270,9 +270,9 @@ class GraphConnector(Connector):
             app = f"{tenant}:{endpoint.oauth_client_id}"
             mailbox = f"{app}:{self.mailbox.lower()}"
             requests_ = (options["mailbox_concurrency"], options["mailbox_requests"])
-            window = options["request_window"]
+            window, lease = options["request_window"], options["budget_lease"]
             self._budgets = [
-                Budget(mailbox, Limits(*requests_, window=window)),
+                Budget(mailbox, Limits(*requests_, window=window, lease=lease)),
                 Budget(
                     f"{mailbox}:bytes",
                     Limits(bytes=options["import_bytes"], window=options["bytes_window"]),
@@ -280,7 +280,9 @@ class GraphConnector(Connector):
             ]
             if options["tenant_concurrency"] or options["tenant_requests"]:
                 tenant_limits = (options["tenant_concurrency"], options["tenant_requests"])
-                self._budgets.append(Budget(app, Limits(*tenant_limits, window=window)))
+                self._budgets.append(
+                    Budget(app, Limits(*tenant_limits, window=window, lease=lease))
+                )
         return self._budgets
 
     @contextmanager
@@ -292,7 +294,7 @@ class GraphConnector(Connector):
             return
         from mailboxes.budget import BudgetExhausted
 
-        mailbox, uploads, *tenant = self._budget_list()
+        mailbox, uploads, *tenant = self.budgets()
         # Bytes last, right before sending: bytes counted while the request then waited for
         # a slot would leave our window before they leave Exchange's.
         held = [mailbox, *tenant] + ([uploads] if size else [])

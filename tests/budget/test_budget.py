@@ -123,12 +123,9 @@ class TestWindows:
 
 
 class TestCrashedHolder:
-    def test_a_slot_whose_holder_died_frees_itself_after_its_lease(
-        self, store_and_env, monkeypatch
-    ):
+    def test_a_slot_whose_holder_died_frees_itself_after_its_lease(self, store_and_env):
         store, _ = store_and_env
-        monkeypatch.setattr(budget, "SLOT_LEASE_SECONDS", 0.5)
-        limits = Limits(concurrency=1)
+        limits = Limits(concurrency=1, lease=0.5)
         key = f"test:{time.monotonic_ns()}"
         assert store.take(key, "died", limits, 0) == 0  # never released
         assert store.take(key, "next", limits, 0) > 0

@@ -94,13 +94,13 @@ def test_without_the_shared_limit_the_same_copy_meets_429s(mailboxes):
 
 
 def test_request_and_byte_windows_are_waited_for_not_met(mailboxes):
-    """Windows of four seconds, small enough that the copy needs several of each: the
+    """Windows of eight seconds, small enough that the copy needs more than one of each: the
     connectors wait for room instead of sending what Exchange would refuse."""
-    limits = MailboxLimits(requests=40, request_window=4.0, bytes=10_000, bytes_window=4.0)
+    limits = MailboxLimits(requests=60, request_window=8.0, bytes=15_000, bytes_window=8.0)
     mailboxes.enforce(limits, mailbox_time=0.01)
 
     copy_in_turns(
-        mailboxes, mailbox_requests=40, request_window=4.0, import_bytes=10_000, bytes_window=4.0
+        mailboxes, mailbox_requests=60, request_window=8.0, import_bytes=15_000, bytes_window=8.0
     )
 
     assert_each_item_arrived_once(mailboxes)
@@ -110,5 +110,5 @@ def test_request_and_byte_windows_are_waited_for_not_met(mailboxes):
     assert mailboxes.counts["throttled"] * 100 < served
     target_uses = [use for _, target in PAIRS for use in mailboxes.mailbox_use(target)]
     # Each target took more than one window's requests and bytes, so the windows did bind.
-    assert all(use.served > 40 for use in target_uses)
-    assert all(use.imported > 2 * 10_000 for use in target_uses)
+    assert all(use.served > 60 for use in target_uses)
+    assert all(use.imported > 15_000 for use in target_uses)

@@ -397,6 +397,8 @@ class GraphServer:
         self.mailbox_time = 0.0
         self.use: dict[tuple[str, str], MailboxUse] = {}  # (app client id, mailbox id) -> use
         self.session_apps: dict[str, str] = {}  # import session authtoken -> app client id
+        self.holds: dict[str, threading.Event] = {}  # endpoint -> answers held until it is set
+        self.held: Counter = Counter()  # user or mailbox id -> answers being held now
         self.throttles: dict[str, list] = {}  # endpoint -> [remaining, retry_after]
         self.refusals: dict[str, list[GraphError]] = {}  # endpoint -> errors for its next calls
         self.delta_epoch = 1
@@ -483,6 +485,14 @@ class GraphServer:
         """Every app's use of this user's mailbox."""
         mailbox_id = self.users[user.lower()].id
         return [use for (_, mailbox), use in self.use.items() if mailbox == mailbox_id]
+
+    def hold(self, endpoint: str) -> None:
+        """Requests to ``endpoint`` are carried out, but their answers wait until ``release``:
+        a client killed meanwhile never hears that they were done."""
+        self.holds[endpoint] = threading.Event()
+
+    def release(self, endpoint: str) -> None:
+        self.holds.pop(endpoint).set()
 
     def throttle(self, endpoint: str, times: int, retry_after: float) -> None:
         """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
@@ -627,9 +637,11 @@ class GraphServer:
                 self.count(endpoint)
                 key = self._mailbox_key(endpoint, match.groups(), query, headers)
                 with self._mailbox_turn(key, _incoming_bytes(endpoint, body)):
-                    return getattr(self, "_" + endpoint.replace(".", "_"))(
+                    answer = getattr(self, "_" + endpoint.replace(".", "_"))(
                         *match.groups(), query=query, headers=headers, body=body
                     )
+                self._held(endpoint, match.groups()[0])
+                return answer
         if known:
             # A method Microsoft documents no call for on this resource (PATCH on a mailboxItem):
             # 405 Method Not Allowed (https://learn.microsoft.com/graph/errors).
@@ -639,6 +651,19 @@ class GraphServer:
                 "Specified HTTP method is not allowed for the request target.",
             )
         raise GraphError(404, "BadRequest", f"Resource not found for the segment {path!r}.")
+
+    def _held(self, endpoint: str, whose: str) -> None:
+        """Wait, the request done, while ``endpoint`` is held (see ``hold``)."""
+        event = self.holds.get(endpoint)
+        if event is None:
+            return
+        with self.lock:
+            self.held[whose.lower()] += 1
+        try:
+            event.wait(300)
+        finally:
+            with self.lock:
+                self.held[whose.lower()] -= 1
 
     def _mailbox_key(self, endpoint, groups, query, headers) -> tuple[str, str] | None:
         """(app, mailbox) a request counts against; None for requests to no mailbox, and for

@@ -1,0 +1,97 @@
+"""Exchange Online at tenant scale, with real worker processes on a Graph test server that
+enforces Microsoft's limits per app and mailbox (windows scaled down to seconds): the workers
+share each mailbox's budget through the database, so no mailbox ever has more requests in flight
+than allowed, almost nothing is throttled, and every item arrives exactly once; a worker killed
+after items were imported but before they were recorded duplicates nothing on recovery."""
+
+import pytest
+
+from mailboxes import services
+from mailboxes.models import CopiedItem, MailboxPass
+from tests.servers.graph_scale import contents, limit_options, project, scaled_limits, seed_pairs
+from tests.servers.worker import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# Small batches so each folder takes several; a short lease so a restarted worker's sweep soon
+# finds a killed worker's jobs.
+WORKER_ENV = {
+    "COPY_BATCH_ITEMS": "10",
+    "COPY_LEASE_SECONDS": "3",
+    "COPY_TASK_SECONDS": "2",
+    "COPY_RETRY_BASE_SECONDS": "0.2",
+    "TENANT_CONNECTION_LIMIT": "12",
+}
+
+
+def wait_for_passes(count, workers, timeout=300):
+    wait_until(
+        lambda: MailboxPass.objects.filter(state__in=("done", "failed")).count() == count,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: (
+            f"passes: {list(MailboxPass.objects.values_list('state', 'error'))}\n"
+            + "\n".join(worker.log()[-2000:] for worker in workers)
+        ),
+    )
+    assert list(MailboxPass.objects.exclude(state="done").values_list("error", flat=True)) == []
+
+
+def assert_every_item_arrived_once(server, pairs):
+    for source, target in pairs:
+        assert contents(server, target) == contents(server, source), target
+
+
+def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_server, start_worker):
+    limits = scaled_limits(window=4.0, requests=60, megabytes=0.1)
+    graph_server.enforce(limits, mailbox_time=0.01)
+    pairs = seed_pairs(graph_server, 12, items=25)
+    moving = project(graph_server, pairs, **limit_options(limits))
+    workers = [start_worker(f"worker{n}", env=WORKER_ENV, concurrency=3) for n in range(4)]
+
+    services.start_passes(moving.mailboxes.all(), "full")
+    wait_for_passes(12, workers)
+
+    assert_every_item_arrived_once(graph_server, pairs)
+    uses = graph_server.use.values()
+    assert max(use.max_in_flight for use in uses) == limits.concurrency  # used, never exceeded
+    served = sum(use.served for use in uses)
+    assert graph_server.counts["throttled"] * 100 < served, graph_server.counts
+    # Each target needed more than a window of requests: the windows bound, and were kept to.
+    targets = [use for _, target in pairs for use in graph_server.mailbox_use(target)]
+    assert all(use.served > limits.requests for use in targets)
+    items = sum(25 + n + n % 3 for n in range(12))
+    assert graph_server.counts["importItem"] == items
+    assert CopiedItem.objects.count() == items
+
+
+def test_a_worker_killed_before_recording_imports_nothing_twice(graph_server, start_worker):
+    """Three mailboxes, each with its own mail, copied by one worker whose three processes are
+    all held after Exchange applied a batch's recovery stamps (the import done, the answer not
+    yet heard): killed there, the next worker finds those items on the target by their stamp
+    and records them without importing them again."""
+    limits = scaled_limits(window=4.0, requests=600, megabytes=10)
+    graph_server.enforce(limits)
+    pairs = seed_pairs(graph_server, 3, items=30)
+    moving = project(graph_server, pairs, **limit_options(limits))
+    graph_server.hold("messages.patch")
+    first = start_worker("first", env=WORKER_ENV, concurrency=3)
+
+    services.start_passes(moving.mailboxes.all(), "full")
+    wait_until(
+        lambda: all(graph_server.held[target] for _, target in pairs),
+        timeout=120,
+        message=lambda: f"held: {graph_server.held}\n{first.log()[-3000:]}",
+    )
+    first.kill()
+    graph_server.release("messages.patch")
+    imported_before = graph_server.counts["importItem"]
+    recorded_before = CopiedItem.objects.count()
+    second = start_worker("second", env=WORKER_ENV, concurrency=3)
+    wait_for_passes(3, [first, second])
+
+    assert recorded_before < imported_before  # items were imported and not recorded
+    assert_every_item_arrived_once(graph_server, pairs)
+    items = sum(30 + n + n % 3 for n in range(3))
+    assert graph_server.counts["importItem"] == items  # none of them twice
+    assert CopiedItem.objects.count() == items
