@@ -6,6 +6,7 @@ from django.urls import reverse
 from mailboxes.models import MailboxPass
 from projects.cutover import auto_tick, template_for
 from projects.models import CutoverEvent, CutoverStep
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -169,12 +170,16 @@ def test_delta_button_queues_a_pass_per_mailbox(
         source_address="bo@contoso.example", target_address="bo@contoso.onmicrosoft.example"
     )
     delta = steps["delta"]
-    with django_capture_on_commit_callbacks() as callbacks:
+    purge_filesystem_broker()
+    with django_capture_on_commit_callbacks(execute=True):
         response = client.post(step_url("cutover_delta", delta), follow=True)
     assert "Delta pass queued for 2 mailbox(es)." in response.content.decode()
     passes = MailboxPass.objects.filter(kind="delta")
     assert {p.mailbox_id for p in passes} == {mailbox.pk, second.pk}
-    assert len(callbacks) >= 2  # the engine's work is queued once the transaction commits
+    # Once committed, each new pass's planning waits in the broker, nothing else.
+    assert sorted(queued_tasks()) == sorted(
+        ("mailboxes.tasks.plan_mailbox_pass", [p.pk], {}) for p in passes
+    )
     delta.refresh_from_db()
     assert delta.passes_started_at is not None
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from mailboxes import discovery
 from mailboxes.tasks import discover_mailboxes
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 from .conftest import count_on_server
 
@@ -96,9 +97,14 @@ def test_discover_polls_until_done_and_can_run_again(
     scene.project.members.add(alice)
     client.force_login(alice)
     url = reverse("project_readiness", args=[scene.project.pk])
-    with django_capture_on_commit_callbacks() as callbacks:
+    purge_filesystem_broker()
+    with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("project_discover", args=[scene.project.pk]))
-    assert response.status_code == 302 and len(callbacks) == 3
+    assert response.status_code == 302
+    # Once committed, one discovery task per mailbox waits in the broker for a worker.
+    assert sorted(queued_tasks()) == sorted(
+        ("mailboxes.tasks.discover_mailboxes", [[m.pk]], {}) for m in scene.mailboxes
+    )
     html = client.get(url).content.decode()
     assert 'data-discovered="0" data-total="3"' in html and "discovering 3…" in html
     assert 'hx-trigger="every 2s"' in html
@@ -108,12 +114,14 @@ def test_discover_polls_until_done_and_can_run_again(
     assert response.status_code == 286
     assert 'data-discovered="3" data-total="3"' in response.content.decode()
     # Again, from the project page's bulk action.
-    with django_capture_on_commit_callbacks() as callbacks:
+    purge_filesystem_broker()
+    with django_capture_on_commit_callbacks(execute=True):
         client.post(
             reverse("mailbox_bulk_action", args=[scene.project.pk]),
             {"action": "discover", "scope": "selected", "selected": [scene.mailboxes[0].pk]},
         )
-    assert len(callbacks) == 1
+    first = scene.mailboxes[0].pk
+    assert queued_tasks() == [("mailboxes.tasks.discover_mailboxes", [[first]], {})]
     assert "discovering 1…" in client.get(url).content.decode()
 
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from notices.models import Notice
 from notices.tasks import send_notices
+from tests.servers.worker import purge_filesystem_broker, queued_tasks
 
 from .conftest import link_in
 
@@ -111,7 +112,8 @@ def test_outbox_page_shows_a_failure_and_sends_it_again(
     refused = users[2].source_address
     smtp_server.refuse.add(refused)
     client.force_login(bob)
-    with django_capture_on_commit_callbacks() as queued:
+    purge_filesystem_broker()
+    with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("notices_send", args=[project.pk]),
             {"template": "copied", "addresses": refused},
@@ -119,7 +121,7 @@ def test_outbox_page_shows_a_failure_and_sends_it_again(
     assert response.status_code == 302
     (notice,) = Notice.objects.filter(mailbox=users[2])
     # What the worker does with the queued ids.
-    assert len(queued) == 1
+    assert queued_tasks() == [("notices.tasks.send_notices", [[notice.pk]], {})]
     send_notices.apply(args=[[notice.pk]])
     page = client.get(reverse("notices_outbox", args=[project.pk])).content.decode()
     assert refused in page and "Failed: 550" in page

@@ -61,9 +61,16 @@ class TestTestLoginsAction:
             for n in range(logins.PER_TASK * 2 + 1)
         )
         client.force_login(bob)
-        with django_capture_on_commit_callbacks() as queued:
+        purge_filesystem_broker()
+        with django_capture_on_commit_callbacks(execute=True):
             act(client, project, action="logins", scope="filtered")
-        assert len(queued) == 3
+        # Once committed, every mailbox's test waits in the broker, at most PER_TASK a task.
+        queued = queued_tasks()
+        assert {name for name, _, _ in queued} == {"mailboxes.tasks.check_mailbox_logins"}
+        chunks = [args[0] for _, args, _ in queued]
+        assert sorted(map(len, chunks)) == [1, logins.PER_TASK, logins.PER_TASK]
+        every = sorted(project.mailboxes.values_list("pk", flat=True))
+        assert sorted(pk for chunk in chunks for pk in chunk) == every
 
 
 @pytest.mark.django_db
