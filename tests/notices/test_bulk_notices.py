@@ -2,10 +2,10 @@
 request commits (nothing is sent inside it), once per mailbox, each with its own link."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from notices.models import Notice
+from tests.rendered import messages_after
 
 from .conftest import link_in
 
@@ -13,9 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def act(client, project, **data):
+    """Post a bulk action; the messages the page it leads to shows."""
     response = client.post(reverse("mailbox_bulk_action", args=[project.pk]), data)
-    assert response.status_code == 302
-    return [str(m) for m in get_messages(response.wsgi_request)]
+    return messages_after(client, response)
 
 
 def test_the_page_offers_the_three_messages_and_the_notifications_page(client, bob, project):
