@@ -1,6 +1,7 @@
-"""What a page shows, read from the HTML the response rendered: the messages at the top and the
-cells of a table. Page tests assert these, what a user sees, rather than the context the
-template was given (a template that drops a value would pass a context check)."""
+"""What a page shows, read from the HTML the response rendered: its text, the messages at the
+top, a table's cells and caption, a select's options. Page tests assert these, what a user sees,
+rather than the context the template was given (a template that drops a value would pass a
+context check) or the message storage (a page that never shows a message would pass)."""
 
 import lxml.html
 
@@ -33,7 +34,7 @@ def messages(response) -> list[tuple[str, str]]:
 def messages_after(client, response) -> list[str]:
     """The texts of the messages on the page a redirect leads to: what the user reads next."""
     assert response.status_code == 302, response.status_code
-    return [text for _, text in messages(client.get(response["Location"]))]
+    return [words for _, words in messages(client.get(response["Location"]))]
 
 
 def table_rows(response, table_class: str) -> list[list[str]]:
