@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests keep their database, broker folder and artifacts apart from a running `make run`.
 TEST_ENV := MAILFERRY_VAR_DIR=$(CURDIR)/var/test
 
-.PHONY: run test lint format bench-copy bench-pages bench-graph bench-ews bench-dnscheck bench-verify bench-google
+.PHONY: run test lint format bench-copy bench-pages bench-graph bench-graph-scale bench-ews bench-dnscheck bench-verify bench-google
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-pages: $(STAMP)
 
 bench-graph: $(STAMP)
 	$(TEST_ENV) $(BIN)/python scripts/bench_graph.py
+
+bench-graph-scale: $(STAMP)
+	$(TEST_ENV) $(BIN)/python scripts/bench_graph_scale.py
 
 bench-ews: $(STAMP)
 	$(TEST_ENV) $(BIN)/python scripts/bench_ews.py
