@@ -6,7 +6,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_domain_name
 
-from mailboxes.connectors.options import SCHEMAS, OptionError, read_options
+from mailboxes.connectors.options import LABEL_STRATEGIES, SCHEMAS, OptionError, read_options
 
 from .models import Membership, Project, Role, Tenant
 
@@ -368,6 +368,10 @@ class TenantForm(forms.ModelForm):
             problem = service_account_key_problem(cleaned["secret"])
             if problem:
                 self.add_error("secret", problem)
+        strategy = (cleaned.get("options") or {}).get("labels", LABEL_STRATEGIES[0])
+        if kind == K.GOOGLE and strategy not in LABEL_STRATEGIES:
+            choices = " or ".join(LABEL_STRATEGIES)
+            self.add_error("options", f"The labels option is {choices}, not {strategy!r}.")
         if "options" in cleaned:
             try:
                 read_options(kind, cleaned["options"] or {})

@@ -74,6 +74,7 @@ from .base import (
     StoreResult,
     TransientError,
 )
+from .options import LABEL_STRATEGIES
 from .reach_http import reach_session, reach_transport
 
 DEFAULT_API_URL = "https://gmail.googleapis.com"
@@ -86,6 +87,8 @@ SYSTEM_FOLDERS = {
     "TRASH": (("Deleted Items",), TRASH),
     "DRAFT": (("Drafts",), DRAFTS),
 }
+# The order the one_folder strategy picks a message's one folder in (user labels follow).
+SYSTEM_ORDER = ("TRASH", "SPAM", "DRAFT", "SENT", "INBOX")
 # Messages in no folder label (archived, or only IMPORTANT/CATEGORY_*) land here.
 ALL_MAIL_ID = "mailferry:all-mail"
 ALL_MAIL = (("All Mail",), ARCHIVE)
@@ -121,6 +124,12 @@ def _units(rest: str) -> int:
     """The units a call under ``users/me/`` costs: messages.list and .get 5, history.list 2,
     labels and getProfile 1."""
     return UNITS.get(rest.split("/")[0].split("?")[0], 1)
+
+
+def _keyword(name: str) -> str:
+    """A label name as an IMAP keyword atom (RFC 3501 section 9: no SP, CTL, 8-bit,
+    ``(){%*"\\]``)."""
+    return "".join(c if 0x20 < ord(c) < 0x7F and c not in '(){%*"\\]' else "_" for c in name)
 
 
 def _raw(text: str) -> bytes:
@@ -222,6 +231,12 @@ class GmailConnector(Connector):
         self._token_lock = threading.Lock()
         self._labels: dict[str, dict] | None = None
         self._budgets: list | None = None
+        if self.options["labels"] not in LABEL_STRATEGIES:
+            raise ConnectorError(
+                f"The labels option must be one of {', '.join(LABEL_STRATEGIES)}, "
+                f"not {self.options['labels']!r}."
+            )
+        self.one_folder = self.options["labels"] == "one_folder"
         spool_root = Path(self.options["spool_dir"] or Path(tempfile.gettempdir()) / "mailferry")
         owner = hashlib.sha256(f"{self.client_email}\0{mailbox.lower()}".encode()).hexdigest()
         self._spool_dir = spool_root / "gmail-spool" / owner[:32]
@@ -440,15 +455,35 @@ class GmailConnector(Connector):
         path = tuple(part for part in label["name"].split("/") if part)
         return (path, None) if path else None
 
-    def placements(self, label_ids) -> set[str]:
-        """Native ids of the folders a message with these labels is placed in."""
+    def folder_labels(self) -> list[str]:
+        """Ids of the labels that are folders, in the order the one_folder strategy prefers
+        them: Deleted Items, Junk, Drafts, Sent Items, Inbox, then user labels by name."""
         labels = self.labels()
-        folders = {
-            label_id
+        system = [label_id for label_id in SYSTEM_ORDER if label_id in labels]
+        users = [lid for lid, label in labels.items() if label.get("type") == "user"]
+        users.sort(key=lambda label_id: labels[label_id]["name"].lower())
+        return system + [label_id for label_id in users if self.label_folder(labels[label_id])]
+
+    def placements(self, label_ids) -> set[str]:
+        """Native ids of the folders a message with these labels is placed in: each of them
+        (every_folder), or the first in ``folder_labels`` order (one_folder)."""
+        held = set(label_ids or ())
+        folders = [label_id for label_id in self.folder_labels() if label_id in held]
+        if self.one_folder:
+            folders = folders[:1]
+        return set(folders) or {ALL_MAIL_ID}
+
+    def keywords(self, label_ids, folder_id: str) -> set[str]:
+        """one_folder: the message's other user labels, as IMAP keywords (atoms: characters
+        RFC 3501 does not allow in one become "_")."""
+        if not self.one_folder:
+            return set()
+        labels = self.labels()
+        return {
+            _keyword(labels[label_id]["name"])
             for label_id in label_ids or ()
-            if label_id in labels and self.label_folder(labels[label_id])
+            if label_id != folder_id and labels.get(label_id, {}).get("type") == "user"
         }
-        return folders or {ALL_MAIL_ID}
 
     def folders(self) -> list[Folder]:
         labels = self.labels(refresh=True)
@@ -508,15 +543,18 @@ class GmailConnector(Connector):
                 return ids[::-1]
 
     def _listing(self, folder: Folder, before) -> list[str]:
-        if folder.native_id != ALL_MAIL_ID:
-            return self._list(folder.native_id, before)
-        everything = self._list(None, before)
-        labels = self.labels()
+        """The folder's messages: its label's (one_folder: less those a label before it in
+        ``folder_labels`` claims); All Mail's: every message less the labelled ones."""
+        order = self.folder_labels()
+        if folder.native_id == ALL_MAIL_ID:
+            listed, before_it = self._list(None, before), order
+        else:
+            listed = self._list(folder.native_id, before)
+            before_it = order[: order.index(folder.native_id)] if self.one_folder else []
         placed = set()
-        for label_id, label in labels.items():
-            if self.label_folder(label):
-                placed.update(self._list(label_id, before))
-        return [message_id for message_id in everything if message_id not in placed]
+        for label_id in before_it:
+            placed.update(self._list(label_id, before))
+        return [message_id for message_id in listed if message_id not in placed]
 
     def changes(self, folder, state, before=None) -> Changes:
         start = (state or {}).get("historyId")
@@ -583,7 +621,7 @@ class GmailConnector(Connector):
                     if {"UNREAD", "STARRED"} & set(entry.get("labelIds", [])):
                         changed[entry["message"]["id"]] = entry["message"].get("labelIds", [])
         return {
-            message_id: _flags(labels)
+            message_id: _flags(labels) | self.keywords(labels, folder.native_id)
             for message_id, labels in changed.items()
             if folder.native_id in self.placements(labels)
         }
@@ -624,7 +662,8 @@ class GmailConnector(Connector):
                     Item(
                         message_id,
                         _raw(resource["raw"]),
-                        flags=_flags(resource.get("labelIds")),
+                        flags=_flags(resource.get("labelIds"))
+                        | self.keywords(resource.get("labelIds"), folder.native_id),
                         received=_received(resource.get("internalDate")),
                     )
                 )

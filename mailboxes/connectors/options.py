@@ -61,6 +61,9 @@ COMMON = {
     ),
 }
 CA_FILE = Option(str, "CA certificate file on the worker (TLS-inspecting proxies)")
+# A Google tenant's labels strategy (README, "Google Workspace"): each message in every folder
+# its labels make, or in one with its other labels as keywords.
+LABEL_STRATEGIES = ("every_folder", "one_folder")
 SCHEMAS: dict[str, dict[str, Option]] = {
     "imap": {
         **COMMON,
@@ -104,11 +107,6 @@ SCHEMAS: dict[str, dict[str, Option]] = {
             int, "bytes imported per mailbox per bytes_window", 150_000_000, 1, 10 * 1024**3
         ),
         "bytes_window": Option(float, "seconds import_bytes are counted over", 300.0, 0.1, 86400),
-        # A worker killed mid-request leaves its place taken this long; above the longest
-        # request (httpx's 60 s read timeout, a 150 MB upload).
-        "budget_lease": Option(
-            float, "seconds a killed worker's requests keep their budget slots", 360.0, 1, 3600
-        ),
         # Microsoft publishes no Outlook limit per tenant; a consultant may cap one (0: none).
         "tenant_concurrency": Option(
             int, "requests in flight to the tenant, 0 for no cap", 0, 0, 10_000
@@ -142,6 +140,12 @@ SCHEMAS: dict[str, dict[str, Option]] = {
             int, "quota units per Cloud project per window", 1_200_000, 1, 10**10
         ),
         "quota_window": Option(float, "seconds the quota units are counted over", 60.0, 1, 3600),
+        "labels": Option(
+            str,
+            'labels strategy: "every_folder" (a message in each of its label folders) or '
+            '"one_folder" (in one, its other labels as keywords)',
+            LABEL_STRATEGIES[0],
+        ),
     },
 }
 

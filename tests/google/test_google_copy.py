@@ -210,3 +210,21 @@ def test_a_5000_message_mailbox_throttled_by_google_finishes_with_no_failed_item
         assert holdings(maildir(tmp_path / "target", user)) == expected(boxes[user])
     assert len(big.messages) == 5_000 and gmail.refused[USERS[0]] > 0
     assert set(downloads(gmail, big).values()) == {1}
+
+
+def test_one_folder_strategy_places_each_message_once_with_its_other_labels_as_keywords(
+    gmail, tmp_path, settings, dovecot_b, dovecot_user
+):
+    """The labels option one_folder: Deleted Items, Junk, Drafts, Sent Items and Inbox win,
+    then user labels by name; the other user labels travel as IMAP keywords."""
+    settings.COPY_RETRY_BASE_SECONDS = 0.01
+    boxes = seed(gmail)
+    source = google_endpoint(gmail, gmail.key, tmp_path / "spool", labels="one_folder")
+    targets = {user: dovecot_user(dovecot_b) for user in USERS}
+    for user, target in targets.items():
+        done = run_pass(make_mailbox(source, target.endpoint(), user, target.name), "full")
+        assert (done.state, done.items_failed) == ("done", 0)
+        assert done.items_copied == len(boxes[user].messages)
+    for user, target in targets.items():
+        with ImapConnector(target.endpoint(), target.name) as imap:
+            assert holdings(imap) == expected(boxes[user], "one_folder")

@@ -64,6 +64,19 @@ class TestProjectFormWithAGoogleSource:
         assert response.status_code == 200 and said in response.content.decode()
         assert not Project.objects.exists()
 
+    def test_the_labels_strategy_is_one_of_two(self, client, alice, gmail):
+        client.force_login(alice)
+        options = {"ca_file": str(gmail.cert_file), "labels": "categories"}
+        data = google_source(gmail, gmail.key) | {"source-options": json.dumps(options)}
+        response = client.post(reverse("project_create"), data)
+        assert "The labels option is every_folder or one_folder, not &#x27;categories&#x27;." in (
+            response.content.decode()
+        )
+        options["labels"] = "one_folder"
+        data["source-options"] = json.dumps(options)
+        assert client.post(reverse("project_create"), data).status_code == 302
+        assert Project.objects.get().source.options["labels"] == "one_folder"
+
 
 class TestGoogleConnectionTest:
     def make(self, project, gmail, key, username=USERS[0]):
