@@ -107,6 +107,11 @@ SCHEMAS: dict[str, dict[str, Option]] = {
             int, "bytes imported per mailbox per bytes_window", 150_000_000, 1, 10 * 1024**3
         ),
         "bytes_window": Option(float, "seconds import_bytes are counted over", 300.0, 0.1, 86400),
+        # A worker killed mid-request leaves its place taken this long; above the longest
+        # request (httpx's 60 s read timeout, a 150 MB upload).
+        "budget_lease": Option(
+            float, "seconds a killed worker's requests keep their budget slots", 360.0, 1, 3600
+        ),
         # Microsoft publishes no Outlook limit per tenant; a consultant may cap one (0: none).
         "tenant_concurrency": Option(
             int, "requests in flight to the tenant, 0 for no cap", 0, 0, 10_000
