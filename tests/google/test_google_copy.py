@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from mailboxes.connectors.base import Endpoint
+from mailboxes.connectors.base import ARCHIVE, DRAFTS, INBOX, JUNK, SENT, TRASH, Endpoint
 from mailboxes.connectors.imap import ImapConnector
 from mailboxes.connectors.maildir import MaildirConnector
+from mailboxes.discovery import discover_mailbox
 from mailboxes.models import FolderJob, ItemError
 from tests.engine.conftest import make_mailbox, run_pass
 
@@ -228,3 +229,34 @@ def test_one_folder_strategy_places_each_message_once_with_its_other_labels_as_k
     for user, target in targets.items():
         with ImapConnector(target.endpoint(), target.name) as imap:
             assert holdings(imap) == expected(boxes[user], "one_folder")
+
+
+def test_a_prestage_copies_only_mail_received_before_its_date(gmail, to_maildir, tmp_path):
+    """Pre-stage asks Gmail for ``before:<epoch seconds>``: the older mail now, the rest in
+    the full pass after it."""
+    boxes, rows = to_maildir
+    for user, row in rows.items():
+        box = boxes[user]
+        recent = box.add_message(b"Subject: recent\r\n\r\nthis week\r\n", ["INBOX", "Work"])
+        prestage = run_pass(row, "prestage", older_than_days=3)
+        assert (prestage.state, prestage.items_failed) == ("done", 0)
+        held = holdings(maildir(tmp_path / "target", user))
+        copied = {data for entries in held.values() for data, _, _ in entries}
+        older = {m.raw for m in box.messages.values() if m.id != recent.id}
+        assert copied == older
+        full = run_pass(row, "full")
+        assert full.items_copied == 2  # the recent message, in Inbox and in Work
+        assert holdings(maildir(tmp_path / "target", user)) == expected(box)
+
+
+def test_discovery_counts_each_label_folders_messages(gmail, to_maildir):
+    boxes, rows = to_maildir
+    for user, row in rows.items():
+        report = discover_mailbox(row)
+        counted = {folder["path"]: folder["items"] for folder in report["folders"]}
+        held = expected(boxes[user])
+        names = {INBOX: "Inbox", SENT: "Sent Items", JUNK: "Junk", TRASH: "Deleted Items"}
+        names |= {DRAFTS: "Drafts", ARCHIVE: "All Mail"}
+        wanted = {names.get(key) or "/".join(key): len(items) for key, items in held.items()}
+        assert {path: n for path, n in counted.items() if n} == wanted
+        assert report["items"] == sum(wanted.values())
