@@ -59,8 +59,9 @@ class Reach:
     maildir_root: str = ""  # "": any folder
 
 
-# Kinds that never log in as a user: an application reads every mailbox (or files do).
-APP_KINDS = ("exchange_online", "maildir")
+# Kinds that never log in as a user: an application (Google: a service account with
+# domain-wide delegation) reads every mailbox, or files do.
+APP_KINDS = ("exchange_online", "maildir", "google")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class Endpoint:
         """Who logs in for ``address``, in words (the "logs in as" of a mailbox row)."""
         if self.kind == "maildir":
             return f"files under {self.host}"
+        if self.kind == "google":
+            return f"the service account, acting for {address}"
         if self.kind in APP_KINDS or self.auth_method == "oauth2":
             return f"the application {self.oauth_client_id or '(no client id)'} for {address}"
         if self.impersonation:

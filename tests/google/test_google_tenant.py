@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from mailboxes.identity import conflicts
 from projects.models import Project
 from projects.tasks import check_tenant
 from tests.projects.helpers import form_data
@@ -106,3 +107,25 @@ class TestGoogleConnectionTest:
         assert source.last_check_ok is False
         assert "unauthorized_client" in source.last_check_message
         assert "gmail.readonly" in source.last_check_message
+
+
+class TestGoogleMailboxLogins:
+    def test_the_service_account_reads_each_mailbox_whatever_login_a_row_carries(
+        self, project, gmail
+    ):
+        """A Google source never logs in as a user: a login typed on a mailbox row neither
+        replaces the service account's key nor names the account read."""
+        TestGoogleConnectionTest().make(project, gmail, gmail.key)
+        rows = [
+            project.mailboxes.create(
+                source_address=user,
+                target_address=f"t{n}@contoso.example",
+                source_login="shared-login",
+                source_password=f"password-{n}",
+            )
+            for n, user in enumerate(USERS)
+        ]
+        for row, user in zip(rows, USERS, strict=True):
+            assert row.login_label("source") == f"the service account, acting for {user}"
+            assert json.loads(row.endpoint("source").secret) == gmail.key
+        assert conflicts(project, rows) == []
