@@ -468,6 +468,8 @@ class GmailConnector(Connector):
         """Native ids of the folders a message with these labels is placed in: each of them
         (every_folder), or the first in ``folder_labels`` order (one_folder)."""
         held = set(label_ids or ())
+        if not held <= set(self.labels()):
+            self.labels(refresh=True)  # a label made since they were read: its folder counts
         folders = [label_id for label_id in self.folder_labels() if label_id in held]
         if self.one_folder:
             folders = folders[:1]
