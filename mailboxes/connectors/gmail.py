@@ -203,8 +203,11 @@ class Spool:
     def prune(self, hours: float = SPOOL_HOURS) -> None:
         cutoff = time.time() - hours * 3600
         for path in self.root.iterdir():
-            if path.name != ".lock" and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
+            try:
+                if path.name != ".lock" and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass  # another worker served or pruned it meanwhile
 
 
 class GmailConnector(Connector):
