@@ -240,6 +240,29 @@ class Project(models.Model):
     def can_operate(self) -> bool:
         return self.allows(Role.OPERATOR)
 
+    def import_budget_use(self) -> int | None:
+        """How much of Exchange Online's import budget the mailboxes being copied into this
+        project's target use right now, in whole percent: the mean, over those mailboxes, of
+        each one's most used limit (requests in flight or in the window), read from the budget
+        every worker shares (mailboxes.budget). None for other targets, or when none is being
+        copied."""
+        if self.target.kind != "exchange_online":
+            return None
+        from mailboxes.connectors.base import ConnectorError
+        from mailboxes.connectors.graph import GraphConnector
+        from mailboxes.models import ACTIVE_STATES
+
+        used = []
+        copying = self.mailboxes.filter(state__in=ACTIVE_STATES).select_related("project__target")
+        for mailbox in copying:
+            try:
+                connector = GraphConnector(mailbox.endpoint("target"), mailbox.address("target"))
+            except ConnectorError:
+                continue  # options the connector refuses: the mailbox's page says so
+            budget = connector.budgets()[0]
+            used.append(min(1.0, budget.usage().fraction_of(budget.limits)))
+        return round(100 * sum(used) / len(used)) if used else None
+
     @property
     def can_own(self) -> bool:
         return self.allows(Role.OWNER)

@@ -110,5 +110,6 @@ def project_detail(request, project_id):
         "chart": throughput_chart(samples),
         "selected": selected,
         "steps": step_counts([project.pk]).get(project.pk, (0, 0)),
+        "import_budget": project.import_budget_use(),
     }
     return render_live(request, "projects/detail.html", "live", context, totals.is_live)
