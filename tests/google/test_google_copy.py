@@ -6,7 +6,9 @@ an expired history id, and throttling."""
 import time
 
 import pytest
+from django.urls import reverse
 
+from mailboxes import engine, services
 from mailboxes.connectors.base import ARCHIVE, DRAFTS, INBOX, JUNK, SENT, TRASH, Endpoint
 from mailboxes.connectors.imap import ImapConnector
 from mailboxes.connectors.maildir import MaildirConnector
@@ -260,3 +262,40 @@ def test_discovery_counts_each_label_folders_messages(gmail, to_maildir):
         wanted = {names.get(key) or "/".join(key): len(items) for key, items in held.items()}
         assert {path: n for path, n in counted.items() if n} == wanted
         assert report["items"] == sum(wanted.values())
+
+
+def test_the_mailbox_page_says_throttled_by_google_while_the_folder_waits(
+    gmail, google_tenant, tmp_path, client, alice
+):
+    """Throttling longer than the worker waits in-process goes back to the engine: the
+    folder says so on the mailbox page until its retry copies it."""
+    boxes = seed(gmail, per_user=6)
+    source = google_endpoint(gmail, gmail.key, tmp_path / "spool", max_inline_wait=0)
+    (tmp_path / "target").mkdir()
+    target = Endpoint(kind="maildir", host=str(tmp_path / "target"))
+    first = make_mailbox(source, target, USERS[0], USERS[0])
+    first.project.members.add(alice)
+    rows = [first] + [
+        first.project.mailboxes.create(source_address=u, target_address=u) for u in USERS[1:]
+    ]
+    client.force_login(alice)
+    for row in rows:
+        gmail.throttle("messages.get", 1)
+        scheduler = engine.InlineScheduler("test:1")
+        services.start_passes([row], "full", None, scheduler)
+        waiting = FolderJob.objects.filter(mailbox=row, error__contains="Throttled by Google")
+        for _ in range(100):  # a step is a plan or a folder job: far fewer are needed
+            if waiting.exists():
+                break
+            scheduler.run(steps=1)
+        page = client.get(reverse("mailbox_detail", args=[row.project_id, row.pk]))
+        assert "Source server: Throttled by Google (Quota exceeded for quota metric" in (
+            page.content.decode()
+        )
+        scheduler.run()
+        done = row.passes.get()
+        assert (done.state, done.items_failed) == ("done", 0)
+        assert holdings(maildir(tmp_path / "target", row.source_address)) == expected(
+            boxes[row.source_address]
+        )
+    assert sum(gmail.refused.values()) == 3

@@ -32,7 +32,8 @@ Quotas (https://developers.google.com/gmail/api/reference/quota): each call cost
 budget per window (15,000 a minute by default); past it a call is refused with Google's error body
 (https://developers.google.com/gmail/api/guides/handle-errors#resolve_a_403_error_user_rate_limit_exceeded
 and #resolve_a_429_error_too_many_requests), as 429 rateLimitExceeded or, with
-``quota_error="userRateLimitExceeded"``, 403 userRateLimitExceeded.
+``quota_error="userRateLimitExceeded"``, 403 userRateLimitExceeded; ``throttle(endpoint, n)``
+refuses an endpoint's next n calls so, whatever the quota.
 
 It refuses what Google refuses, in Google's error body: no or an unknown/expired token (401
 authError), a token without a Gmail read scope (403 insufficientPermissions), another user's
@@ -303,6 +304,7 @@ class GmailServer:
         self.quota_window = 60.0
         self.quota_error = "rateLimitExceeded"  # or "userRateLimitExceeded"
         self.refused: Counter = Counter()  # user -> calls refused for quota
+        self.forced: Counter = Counter()  # endpoint -> next calls refused as over quota
         self.spent: dict[str, deque] = {}  # user -> (time, units) within the window
         self.units: Counter = Counter()  # user -> units spent in all
         self.latency = 0.0  # seconds added to every request, as a distant datacentre would
@@ -345,6 +347,12 @@ class GmailServer:
 
     def set_quota(self, units: int, window: float = 60.0, error: str = "rateLimitExceeded"):
         self.quota, self.quota_window, self.quota_error = units, window, error
+
+    def throttle(self, endpoint: str, times: int) -> None:
+        """The next ``times`` calls of ``endpoint`` ("messages.get") are refused as over the
+        user's quota, whatever the quota says."""
+        with self.lock:
+            self.forced[endpoint] = times
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -463,7 +471,9 @@ class GmailServer:
             spent = self.spent.setdefault(user, deque())
             while spent and spent[0][0] <= now - self.quota_window:
                 spent.popleft()
-            if sum(units for _, units in spent) + cost > self.quota:
+            forced = self.forced[endpoint] > 0
+            self.forced[endpoint] -= forced
+            if forced or sum(units for _, units in spent) + cost > self.quota:
                 self.refused[user] += 1
                 if self.quota_error == "userRateLimitExceeded":
                     raise GoogleError(
