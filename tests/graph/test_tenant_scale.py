@@ -45,7 +45,7 @@ def assert_every_item_arrived_once(server, pairs):
 def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_server, start_worker):
     limits = scaled_limits(window=4.0, requests=60, megabytes=0.1)
     graph_server.enforce(limits, mailbox_time=0.01)
-    pairs = seed_pairs(graph_server, 12, items=25)
+    pairs = seed_pairs(graph_server, 12, items=30)
     moving = project(graph_server, pairs, **limit_options(limits))
     workers = [start_worker(f"worker{n}", env=WORKER_ENV, concurrency=3) for n in range(4)]
 
@@ -57,10 +57,11 @@ def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_se
     assert max(use.max_in_flight for use in uses) == limits.concurrency  # used, never exceeded
     served = sum(use.served for use in uses)
     assert graph_server.counts["throttled"] * 100 < served, graph_server.counts
-    # Each target needed more than a window of requests: the windows bound, and were kept to.
+    # Each target needed more than a window of requests (an import and a stamp for each of
+    # its 30 or more items): the windows bound, and were kept to.
     targets = [use for _, target in pairs for use in graph_server.mailbox_use(target)]
     assert all(use.served > limits.requests for use in targets)
-    items = sum(25 + n + n % 3 for n in range(12))
+    items = sum(30 + n + n % 3 for n in range(12))
     assert graph_server.counts["importItem"] == items
     assert CopiedItem.objects.count() == items
 
