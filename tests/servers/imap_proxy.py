@@ -8,6 +8,8 @@
   the client and closes the connection, as a server or network dropping at the worst moment.
   With ``refuse_after_drop``, every later connection is closed at once (the server stays away
   past the client's retries).
+- ``drop_after_stores``: the same for ``UID STORE``: once Dovecot answered a STORE (the flags
+  are set), the proxy keeps the answer from the client and closes the connection.
 - ``appendlimit = N``: the server announces ``APPENDLIMIT=N`` in every CAPABILITY it sends
   (RFC 7889 §3) and refuses a larger APPEND with ``NO [TOOBIG]`` (RFC 7889 §4, RFC 4469 §4)
   without storing it, as servers that announce a limit do (Dovecot 2.3 enforces
@@ -43,6 +45,7 @@ class ImapProxy:
     upstream: tuple[str, int]
     munge: bool = False
     drop_after_appends: int = 0
+    drop_after_stores: bool = False
     refuse_after_drop: bool = False
     appendlimit: int = 0
     host: str = "127.0.0.1"
@@ -107,9 +110,12 @@ class _Connection:
                 if not line:
                     break
                 if not in_append:  # the first line of a command
-                    words = line.split(b" ", 2)
+                    words = line.split(b" ", 3)
                     tag = words[0]
                     in_append = len(words) > 1 and words[1].upper() == b"APPEND"
+                    storing = b" ".join(words[1:3]).upper() == b"UID STORE"
+                    if storing and self.proxy.drop_after_stores:
+                        self.doomed_tag = tag
                 literal = _LITERAL.search(line)
                 if in_append and literal and self._too_big(tag, literal, reader):
                     in_append = False
