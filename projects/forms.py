@@ -368,8 +368,9 @@ class TenantForm(forms.ModelForm):
             problem = service_account_key_problem(cleaned["secret"])
             if problem:
                 self.add_error("secret", problem)
-        strategy = (cleaned.get("options") or {}).get("labels", LABEL_STRATEGIES[0])
-        if kind == K.GOOGLE and strategy not in LABEL_STRATEGIES:
+        options = cleaned.get("options")
+        strategy = options.get("labels") if isinstance(options, dict) else None
+        if kind == K.GOOGLE and strategy is not None and strategy not in LABEL_STRATEGIES:
             choices = " or ".join(LABEL_STRATEGIES)
             self.add_error("options", f"The labels option is {choices}, not {strategy!r}.")
         if "options" in cleaned:

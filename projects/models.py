@@ -117,7 +117,7 @@ class Tenant(models.Model):
         kind = self.kind
         if kind == self.Kind.IMAP and self.endpoint:
             yield "endpoint", self.endpoint, self.port or (993 if self.security == "tls" else 143)
-        if kind in (self.Kind.EWS, self.Kind.EXCHANGE_ONLINE) and self.endpoint:
+        if kind in (self.Kind.EWS, self.Kind.EXCHANGE_ONLINE, self.Kind.GOOGLE) and self.endpoint:
             yield "endpoint", *url_place(self.endpoint)
         oauth = kind == self.Kind.EXCHANGE_ONLINE or self.auth_method == self.AuthMethod.OAUTH2
         if oauth and self.oauth_authority:

@@ -129,3 +129,29 @@ class TestGoogleMailboxLogins:
             assert row.login_label("source") == f"the service account, acting for {user}"
             assert json.loads(row.endpoint("source").secret) == gmail.key
         assert conflicts(project, rows) == []
+
+
+class TestGoogleEndpointsAreChecked:
+    @pytest.fixture(autouse=True)
+    def strict(self, settings):
+        settings.ALLOW_LOCAL_ENDPOINTS = False
+
+    def test_the_form_refuses_a_gmail_api_url_on_the_machine_itself(self, client, alice, gmail):
+        client.force_login(alice)
+        response = client.post(reverse("project_create"), google_source(gmail, gmail.key))
+        port = gmail.httpd.server_address[1]
+        assert f"endpoint 127.0.0.1:{port} is a loopback address" in response.content.decode()
+        assert not Project.objects.exists()
+
+    def test_the_worker_refuses_a_token_uri_on_the_machine_itself(self, project, gmail):
+        """The key's token_uri is not a form field: the connector checks it when it connects."""
+        seed(gmail, per_user=1)
+        source = TestGoogleConnectionTest().make(project, gmail, gmail.key)
+        source.endpoint = ""  # the real Gmail API; the token is asked for first
+        source.save()
+        check_tenant(source.pk)
+        source.refresh_from_db()
+        assert source.last_check_ok is False
+        port = gmail.httpd.server_address[1]
+        assert f"endpoint 127.0.0.1:{port} is a loopback address" in source.last_check_message
+        assert gmail.counts["token"] == 0
