@@ -31,7 +31,7 @@ from django.utils import timezone
 from projects.models import Project
 
 from .connectors import AuthError, ConnectorError, Folder, TransientError, open_connector
-from .connectors.base import RFC822, header_block, munged_fingerprint
+from .connectors.base import RFC822, ThrottleNote, header_block, munged_fingerprint
 from .connectors.folders import Override, join_path, place_folders, rebase, split_path
 from .models import (
     SIDES,
@@ -42,6 +42,7 @@ from .models import (
     Mailbox,
     MailboxPass,
     PassKind,
+    Throttling,
 )
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,27 @@ def _connectors(mailbox: Mailbox):
             else:
                 opened.append((key, side))
         yield [side for _, side in opened]
-    except BaseException:
+    except BaseException as exc:
+        _record_throttling(mailbox, [side for _, side in opened], exc)
         for _, side in opened:
             _close_quietly(side)
         raise
+    _record_throttling(mailbox, [side for _, side in opened])
     for key, side in opened:
         _pool.give(key, side)
+
+
+def _record_throttling(mailbox: Mailbox, sides: list[_Side], exc=None) -> None:
+    """Record on the mailbox every throttling its connectors waited out, and the one handed
+    back to the engine: a TransientError carrying the service's retry_after (connectors raise
+    it with a hint only when the service said how long to wait)."""
+    notes = [note for side in sides for note in side.take_throttled()]
+    if isinstance(exc, TransientError) and exc.retry_after:
+        side = next((s for s in sides if s.name == getattr(exc, "side", None)), None)
+        if side is not None:
+            notes.append(ThrottleNote(side.service, str(exc), exc.retry_after, timezone.now()))
+    if notes:
+        Throttling.record(mailbox.pk, notes)
 
 
 def _close_quietly(side: _Side) -> None:

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -258,6 +260,10 @@ class Mailbox(Counters):
                 "one), or enter the password again."
             )
         return tenant.endpoint_config().for_mailbox(self.address(side), login, password)
+
+    @property
+    def last_throttling(self):
+        return Throttling.last_of(self)
 
     def login_label(self, side: str) -> str:
         """Who logs in for this mailbox on ``side``, in words; never a password."""
@@ -588,3 +594,50 @@ class BudgetState(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class Throttling(models.Model):
+    """One time a service throttled a mailbox (a 429 or 503 with Retry-After, Exchange's
+    ErrorServerBusy, Google's quota refusal) and how long the copy waited for it."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="throttlings")
+    at = models.DateTimeField()
+    seconds = models.FloatField()
+    service = models.CharField(max_length=100)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["mailbox", "-at"])]
+
+    def __str__(self):
+        return f"{self.mailbox} throttled by {self.service} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def record(cls, mailbox_id: int, notes) -> None:
+        cls.objects.bulk_create(
+            cls(
+                mailbox_id=mailbox_id,
+                at=n.at,
+                seconds=n.seconds,
+                service=n.service,
+                reason=n.reason,
+            )
+            for n in notes
+        )
+
+    @classmethod
+    def last_of(cls, mailbox: Mailbox):
+        """The mailbox's last throttling, carrying ``times`` and ``total`` (a timedelta) of
+        them all, in one query; None when it was never throttled."""
+        last = (
+            cls.objects.filter(mailbox=mailbox)
+            .annotate(
+                times=models.Window(models.Count("pk")),
+                total_seconds=models.Window(models.Sum("seconds")),
+            )
+            .first()
+        )
+        if last is not None:
+            last.total = timedelta(seconds=round(last.total_seconds))
+        return last

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .options import OptionError, read_options
 
@@ -228,6 +228,25 @@ def munged_fingerprint(data: bytes) -> str | None:
     return fingerprint(munged + data[len(header) :])
 
 
+# The service that throttles, as a consultant names it on the mailbox page.
+SERVICE_NAMES = {
+    "exchange_online": "Exchange Online",
+    "ews": "Exchange (EWS)",
+    "google": "Google",
+    "imap": "the IMAP server",
+}
+
+
+@dataclass(frozen=True)
+class ThrottleNote:
+    """A service made this mailbox wait: which one said what, and for how many seconds."""
+
+    service: str
+    reason: str
+    seconds: float
+    at: datetime
+
+
 class Connector(ABC):
     """One open mailbox on one tenant. Use as a context manager."""
 
@@ -243,6 +262,9 @@ class Connector(ABC):
             self.options = read_options(self.kind, endpoint.options)
         except OptionError as exc:
             raise ConnectorError(f"The tenant's connector options are not valid: {exc}.") from exc
+        # Throttling met and waited out inside the connector; the engine takes them
+        # (``take_throttled``) and records them on the mailbox.
+        self._throttled: list[ThrottleNote] = []
 
     def __enter__(self):
         self.open()
@@ -256,6 +278,22 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+    @property
+    def service(self) -> str:
+        return SERVICE_NAMES.get(self.kind, self.kind)
+
+    def throttled(self, reason: str, seconds: float) -> None:
+        """Note that the service refused or held back a request and we waited ``seconds``
+        (a throttling handed back to the engine as TransientError(retry_after) is noted by the
+        engine itself). Safe from pool threads: list appends are atomic."""
+        self._throttled.append(ThrottleNote(self.service, reason, seconds, datetime.now(UTC)))
+
+    def take_throttled(self) -> list[ThrottleNote]:
+        taken = []
+        while self._throttled:
+            taken.append(self._throttled.pop(0))
+        return taken
 
     def accepts(self, format: str) -> bool:
         return format in (RFC822, self.native_format, *self.import_formats)

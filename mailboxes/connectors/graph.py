@@ -99,6 +99,9 @@ BATCH_PARALLEL = 4
 # Seconds a request waits in-process for its budget (a slot or a window's room); longer, the
 # folder job goes back to the engine with the wait as its retry hint.
 BUDGET_PATIENCE = 120.0
+# A budget wait longer than this is shown on the mailbox page as throttling; shorter ones are
+# the budget's ordinary pacing.
+BUDGET_NOTED_WAIT = 1.0
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
@@ -181,6 +184,13 @@ def _graph_error(status: int, body) -> tuple[str, str]:
     if isinstance(error, dict):
         return error.get("code", ""), error.get("message", "")
     return "", str(body)[:200]
+
+
+def _throttle_reason(status: int, body) -> str:
+    """What Graph said when it throttled: its message ("Application is over its
+    MailboxConcurrency limit."), else the status."""
+    code, message = _graph_error(status, body)
+    return message or code or f"HTTP {status}"
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -298,12 +308,16 @@ class GraphConnector(Connector):
         # Bytes last, right before sending: bytes counted while the request then waited for
         # a slot would leave our window before they leave Exchange's.
         held = [mailbox, *tenant] + ([uploads] if size else [])
+        started = time.monotonic()
         try:
             with ExitStack() as stack:
                 for budget in held:
                     stack.enter_context(
                         budget.request(size, BUDGET_PATIENCE, requests=requests, slots=slots)
                     )
+                waited = time.monotonic() - started
+                if waited > BUDGET_NOTED_WAIT:
+                    self.throttled("the mailbox's share of its limits was in use", waited)
                 yield
         except BudgetExhausted as exc:
             raise TransientError(
@@ -338,12 +352,14 @@ class GraphConnector(Connector):
             if response.status_code not in (429, 503, 504):
                 return response
             wait = _retry_after(response)
+            reason = _throttle_reason(response.status_code, _json(response))
             if wait > self.max_inline_wait or attempt == self.max_attempts:
                 raise TransientError(
-                    f"Microsoft Graph is throttling this tenant (HTTP {response.status_code}); "
-                    f"retry in {wait:.0f}s.",
+                    f"Microsoft Graph is throttling this tenant (HTTP {response.status_code}: "
+                    f"{reason}); retry in {wait:.0f}s.",
                     retry_after=wait,
                 )
+            self.throttled(reason, wait)
             time.sleep(wait)
             attempt += 1
 
@@ -402,13 +418,14 @@ class GraphConnector(Connector):
                     requests=len(pending),
                     slots=min(len(pending), BATCH_PARALLEL),
                 )
-                throttled, waits = [], [0.0]
+                throttled, waits, reasons = [], [0.0], []
                 for response in body.get("responses", []):
                     index, status = int(response["id"]), response["status"]
                     if status in (429, 503, 504):
                         throttled.append(index)
                         headers = response.get("headers") or {}
                         waits.append(_retry_after(httpx.Response(status, headers=headers)))
+                        reasons.append(_throttle_reason(status, response.get("body") or {}))
                     else:
                         results[index] = (status, response.get("body") or {})
                 if not throttled:
@@ -419,6 +436,9 @@ class GraphConnector(Connector):
                         f"Microsoft Graph is throttling this tenant; retry in {wait:.0f}s.",
                         retry_after=wait,
                     )
+                # One refusal each; the batch's requests wait out the one wait together.
+                for n, reason in enumerate(reasons):
+                    self.throttled(reason, wait if n == 0 else 0.0)
                 time.sleep(wait)
                 pending = throttled
 
