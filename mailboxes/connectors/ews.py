@@ -211,7 +211,17 @@ class EwsForbidden(ews_errors.TransportError):
 
 class _Patience(FaultTolerance):
     """FaultTolerance, except that a refused login is final instead of read as throttling, and a
-    403 is named (exchangelib reports it as an unknown failure)."""
+    403 is named (exchangelib reports it as an unknown failure); each back-off it waits out
+    in-process (ErrorServerBusy's BackOffMilliseconds) is told to ``waited``."""
+
+    def __init__(self, max_wait: float, waited=None):
+        super().__init__(max_wait=max_wait)
+        self._waited = waited
+
+    def back_off(self, seconds):
+        super().back_off(seconds)  # beyond max_wait it raises: the engine notes that one
+        if self._waited is not None:
+            self._waited(self.DEFAULT_BACKOFF if seconds is None else seconds)
 
     def raise_response_errors(self, response):
         if response.status_code == 401:
@@ -317,7 +327,7 @@ class EwsConnector(Connector):
             service_endpoint=url,
             credentials=credentials,
             auth_type=AUTH_TYPES.get(endpoint.auth_method, BASIC),
-            retry_policy=_Patience(max_wait=self.options["max_wait"]),
+            retry_policy=_Patience(self.options["max_wait"], waited=self._backed_off),
         )
         # exchangelib caches one Protocol per (endpoint, credentials) and ignores the retry policy
         # of later Configurations: drop the cached one and register ours (with chunked reads).
@@ -333,6 +343,11 @@ class EwsConnector(Connector):
             autodiscover=False,
             access_type=IMPERSONATION if impersonating else DELEGATE,
         )
+
+    def _backed_off(self, seconds: float) -> None:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange
+        # ErrorServerBusy carries BackOffMilliseconds, the time to wait before the next request.
+        self.throttled(f"the server is busy (ErrorServerBusy), back off {seconds:g} s", seconds)
 
     def _protocol_class(self) -> type[Protocol]:
         return _reaching_protocol(self.endpoint.verify_tls, self.endpoint.reach)
