@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from projects.models import Project
 
+from .budget import default_store
 from .connectors import AuthError, ConnectorError, Folder, TransientError, open_connector
 from .connectors.base import RFC822, ThrottleNote, header_block, munged_fingerprint
 from .connectors.folders import Override, join_path, place_folders, rebase, split_path
@@ -139,7 +140,9 @@ def _connectors(mailbox: Mailbox):
             key = _pool_key(name, endpoint, address)
             side = _pool.take(key)
             if side is None:
-                side = _Side(open_connector(endpoint, address), name)
+                connector = open_connector(endpoint, address)
+                connector.budget_store = default_store()
+                side = _Side(connector, name)
                 opened.append((key, side))
                 side.open()
             else:

@@ -252,6 +252,10 @@ class Connector(ABC):
 
     kind: str = ""
     native_format: str = RFC822
+    # Where the request budgets every worker shares are kept (``mailboxes.budget``), handed in
+    # by the engine; None (scripts, a connector used alone) takes no budget. Graph reads the
+    # store itself.
+    budget_store = None
     # Formats ``store`` takes unchanged besides RFC 822 and its own (Graph imports EWS exports).
     import_formats: tuple[str, ...] = ()
 

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from contextlib import suppress
+import threading
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -93,6 +95,8 @@ MAX_ITEMS_PER_REQUEST = 50
 # UploadItems accepts at most 25 MB of base64 per request (MS docs, uploaditems-operation);
 # keep well below it, and use the same budget for exports so huge items travel in small batches.
 MAX_BYTES_PER_REQUEST = 12 * 1024 * 1024
+# A budget wait longer than this is shown on the mailbox page as throttling.
+BUDGET_NOTED_WAIT = 1.0
 SYNC_PAGE = 512  # the largest MaxChangesReturned EWS accepts
 MSGFLAG_READ = 0x1
 FOLLOWUP_FLAGGED = 2
@@ -308,6 +312,8 @@ class EwsConnector(Connector):
         super().__init__(endpoint, mailbox)
         self._account: Account | None = None
         self._folders: dict[str, EwsFolder] = {}
+        self._budget = None
+        self._turns = threading.local()  # whether this thread already holds a budget slot
 
     # --- connection -------------------------------------------------------------------------
 
@@ -685,10 +691,45 @@ class EwsConnector(Connector):
 
     # --- errors -----------------------------------------------------------------------------
 
-    def _guarded(self, call, *args):
-        """Run an exchangelib call, translating its failures into the connector exceptions."""
+    @contextmanager
+    def _turn(self):
+        """Hold one of the mailbox's EWSMaxConcurrency slots, shared by every worker, while an
+        exchangelib call runs (it sends its requests one after another); a wait longer than
+        ``max_wait`` goes back to the engine as throttling. A call made inside another (the
+        account's first login) runs in the slot already held."""
+        if self.budget_store is None or getattr(self._turns, "held", False):
+            yield
+            return
+        from mailboxes.budget import Budget, BudgetExhausted, Limits
+
+        if self._budget is None:
+            key = f"ews:{self.endpoint.host}:{self.mailbox.lower()}"
+            limits = Limits(concurrency=self.options["max_concurrency"])
+            self._budget = Budget(key, limits, self.budget_store)
+        started = time.monotonic()
         try:
-            return call(*args)
+            token = self._budget.acquire(patience=self.options["max_wait"])
+        except BudgetExhausted as exc:
+            raise TransientError(
+                f"The EWS budget of {self.mailbox} is in use; retry in {exc.wait:.0f} s.",
+                retry_after=exc.wait,
+            ) from exc
+        waited = time.monotonic() - started
+        if waited > BUDGET_NOTED_WAIT:
+            self.throttled("the mailbox's EWSMaxConcurrency slots were in use", waited)
+        self._turns.held = True
+        try:
+            yield
+        finally:
+            self._turns.held = False
+            self._budget.store.release(self._budget.key, token)
+
+    def _guarded(self, call, *args):
+        """Run an exchangelib call in the mailbox's budget, translating its failures into the
+        connector exceptions."""
+        try:
+            with self._turn():
+                return call(*args)
         except ConnectorError:
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a message for people

@@ -86,6 +86,10 @@ SCHEMAS: dict[str, dict[str, Option]] = {
     "ews": {
         **COMMON,
         "max_wait": Option(float, "seconds of server back-off waited in-process", 30.0, 0, 300),
+        # EWSMaxConcurrency, Exchange's default throttling policy: 27 requests in flight per
+        # account (https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/ews-throttling-in-exchange),
+        # shared by every worker through mailboxes.budget.
+        "max_concurrency": Option(int, "EWS requests in flight per mailbox", 27, 1, 1000),
     },
     "exchange_online": {
         **COMMON,

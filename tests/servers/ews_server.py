@@ -30,8 +30,10 @@ import json
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,6 +180,11 @@ class EwsState:
         self.rejected_markers: dict[bytes, str] = {}
         self.corrupt_ids: set[str] = set()
         self.ews_blocked = False
+        # Requests of each mailbox being served now, and the most ever at once (what
+        # EWSMaxConcurrency limits); ``hold`` keeps each request in flight that many seconds.
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.hold = 0.0
 
     # --- set-up helpers for tests -------------------------------------------------------------
 
@@ -934,6 +941,25 @@ class EwsHandler(BaseHTTPRequestHandler):
             return self._send(400, b"Bad request")
         with self.state.lock:
             self.state.requests[request.operation] += 1
+        with self._in_flight(request.mailbox):
+            return self._serve(request)
+
+    @contextmanager
+    def _in_flight(self, mailbox: str):
+        state = self.state
+        with state.lock:
+            state.in_flight[mailbox] += 1
+            state.max_in_flight[mailbox] = max(
+                state.max_in_flight[mailbox], state.in_flight[mailbox]
+            )
+        try:
+            time.sleep(state.hold)
+            yield
+        finally:
+            with state.lock:
+                state.in_flight[mailbox] -= 1
+
+    def _serve(self, request: EwsRequest):
         if self.state.ews_blocked:
             return self._ews_blocked()
         fault = self.state.take_fault(request.operation)
