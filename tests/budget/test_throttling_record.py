@@ -2,12 +2,15 @@
 what) and shown on the mailbox page: three Exchange Online mailboxes, each with its own mail,
 copied through the engine from the Graph test server, which refuses their exports with 429."""
 
+import time
+
 import lxml.html
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.connectors.base import Endpoint
+from mailboxes.connectors.graph import GraphConnector
 from tests.corpus import corpus_mime
 from tests.engine.conftest import make_mailbox, run_pass
 from tests.rendered import text
@@ -121,3 +124,30 @@ class TestMailboxDetailThrottling:
             client.force_login(alice)
             assert shown(client, mailbox) == ""
             assert "Throttl" not in text(client.get(mailbox.get_absolute_url()))
+
+
+@pytest.mark.slow
+class TestGraphBudgetWaitsAreNoted:
+    def test_a_wait_over_a_second_for_the_budget_is_noted(self, graph_server):
+        """One request per 2 s window: each mailbox's requests after its first wait for the
+        budget, and the connector notes each such wait (the engine records them)."""
+        graph_server.register_app("mailferry-app", SECRET)
+        for name in ("dee", "eve", "fay"):
+            graph_server.add_user(f"{name}@new.example").add_item(
+                "inbox", "IPM.Note", f"Subject: {name}\r\n\r\nhello\r\n".encode()
+            )
+            limits = endpoint(graph_server, mailbox_requests=1, request_window=2)
+            with GraphConnector(limits, f"{name}@new.example") as connector:
+                started = time.monotonic()
+                inbox = next(f for f in connector.folders() if f.role == "inbox")
+                assert len(connector.changes(inbox, {}).items) == 1
+                elapsed = time.monotonic() - started
+                notes = connector.take_throttled()
+
+            assert notes, name
+            assert {(n.service, n.reason) for n in notes} == {
+                ("Exchange Online", "the mailbox's share of its limits was in use")
+            }
+            assert all(n.seconds > 1 for n in notes)
+            assert sum(n.seconds for n in notes) <= elapsed
+            assert connector.take_throttled() == []  # taken once
