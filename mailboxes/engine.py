@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -167,8 +167,15 @@ def _record_throttling(mailbox: Mailbox, sides: list[_Side], exc=None) -> None:
         side = next((s for s in sides if s.name == getattr(exc, "side", None)), None)
         if side is not None:
             notes.append(ThrottleNote(side.service, str(exc), exc.retry_after, timezone.now()))
-    if notes:
+    if not notes:
+        return
+    try:
         Throttling.record(mailbox.pk, notes)
+    except DatabaseError:
+        if exc is None:
+            raise
+        # The database failing is what went wrong: that error, not this record, must go on.
+        log.warning("throttling of %s not recorded: the database failed", mailbox)
 
 
 def _close_quietly(side: _Side) -> None:
