@@ -56,9 +56,11 @@ def endpoint(server: GraphServer, **options) -> Endpoint:
     )
 
 
-def seed_pairs(server: GraphServer, count: int, items: int) -> list[tuple[str, str]]:
-    """``count`` (source, target) users; source n holds ``items + n`` messages and n % 3
-    events, each naming its owner, so every mailbox's content is its own."""
+def seed_pairs(
+    server: GraphServer, count: int, items: int, events: bool = True
+) -> list[tuple[str, str]]:
+    """``count`` (source, target) users; source n holds ``items + n`` messages and (with
+    ``events``) n % 3 events, each naming its owner, so every mailbox's content is its own."""
     server.register_app(APP, SECRET)
     pairs = []
     for n in range(count):
@@ -67,7 +69,7 @@ def seed_pairs(server: GraphServer, count: int, items: int) -> list[tuple[str, s
         for i in range(items + n):
             body = f"From: {source}\r\nSubject: #{i}\r\n\r\n".encode() + b"x" * (500 + 37 * i)
             box.add_item("inbox", "IPM.Note", body, i % 2 == 0)
-        for i in range(n % 3):
+        for i in range(n % 3 if events else 0):
             box.add_item("calendar", "IPM.Appointment", f"{source} event {i}".encode())
         server.add_user(target)
         pairs.append((source, target))
