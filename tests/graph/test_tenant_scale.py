@@ -62,7 +62,8 @@ def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_se
     targets = [use for _, target in pairs for use in graph_server.mailbox_use(target)]
     assert all(use.served > limits.requests for use in targets)
     items = sum(30 + n + n % 3 for n in range(12))
-    assert graph_server.counts["importItem"] == items
+    # Each item imported once; a refused import (429, retried) is counted in "importItem" only.
+    assert graph_server.counts["imported"] == items
     assert CopiedItem.objects.count() == items
 
 
@@ -89,7 +90,7 @@ def test_a_worker_killed_before_recording_imports_nothing_twice(graph_server, st
     )
     first.kill()
     graph_server.release("messages.patch")
-    imported_before = graph_server.counts["importItem"]
+    imported_before = graph_server.counts["imported"]
     recorded_before = CopiedItem.objects.count()
     second = start_worker("second", env=WORKER_ENV, concurrency=3)
     wait_for_passes(3, [first, second])
@@ -97,5 +98,5 @@ def test_a_worker_killed_before_recording_imports_nothing_twice(graph_server, st
     assert recorded_before < imported_before  # items were imported and not recorded
     assert_every_item_arrived_once(graph_server, pairs)
     items = sum(30 + n for n in range(3))
-    assert graph_server.counts["importItem"] == items  # none of them twice
+    assert graph_server.counts["imported"] == items  # none of them twice
     assert CopiedItem.objects.count() == items

@@ -972,6 +972,8 @@ class GraphServer:
         if not data:
             raise GraphError(400, "ErrorInvalidArgument", "Data is required.")
         item = mailbox.add_item(folder, "IPM.Note", b"", data=data)
+        with self.lock:
+            self.counts["imported"] += 1  # imports applied; "importItem" also counts refused ones
         return 200, {"itemId": item.id, "changeKey": item.change_key}, {}
 
     def _importMime(self, user, folder_id, headers, body, **_):
