@@ -237,6 +237,11 @@ SERVICE_NAMES = {
 }
 
 
+# A wait for the shared request budget longer than this is shown on the mailbox page as
+# throttling.
+BUDGET_NOTED_WAIT = 1.0
+
+
 @dataclass(frozen=True)
 class ThrottleNote:
     """A service made this mailbox wait: which one said what, and for how many seconds."""
@@ -292,6 +297,12 @@ class Connector(ABC):
         (a throttling handed back to the engine as TransientError(retry_after) is noted by the
         engine itself). Safe from pool threads: list appends are atomic."""
         self._throttled.append(ThrottleNote(self.service, reason, seconds, datetime.now(UTC)))
+
+    def budget_waited(self, reason: str, seconds: float) -> None:
+        """A wait for the shared request budget: noted as throttling when longer than
+        BUDGET_NOTED_WAIT; shorter ones are the budget's ordinary pacing."""
+        if seconds > BUDGET_NOTED_WAIT:
+            self.throttled(reason, seconds)
 
     def take_throttled(self) -> list[ThrottleNote]:
         taken = []

@@ -95,8 +95,6 @@ MAX_ITEMS_PER_REQUEST = 50
 # UploadItems accepts at most 25 MB of base64 per request (MS docs, uploaditems-operation);
 # keep well below it, and use the same budget for exports so huge items travel in small batches.
 MAX_BYTES_PER_REQUEST = 12 * 1024 * 1024
-# A budget wait longer than this is shown on the mailbox page as throttling.
-BUDGET_NOTED_WAIT = 1.0
 SYNC_PAGE = 512  # the largest MaxChangesReturned EWS accepts
 MSGFLAG_READ = 0x1
 FOLLOWUP_FLAGGED = 2
@@ -708,21 +706,20 @@ class EwsConnector(Connector):
             self._budget = Budget(key, limits, self.budget_store)
         started = time.monotonic()
         try:
-            token = self._budget.acquire(patience=self.options["max_wait"])
+            with self._budget.request(patience=self.options["max_wait"]):
+                self.budget_waited(
+                    "the mailbox's EWSMaxConcurrency slots were in use", time.monotonic() - started
+                )
+                self._turns.held = True
+                try:
+                    yield
+                finally:
+                    self._turns.held = False
         except BudgetExhausted as exc:
             raise TransientError(
                 f"The EWS budget of {self.mailbox} is in use; retry in {exc.wait:.0f} s.",
                 retry_after=exc.wait,
             ) from exc
-        waited = time.monotonic() - started
-        if waited > BUDGET_NOTED_WAIT:
-            self.throttled("the mailbox's EWSMaxConcurrency slots were in use", waited)
-        self._turns.held = True
-        try:
-            yield
-        finally:
-            self._turns.held = False
-            self._budget.store.release(self._budget.key, token)
 
     def _guarded(self, call, *args):
         """Run an exchangelib call in the mailbox's budget, translating its failures into the

@@ -99,9 +99,6 @@ BATCH_PARALLEL = 4
 # Seconds a request waits in-process for its budget (a slot or a window's room); longer, the
 # folder job goes back to the engine with the wait as its retry hint.
 BUDGET_PATIENCE = 120.0
-# A budget wait longer than this is shown on the mailbox page as throttling; shorter ones are
-# the budget's ordinary pacing.
-BUDGET_NOTED_WAIT = 1.0
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
@@ -315,9 +312,9 @@ class GraphConnector(Connector):
                     stack.enter_context(
                         budget.request(size, BUDGET_PATIENCE, requests=requests, slots=slots)
                     )
-                waited = time.monotonic() - started
-                if waited > BUDGET_NOTED_WAIT:
-                    self.throttled("the mailbox's share of its limits was in use", waited)
+                self.budget_waited(
+                    "the mailbox's share of its limits was in use", time.monotonic() - started
+                )
                 yield
         except BudgetExhausted as exc:
             raise TransientError(
