@@ -18,13 +18,14 @@ import heapq
 import itertools
 import logging
 import random
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -623,15 +624,46 @@ def _claim(job_id: int, token: str, owner: str, scheduler) -> FolderJob | None:
     return job
 
 
-def _renew_lease(job: FolderJob, token: str) -> bool:
-    """Extend the lease after a batch; False when the job was paused or handed to another."""
+def _renew_lease(job: FolderJob, token: str, **fields) -> bool:
+    """Extend the lease (and save ``fields``); False when the job was paused or handed to
+    another, and nothing is saved."""
     renewed = FolderJob.objects.filter(
         pk=job.pk,
         queue_token=token,
         state=FolderJob.State.RUNNING,
         mailbox_pass__state=MailboxPass.State.RUNNING,
-    ).update(lease_expires_at=timezone.now() + _lease())
+    ).update(lease_expires_at=timezone.now() + _lease(), **fields)
     return renewed == 1
+
+
+@contextmanager
+def leases_kept(owner: str):
+    """Keep renewing the leases ``owner`` holds while it works, from a thread of its own.
+
+    A batch may wait on a server longer than a lease lasts (a budget turn of up to
+    BUDGET_PATIENCE, a large upload); a lease that ran out meanwhile would hand the folder to
+    a second run, which would store the same items again. A dead worker renews nothing, so
+    its leases still run out. For worker processes: in-process runs have no rival claimant.
+    """
+    stop = threading.Event()
+
+    def renew():
+        try:
+            while not stop.wait(settings.COPY_LEASE_SECONDS / 3):
+                held = FolderJob.objects.filter(lease_owner=owner, state=FolderJob.State.RUNNING)
+                held.update(lease_expires_at=timezone.now() + _lease())
+        except DatabaseError:
+            log.warning("renewing the leases of %s failed; they may run out", owner)
+        finally:
+            connection.close()
+
+    keeper = threading.Thread(target=renew, name=f"leases of {owner}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> dict | None:
@@ -650,7 +682,7 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
     _note_arrivals(job, len(pending), sum(ref.size for ref in pending))
     listed = {ref.source_id for ref in changes.items}
     claimed = [target_id for source_id, target_id in done.items() if source_id in listed]
-    matcher = _TargetMatcher(target, target_folder, claimed)
+    matcher = _TargetMatcher(target, target_folder, claimed, source, source_folder)
     format = source.native_format if target.accepts(source.native_format) else RFC822
     for batch in _batches(pending):
         batch_ids = [ref.source_id for ref in batch]
@@ -665,16 +697,16 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
             # Written before the APPEND: a worker dying now leaves these ids to be matched by
             # fingerprint on the target next time, instead of stored twice.
             inflight = sorted(remaining | {item.source_id for item in to_store})
-            FolderJob.objects.filter(pk=job.pk).update(
-                inflight=inflight, lease_expires_at=timezone.now() + _lease()
-            )
+            if not _renew_lease(job, token, inflight=inflight):
+                return None
             results = target.store(target_folder, to_store)
         altered = _altered(target, target_folder, to_store, results)
         fetched_ids = {item.source_id for item in fetched}
         gone = [ref.size for ref in batch if ref.source_id not in fetched_ids]
         sizes = {ref.source_id: ref.size for ref in batch}
-        _record(
+        recorded = _record(
             job,
+            token,
             to_store,
             results,
             matched,
@@ -684,7 +716,7 @@ def _copy_until(job: FolderJob, token: str, source, target, deadline: float) -> 
             sizes,
             altered,
         )
-        if not _renew_lease(job, token):
+        if not recorded or not _renew_lease(job, token):
             return None
         if time.monotonic() > deadline:
             return None
@@ -775,42 +807,68 @@ def _batches(pending):
 
 
 class _TargetMatcher:
-    """Recognises items already on the target by fingerprint (crash or UIDVALIDITY recovery).
+    """Recognises items already on the target (crash or UIDVALIDITY recovery), by three keys in
+    turn: the fingerprint of the bytes; the bytes a server that rewrites 8-bit header bytes to
+    "X" on APPEND (Cyrus) would have stored, so a message it altered is not stored a second
+    time; and a key the server keeps on a copy (Exchange's PR_SEARCH_KEY), for an item stored
+    by a worker that died before it could be marked with its fingerprint.
 
-    The target's fingerprints are read once, and only when some item needs checking; each
-    target copy matches one source item, so byte-identical duplicates each keep their own copy.
+    What the target holds is read once, and only when some item needs checking; each target
+    copy matches one source item, so byte-identical duplicates each keep their own copy.
     """
 
-    def __init__(self, target, folder: Folder, claimed):
+    def __init__(self, target, folder: Folder, claimed, source, source_folder: Folder):
         self.target, self.folder, self.claimed = target, folder, set(claimed)
-        self.available: dict[str, list[str]] | None = None
+        self.source, self.source_folder = source, source_folder
+        self.by_fingerprint: dict[str, list[str]] | None = None
+        self.by_key: dict[str, list[str]] | None = None  # recovery key -> target ids
+        self.source_keys: dict[str, str] = {}
 
     def split(self, items, suspect: set | None):
-        """(matched CopiedItem-ready pairs, items to store); ``suspect`` None means all.
-
-        Exact bytes first for the whole batch; then, for what is left, the bytes a server that
-        rewrites 8-bit header bytes to "X" on APPEND (Cyrus) would have stored, so a message
-        it altered is not stored a second time."""
+        """(matched CopiedItem-ready pairs, items to store); ``suspect`` None means all."""
         if suspect is not None and not suspect.intersection(item.source_id for item in items):
             return [], items
-        if self.available is None:
-            found = self.target.fingerprints(self.folder)
-            self.available = {
-                fp: [t for t in ids if t not in self.claimed] for fp, ids in found.items()
-            }
+        if self.by_fingerprint is None:
+            self.by_fingerprint = self.target.fingerprints(self.folder)
         eligible = [item for item in items if suspect is None or item.source_id in suspect]
         taken: dict[str, str] = {}
-        for item in eligible:
-            candidates = self.available.get(item.fingerprint)
-            if candidates:
-                taken[item.source_id] = candidates.pop(0)
-        for item in eligible:
-            munged = None if item.source_id in taken else munged_fingerprint(item.data)
-            candidates = self.available.get(munged) if munged else None
-            if candidates:
-                taken[item.source_id] = candidates.pop(0)
+        fingerprinted = self.by_fingerprint
+        self._match(eligible, taken, fingerprinted, lambda item: item.fingerprint)
+        self._match(eligible, taken, fingerprinted, lambda item: munged_fingerprint(item.data))
+        if any(item.source_id not in taken for item in eligible):
+            keyed = self._recovery_keys()
+            self._match(eligible, taken, keyed, lambda item: self.source_keys.get(item.source_id))
         matched = [(item, taken[item.source_id]) for item in items if item.source_id in taken]
         return matched, [item for item in items if item.source_id not in taken]
+
+    def _recovery_keys(self) -> dict[str, list[str]]:
+        """Recovery key -> unclaimed target ids, read once; the source's keys are read only
+        when the target holds some."""
+        if self.by_key is None:
+            self.by_key = {}
+            for target_id, key in self.target.recovery_keys(self.folder).items():
+                if target_id not in self.claimed:
+                    self.by_key.setdefault(key, []).append(target_id)
+            if self.by_key:
+                self.source_keys = self.source.recovery_keys(self.source_folder)
+        return self.by_key
+
+    def _match(self, items, taken: dict[str, str], pool: dict[str, list[str]], key_of) -> None:
+        for item in items:
+            if pool and item.source_id not in taken:
+                target_id = self._take(pool, key_of(item))
+                if target_id:
+                    taken[item.source_id] = target_id
+
+    def _take(self, pool: dict[str, list[str]], key: str | None) -> str | None:
+        """An unclaimed target id under ``key``, claimed now; None when there is none."""
+        candidates = pool.get(key, []) if key else []
+        while candidates:
+            target_id = candidates.pop(0)
+            if target_id not in self.claimed:
+                self.claimed.add(target_id)
+                return target_id
+        return None
 
 
 # The most of an alteration note kept on a copied item: the header lines that differ.
@@ -874,8 +932,9 @@ def _note_arrivals(job: FolderJob, pending: int, pending_bytes: int) -> None:
 
 
 def _record(
-    job, to_store, results, matched, vanished, inflight, unreadable, sizes, altered
-) -> None:
+    job, token, to_store, results, matched, vanished, inflight, unreadable, sizes, altered
+) -> bool:
+    """Record a batch; False when the job was handed to another run meanwhile."""
     by_id = {item.source_id: item for item in to_store}
     stored = []
     errors = [
@@ -905,7 +964,7 @@ def _record(
                 )
             )
     found = [_copied_item(job, item, target_id) for item, target_id in matched]
-    job.record_batch(stored, found, errors, vanished, inflight)
+    return job.record_batch(token, stored, found, errors, vanished, inflight)
 
 
 def _copied_item(job: FolderJob, item, target_id: str, flags: list | None = None) -> CopiedItem:

@@ -453,12 +453,20 @@ class FolderJob(Counters):
             **increments, **lifetime, last_activity=now
         )
 
-    def record_batch(self, stored, matched, errors, vanished=(0, 0), inflight=()) -> None:
+    def record_batch(self, token, stored, matched, errors, vanished=(0, 0), inflight=()) -> bool:
         """Record one copied batch at once: the ``CopiedItem`` rows of what was stored and of
         what was found already on the target (``matched``), the ``ItemError`` rows, counters and
         a progress sample. ``vanished`` is (items, bytes) listed but gone from the source before
-        they were fetched. ``inflight`` is what is still unrecorded on the target after it."""
+        they were fetched. ``inflight`` is what is still unrecorded on the target after it.
+
+        Only while the run holds the job (``token``); False, and nothing recorded, when the job
+        was handed to another run meanwhile: that run found this batch's ids in ``inflight``
+        when it claimed the job, and matches them on the target instead of storing them again.
+        """
         with transaction.atomic():
+            held = FolderJob.objects.select_for_update().filter(pk=self.pk, queue_token=token)
+            if not held.exists():
+                return False
             CopiedItem.objects.bulk_create([*stored, *matched])
             ItemError.objects.bulk_create(errors)
             copied_bytes = sum(item.size for item in stored)
@@ -482,6 +490,7 @@ class FolderJob(Counters):
                     items=len(stored),
                     bytes=copied_bytes,
                 )
+        return True
 
 
 class CopiedItem(models.Model):

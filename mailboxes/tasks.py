@@ -62,7 +62,8 @@ def plan_mailbox_pass(pass_id: int) -> None:
 @shared_task(bind=True, **TASK_OPTIONS)
 def copy_folder_batch(self, job_id: int, token: str) -> None:
     owner = f"{self.request.hostname or 'worker'}:{os.getpid()}"
-    engine.run_folder_job(job_id, token, scheduler, owner)
+    with engine.leases_kept(owner):
+        engine.run_folder_job(job_id, token, scheduler, owner)
 
 
 @shared_task(**TASK_OPTIONS)

@@ -342,6 +342,13 @@ class Connector(ABC):
         match each source copy to its own target copy, never two to one.
         """
 
+    def recovery_keys(self, folder: Folder) -> dict[str, str]:
+        """Item id -> a key the server keeps on a copy of the item (Exchange's PR_SEARCH_KEY),
+        read on both sides when recovery finds no fingerprint for an item that may have been
+        stored: an item stored by a worker that died before marking it. {} when the server
+        keeps no such key (the default)."""
+        return {}
+
     def stored(self, folder: Folder, ids: list[str]) -> dict[str, tuple[bytes, int]]:
         """target id -> (header block, size) of what the folder holds under ``ids``, read back
         right after ``store`` to see whether the server stored what it was sent; {} when that

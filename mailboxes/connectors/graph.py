@@ -102,6 +102,11 @@ BUDGET_PATIENCE = 120.0
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME: the received date Outlook shows
 # Our own named property on every item we import: the source fingerprint, for recovery.
 FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFingerprint"
+# PR_SEARCH_KEY (PidTagSearchKey, PtypBinary 0x300B): "Whenever a copy of an object is created,
+# the key is also copied from the original object" ([MS-OXCPRPT] 2.2.1.9,
+# learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcprpt/1a4c4540-3f0d-480f-ab1e-
+# 8613f9314824), so an item imported from its export has its source's key before any stamp.
+SEARCH_KEY = "Binary 0x300B"
 # Folder kind -> the user's collection whose documented PATCH sets the stamp, and its permission:
 # https://learn.microsoft.com/graph/api/message-update, …/event-update, …/contact-update.
 STAMPED_KINDS = {
@@ -895,25 +900,38 @@ class GraphConnector(Connector):
         travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
         target's own export would never match; items we did not import carry no stamp.
 
-        Why a stamp and not properties Exchange keeps (PR_SEARCH_KEY, the Internet message id):
-        the engine recognises an item by the fingerprint of the bytes the source handed over,
-        which for EWS and IMAP sources is all it has, and the FastTransfer stream is opaque
-        (we may not read properties out of it). Tasks and notes have no documented update, so
-        they carry no stamp: recovery cannot tell them apart, and deep verification counts
-        them as changed."""
+        Why a stamp as well as PR_SEARCH_KEY (``recovery_keys``): the engine recognises an item
+        by the fingerprint of the bytes the source handed over, which for EWS and IMAP sources
+        is all it has, and the FastTransfer stream is opaque (we may not read properties out
+        of it). Tasks and notes have no documented update, so they carry no stamp: deep
+        verification counts them as changed."""
+        found: dict[str, list[str]] = {}
+        for item_id, value in self._property(folder, FINGERPRINT).items():
+            found.setdefault(value, []).append(item_id)
+        return found
+
+    def recovery_keys(self, folder) -> dict[str, str]:
+        """Item id -> PR_SEARCH_KEY, which an import keeps from its source item: on either side
+        of an Exchange Online to Exchange Online copy it finds an item imported by a worker
+        that died before stamping it (or an unstamped task or note)."""
+        return self._property(folder, SEARCH_KEY)
+
+    def _property(self, folder, property_id: str) -> dict[str, str]:
+        """Item id -> value of one extended property, for the folder's items that have it."""
         # https://learn.microsoft.com/graph/api/mailboxfolder-list-items with an extended property
         # (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get)
         url = (
             f"{self._mbx}/folders/{_segment(folder.native_id)}/items?$select=id"
-            f"&$expand=singleValueExtendedProperties($filter=id eq '{FINGERPRINT}')"
+            f"&$expand=singleValueExtendedProperties($filter=id eq '{property_id}')"
         )
-        found: dict[str, list[str]] = {}
+        values: dict[str, str] = {}
         for page in self._pages(url, "list items", "MailboxItem.Read.All"):
             for resource in page.get("value", []):
                 for prop in resource.get("singleValueExtendedProperties") or []:
-                    if prop.get("id") == FINGERPRINT:
-                        found.setdefault(prop["value"], []).append(resource["id"])
-        return found
+                    # Graph may spell a tag's id in another case than it was asked for.
+                    if prop.get("id", "").lower() == property_id.lower():
+                        values[resource["id"]] = prop["value"]
+        return values
 
     # -- discovery (before copying) --------------------------------------------------------
 

@@ -86,6 +86,9 @@ BATCH_LIMIT = 20  # JSON batching: at most 20 requests per $batch
 BATCH_PARALLEL = 4
 FTS_MAGIC = b"\x01\x00\x00\x00FAKEFTS\x00"
 DELIVERY_TIME = "SystemTime 0x0E06"  # PR_MESSAGE_DELIVERY_TIME
+# PR_SEARCH_KEY: every item has one, and "whenever a copy of an object is created, the key is
+# also copied from the original object" ([MS-OXCPRPT] 2.2.1.9): an import keeps its export's.
+SEARCH_KEY = "Binary 0x300B"
 
 WELL_KNOWN = (
     ("inbox", "Inbox", "IPF.Note"),
@@ -231,10 +234,12 @@ class FakeMailbox:
         with self.lock:
             item = FakeItem(_new_id(), message_class, body, _now(), next(self.seq), is_read)
             item.received = received or item.created
+            item.properties[SEARCH_KEY] = base64.b64encode(uuid.uuid4().bytes).decode()
             if data is not None:
                 header, item.body = read_fts(data)
                 item.type, item.is_read = header["type"], header["isRead"]
-                item.flagged, item.properties = header["flagged"], dict(header["properties"])
+                item.flagged = header["flagged"]
+                item.properties |= header["properties"]
                 item.received = header["received"] or item.created
                 item.opaque = None if data.startswith(FTS_MAGIC) else data
             folder.items[item.id] = item
