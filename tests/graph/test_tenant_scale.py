@@ -114,8 +114,8 @@ def test_a_worker_killed_between_import_and_stamp_imports_nothing_twice(graph_se
     moving = project(graph_server, pairs, **limit_options(limits))
     targets = [graph_server.users[target] for _, target in pairs]
     graph_server.hold("importItem")
-    # A process for every folder job (an inbox and a calendar each): with fewer, all of them
-    # could be held in two mailboxes' jobs and the third mailbox never be reached.
+    # A process for every folder job (at most an inbox and a calendar a mailbox): with fewer,
+    # all of them could be held in two mailboxes' jobs and the third never be reached.
     first = start_worker("first", env=WORKER_ENV, concurrency=6)
 
     services.start_passes(moving.mailboxes.all(), "full")
