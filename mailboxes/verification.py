@@ -17,9 +17,11 @@ target holds that mailferry did not put there is **extra** (informational). A ma
 Cheap by default: one listing per folder on each side (IMAP ``UID FETCH 1:* (UID RFC822.SIZE
 INTERNALDATE)``, RFC 3501 §6.4.8, through the connectors' ``changes`` from an empty state; EWS
 SyncFolderItems; Graph items delta) compared with the ``CopiedItem`` rows: ids and sizes, no
-message bodies. ``deep`` also reads the target's content fingerprints (``Connector.fingerprints``:
-IMAP bodies hashed with SHA-256, EWS/Graph the fingerprint stamped at import) and compares them
-with each ``CopiedItem.fingerprint``.
+message bodies. ``deep`` also checks each copy against its source item: the target's content
+fingerprint (``Connector.fingerprints``: IMAP bodies hashed with SHA-256, EWS/Graph the
+fingerprint stamped at import) against ``CopiedItem.fingerprint``, or, where the target keeps a
+key from the source item (``Connector.recovery_keys``: Exchange's PR_SEARCH_KEY on an Exchange
+Online to Exchange Online copy), that key against the source item's own.
 
 The result lives on the mailbox (``Mailbox.verification``, ``verified``, ``verified_at``,
 ``items_missing``); ``missing_rows`` (the ``CopiedItem`` ids found missing, capped) is what
@@ -178,10 +180,12 @@ def compare(mailbox: Mailbox, source, target, deep: bool = False) -> dict:
     # target path -> target id -> size
     listings = dict(zip(wanted, held_listing, strict=True))
     fingerprints: dict[str, dict[str, str]] = {}
+    keys: dict[str, dict[str, str]] = {}  # target path -> target id -> key kept from its source
     if deep:
         for path in wanted:
             found = target.fingerprints(target_folders[path])
             fingerprints[path] = {t: fp for fp, ids in found.items() for t in ids}
+            keys[path] = target.recovery_keys(target_folders[path])
     claimed: dict[str, set[str]] = defaultdict(set)  # target path -> ids mailferry put there
     folders, missing_rows = [], []
 
@@ -204,15 +208,19 @@ def compare(mailbox: Mailbox, source, target, deep: bool = False) -> dict:
         if job is not None and job.target_path:
             claimed[job.target_path].update(row[3] for row in rows.values() if row[3])
         unnamed = _unnamed_sizes(rows, held)
+        kept = keys.get(record["target"], {})
+        source_keys = source.recovery_keys(folder) if kept else {}
         for source_id in refs:
             row = rows.get(source_id)
             if row is not None:
                 present = row[3] in held if row[3] else unnamed.take(row[4])
                 stored = fingerprints.get(record["target"], {}).get(row[3])
+                key = kept.get(row[3])
+                same = stored == row[5] or (key is not None and key == source_keys.get(source_id))
                 if not present:
                     _count(record, "missing", source_id)
                     missing_rows.append(row[0])
-                elif deep and row[3] and stored != row[5] and not row[6]:
+                elif deep and row[3] and not same and not row[6]:
                     # Other content under the id mailferry stored (an altered copy is flagged
                     # when stored, and counted as altered instead).
                     _count(record, "changed", source_id)

@@ -9,7 +9,7 @@ server refuses anything else as Graph does):
   ``…/folders/{id}/childFolders`` (mailboxfolder-post-childfolders);
 - ``GET …/folders/{id}/items/delta`` (mailboxitem-delta; deltaLink kept in the folder state) and
   ``GET …/folders/{id}/items`` with ``$expand=singleValueExtendedProperties`` (mailboxfolder-list-
-  items, singlevaluelegacyextendedproperty-get) to read the recovery stamp;
+  items, singlevaluelegacyextendedproperty-get) to read the recovery stamp and PR_SEARCH_KEY;
 - ``POST …/exportItems`` (mailbox-exportitems, at most 20 ids) -> base64 FastTransfer stream;
 - ``POST …/createImportSession`` (mailbox-createimportsession) -> ``importUrl``; POST
   ``{FolderId, Mode: create, Data}`` to it (resources/mailboxitemimportsession), one item a
@@ -18,7 +18,8 @@ server refuses anything else as Graph does):
   message from base64 MIME sent as text/plain;
 - ``GET /users/{id}/messages/{id}`` and ``…/$value`` (message-get);
 - ``PATCH /users/{id}/messages/{id}`` (message-update), ``…/events/{id}`` (event-update),
-  ``…/contacts/{id}`` (contact-update): read state, flag, received time and the recovery stamp
+  ``…/contacts/{id}`` (contact-update): read state, flag, received time and, on items from
+  other sources (an Exchange Online export keeps its PR_SEARCH_KEY instead), the recovery stamp
   as singleValueExtendedProperties (singlevaluelegacyextendedproperty-post-
   singlevalueextendedproperties). A mailboxItem itself takes no PATCH (resources/mailboxitem);
 - ``POST /$batch`` (https://learn.microsoft.com/graph/json-batching: at most 20 requests, unique
@@ -716,6 +717,7 @@ class GraphConnector(Connector):
             format=GRAPH_FTS,
             received=self._created.get(item_id),
             kind=folder.kind,
+            keyed=True,
         )
 
     def _fetch_mime(self, folder, ids) -> list[Item]:
@@ -817,14 +819,21 @@ class GraphConnector(Connector):
         return {r.source_id: r for r in stored}
 
     def _stamp(self, folder, items, stored) -> None:
-        """Mark each imported item with its source fingerprint, for recovery and deep
-        verification. A mailboxItem takes no PATCH (its page documents List, Get and delta
-        only), so the stamp goes through the Outlook resource the item also is, whose update
-        takes singleValueExtendedProperties: message-update, event-update, contact-update
-        (learn.microsoft.com/graph/api/…). Their ids are the REST ids importItem returns.
-        Tasks and notes have no such resource: they stay unstamped (see README)."""
+        """Mark each item imported from another source (EWS) with its source fingerprint, for
+        recovery and deep verification; an Exchange Online export needs no mark, its copy keeps
+        the source's PR_SEARCH_KEY (``recovery_keys``). A mailboxItem takes no PATCH (its page
+        documents List, Get and delta only), so the stamp goes through the Outlook resource the
+        item also is, whose update takes singleValueExtendedProperties: message-update,
+        event-update, contact-update (learn.microsoft.com/graph/api/…). Their ids are the REST
+        ids importItem returns. Tasks and notes have no such resource: from EWS they stay
+        unstamped (see README)."""
         if folder.kind not in STAMPED_KINDS:
             return
+        unkeyed = [
+            (item, result)
+            for item, result in zip(items, stored, strict=True)
+            if result.target_id and not item.keyed
+        ]
         collection, permission = STAMPED_KINDS[folder.kind]
         user = _segment(self.mailbox)
         stamps = [
@@ -834,10 +843,9 @@ class GraphConnector(Connector):
                 "headers": {"Content-Type": "application/json"},
                 "body": {"singleValueExtendedProperties": [_fingerprint_property(item)]},
             }
-            for item, result in zip(items, stored, strict=True)
-            if result.target_id
+            for item, result in unkeyed
         ]
-        self._apply_stamps(stamps, [r for r in stored if r.target_id], permission)
+        self._apply_stamps(stamps, [result for _, result in unkeyed], permission)
 
     def _import_mime(self, folder, items) -> dict[str, StoreResult]:
         user = _segment(self.mailbox)
@@ -900,20 +908,20 @@ class GraphConnector(Connector):
         travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
         target's own export would never match; items we did not import carry no stamp.
 
-        Why a stamp as well as PR_SEARCH_KEY (``recovery_keys``): the engine recognises an item
-        by the fingerprint of the bytes the source handed over, which for EWS and IMAP sources
-        is all it has, and the FastTransfer stream is opaque (we may not read properties out
-        of it). Tasks and notes have no documented update, so they carry no stamp: deep
-        verification counts them as changed."""
+        Only items from other sources are stamped: the engine recognises those by the
+        fingerprint of the bytes the source handed over, which for EWS sources is all it has
+        (the FastTransfer stream is opaque: we may not read properties out of it). A copy of an
+        Exchange Online export is found by the PR_SEARCH_KEY it keeps (``recovery_keys``)."""
         found: dict[str, list[str]] = {}
         for item_id, value in self._property(folder, FINGERPRINT).items():
             found.setdefault(value, []).append(item_id)
         return found
 
     def recovery_keys(self, folder) -> dict[str, str]:
-        """Item id -> PR_SEARCH_KEY, which an import keeps from its source item: on either side
-        of an Exchange Online to Exchange Online copy it finds an item imported by a worker
-        that died before stamping it (or an unstamped task or note)."""
+        """Item id -> PR_SEARCH_KEY, which an import keeps from its source item: read on both
+        sides of an Exchange Online to Exchange Online copy, it pairs each copy with its source
+        item (recovery after a worker died before recording it, and deep verification), tasks
+        and notes included."""
         return self._property(folder, SEARCH_KEY)
 
     def _property(self, folder, property_id: str) -> dict[str, str]:

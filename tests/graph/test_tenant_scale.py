@@ -2,8 +2,7 @@
 enforces Microsoft's limits per app and mailbox (windows scaled down to seconds): the workers
 share each mailbox's budget through the database, so no mailbox ever has more requests in flight
 than allowed, almost nothing is throttled, and every item arrives exactly once; a worker killed
-after items were imported but before they were recorded (stamped or not) duplicates nothing on
-recovery."""
+after items were imported but before they were recorded duplicates nothing on recovery."""
 
 import pytest
 
@@ -45,8 +44,11 @@ def assert_every_item_arrived_once(server, pairs):
 
 
 def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_server, start_worker):
-    limits = scaled_limits(window=4.0, requests=60, megabytes=0.1)
-    graph_server.enforce(limits, mailbox_time=0.01)
+    limits = scaled_limits(window=4.0, requests=25, megabytes=0.1)
+    # Each request holds its slot 200 ms, long beside a turn in the shared budget (a locked row
+    # in the database, taken in turn by every thread on the mailbox), so a batch's imports
+    # overlap however slow that database is: the four slots are used.
+    graph_server.enforce(limits, mailbox_time=0.2)
     pairs = seed_pairs(graph_server, 12, items=30)
     moving = project(graph_server, pairs, **limit_options(limits))
     workers = [start_worker(f"worker{n}", env=WORKER_ENV, concurrency=3) for n in range(4)]
@@ -59,8 +61,8 @@ def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_se
     assert max(use.max_in_flight for use in uses) == limits.concurrency  # used, never exceeded
     served = sum(use.served for use in uses)
     assert graph_server.counts["throttled"] * 100 < served, graph_server.counts
-    # Each target needed more than a window of requests (an import and a stamp for each of
-    # its 30 or more items): the windows bound, and were kept to.
+    # Each target needed more than a window of requests (an import for each of its 30 or more
+    # items): the windows bound, and were kept to.
     targets = [use for _, target in pairs for use in graph_server.mailbox_use(target)]
     assert all(use.served > limits.requests for use in targets)
     items = sum(30 + n + n % 3 for n in range(12))
@@ -69,45 +71,13 @@ def test_four_workers_twelve_mailboxes_stay_within_each_mailboxs_budget(graph_se
     assert CopiedItem.objects.count() == items
 
 
-def test_a_worker_killed_before_recording_imports_nothing_twice(graph_server, start_worker):
-    """Three mailboxes, each with its own mail, copied by one worker whose three processes are
-    all held after Exchange applied a batch's recovery stamps (the import done, the answer not
-    yet heard): killed there, the next worker finds those items on the target by their stamp
-    and records them without importing them again."""
-    limits = scaled_limits(window=4.0, requests=600, megabytes=10)
-    graph_server.enforce(limits)
-    pairs = seed_pairs(graph_server, 3, items=30, events=False)
-    moving = project(graph_server, pairs, **limit_options(limits))
-    # One folder a mailbox: each of the three processes is stopped in its stamp batch when
-    # killed (a job killed between import and stamp is the next test's).
-    graph_server.hold("messages.patch")
-    first = start_worker("first", env=WORKER_ENV, concurrency=3)
-
-    services.start_passes(moving.mailboxes.all(), "full")
-    wait_until(
-        lambda: all(graph_server.held[target] for _, target in pairs),
-        timeout=120,
-        message=lambda: f"held: {graph_server.held}\n{first.log()[-3000:]}",
-    )
-    first.kill()
-    graph_server.release("messages.patch")
-    imported_before = graph_server.counts["imported"]
-    recorded_before = CopiedItem.objects.count()
-    second = start_worker("second", env=WORKER_ENV, concurrency=3)
-    wait_for_passes(3, [first, second])
-
-    assert recorded_before < imported_before  # items were imported and not recorded
-    assert_every_item_arrived_once(graph_server, pairs)
-    items = sum(30 + n for n in range(3))
-    assert graph_server.counts["imported"] == items  # none of them twice
-    assert CopiedItem.objects.count() == items
-
-
-def test_a_worker_killed_between_import_and_stamp_imports_nothing_twice(graph_server, start_worker):
+def test_a_worker_killed_between_import_and_recording_imports_nothing_twice(
+    graph_server, start_worker
+):
     """Three mailboxes with mail and events, copied by one worker whose processes are all held
     after Exchange applied imports (the items stored, the answers not yet heard): killed there,
-    before any of those items is stamped, the next worker finds them by the PR_SEARCH_KEY each
-    import kept from its source item, and records them without importing them again."""
+    the next worker finds them by the PR_SEARCH_KEY each import kept from its source item, and
+    records them without importing them again."""
     limits = scaled_limits(window=4.0, requests=600, megabytes=10)
     graph_server.enforce(limits)
     pairs = seed_pairs(graph_server, 3, items=30)
@@ -126,18 +96,15 @@ def test_a_worker_killed_between_import_and_stamp_imports_nothing_twice(graph_se
     )
     first.kill()
     graph_server.release("importItem")
-    unstamped = [
-        item
-        for box in targets
-        for folder in box.folders.values()
-        for item in folder.items.values()
-        if FINGERPRINT not in item.properties
-    ]
+    imported_before = graph_server.counts["imported"]
+    recorded_before = CopiedItem.objects.count()
     second = start_worker("second", env=WORKER_ENV, concurrency=3)
     wait_for_passes(3, [first, second])
 
-    assert unstamped  # items were imported and never stamped by the killed worker
+    assert recorded_before < imported_before  # items were imported and not recorded
     assert_every_item_arrived_once(graph_server, pairs)
+    copies = [item for box in targets for f in box.folders.values() for item in f.items.values()]
+    assert not any(FINGERPRINT in item.properties for item in copies)  # found by key alone
     items = sum(30 + n + n % 3 for n in range(3))
     assert graph_server.counts["imported"] == items  # none of them twice
     assert CopiedItem.objects.count() == items

@@ -3,16 +3,20 @@ EWS source mailboxes, each with its own password and its own mail, copied in by 
 application, and a fourth first copied into the wrong account. Items deleted on a target,
 items added to a source and a copy in another account make ``verify`` exit 1 and name the
 folder and counts; "Copy what is missing" restores them and ``verify --deep`` (the
-fingerprints stamped at import) exits 0. Counts are compared with the servers' state."""
+fingerprints stamped at import) exits 0. Counts are compared with the servers' state. From
+Exchange Online to Exchange Online, ``--deep`` compares the key each copy kept instead."""
 
 import pytest
 
 from mailboxes.connectors.base import Endpoint
+from mailboxes.connectors.graph import FINGERPRINT
 from mailboxes.models import Mailbox
 from projects.models import Project
 from tests.engine.conftest import tenant_for
 from tests.graph.conftest import SECRET, graph_endpoint
+from tests.graph.seed import seed
 from tests.servers.ews_server import start_ews_server
+from tests.servers.graph_server import SEARCH_KEY
 
 from .conftest import run, unique_messages, verify_lines
 
@@ -117,3 +121,47 @@ def test_graph_target_differences_are_named_and_copy_what_is_missing_restores_th
             for name, items in ews_source.state.held(mailbox.source_address).items()
         }
         assert graph_held(box) == source_counts
+
+
+def test_graph_to_graph_deep_verification_matches_the_key_each_copy_kept(graph_server, graph_app):
+    """Exchange Online to Exchange Online, three mailboxes each with every kind of item and
+    mail of its own: no copy is stamped, and ``verify --deep`` confirms each one, tasks and notes
+    included, by the PR_SEARCH_KEY it kept from its source item; a copy holding another item's
+    key is named as changed."""
+    endpoint = graph_endpoint(graph_server, graph_app.client_id)
+    project = Project.objects.create(
+        client_name="Fabrikam", source=tenant_for(endpoint), target=tenant_for(endpoint)
+    )
+    boxes = []
+    for i in range(3):
+        old, new = f"user{i}@old.example", f"user{i}@cloud.example"
+        source = graph_server.add_user(old)
+        seed(source)
+        for n in range(i + 1):
+            source.add_item("inbox", "IPM.Note", f"{old} own #{n}".encode())
+        boxes.append(graph_server.add_user(new))
+        project.mailboxes.create(source_address=old, target_address=new)
+    full = run("run_pass", project.pk, "--kind", "full", "--wait", "--inline")
+    assert full.code == 0, full.out + full.message
+
+    copies = [item for box in boxes for f in box.folders.values() for item in f.items.values()]
+    assert len(copies) == 3 * 60 + 1 + 2 + 3
+    assert not any(FINGERPRINT in item.properties for item in copies)
+    deep = run("verify", project.pk, "--deep", "--inline")
+    assert deep.code == 0, deep.out
+    for address, line in verify_lines(deep).items():
+        assert line == f"{address} verified=yes missing=0 failed=0 excluded=0 extra=0"
+
+    task = next(iter(boxes[1].folder("tasks").items.values()))
+    note = next(iter(boxes[1].folder("notes").items.values()))
+    task.properties[SEARCH_KEY] = note.properties[SEARCH_KEY]
+    again = run("verify", project.pk, "--deep", "--inline")
+
+    assert again.code == 1, again.out
+    lines = verify_lines(again)
+    assert lines["user1@old.example"] == (
+        "user1@old.example verified=no missing=1 failed=0 excluded=0 extra=0"
+    )
+    assert "  folder Tasks: missing=1 (1 changed on the target)" in again.out
+    for address in ("user0@old.example", "user2@old.example"):
+        assert lines[address] == f"{address} verified=yes missing=0 failed=0 excluded=0 extra=0"

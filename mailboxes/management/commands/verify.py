@@ -28,7 +28,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         passes.add_selection_arguments(parser)
-        parser.add_argument("--deep", action="store_true", help="also compare content fingerprints")
+        parser.add_argument(
+            "--deep",
+            action="store_true",
+            help="also check each copy against its source item (its content fingerprint, "
+            "or the key Exchange keeps on a copy)",
+        )
         parser.add_argument("--json", action="store_true", help="print the results as JSON")
         parser.add_argument(
             "--inline", action="store_true", help="verify in this process instead of the worker"
