@@ -243,9 +243,9 @@ class Project(models.Model):
     def import_budget_use(self) -> int | None:
         """How much of Exchange Online's import budget the mailboxes being copied into this
         project's target use right now, in whole percent: the mean, over those mailboxes, of
-        each one's most used limit (requests in flight or in the window), read from the budget
-        every worker shares (mailboxes.budget). None for other targets, or when none is being
-        copied."""
+        each one's most used limit (requests in flight, requests or imported bytes in their
+        windows), read from the budgets every worker shares (mailboxes.budget). None for other
+        targets, or when none is being copied."""
         if self.target.kind != "exchange_online":
             return None
         from mailboxes.connectors.base import ConnectorError
@@ -259,8 +259,7 @@ class Project(models.Model):
                 connector = GraphConnector(mailbox.endpoint("target"), mailbox.address("target"))
             except ConnectorError:
                 continue  # options the connector refuses: the mailbox's page says so
-            budget = connector.budgets()[0]
-            used.append(min(1.0, budget.usage().fraction_of(budget.limits)))
+            used.append(connector.budget_use())
         return round(100 * sum(used) / len(used)) if used else None
 
     @property

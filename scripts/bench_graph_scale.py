@@ -7,9 +7,9 @@ scaled down to seconds; the tenant's options tell the connector the same limits.
 
 Prints the closing line
 ``mailboxes=N workers=N budget_used=0.NN throttled_per_100=N requests_per_item=N failed=N``:
-- budget_used: each target mailbox's budget use (``Budget.usage().fraction_of``: its most used
-  of requests in flight and requests in the window), sampled every 0.1 s while the mailbox
-  still lacks items, averaged over all samples;
+- budget_used: each target mailbox's budget use (``GraphConnector.budget_use``: its most used
+  of requests in flight, requests in the window and imported bytes in theirs), sampled every
+  0.1 s while the mailbox still lacks items, averaged over all samples;
 - throttled_per_100: 429 answers per 100 requests the server served to mailboxes;
 - requests_per_item: mailbox requests the server served per item copied (exports, imports,
   stamps, listings; token and $batch envelopes not counted);
@@ -42,11 +42,12 @@ BROKER = django_with_redis_budgets()
 import subprocess  # noqa: E402
 
 from mailboxes import services  # noqa: E402
+from mailboxes.connectors.graph import GraphConnector  # noqa: E402
 from mailboxes.models import ItemError, MailboxPass  # noqa: E402
 from tests.servers.graph_scale import (  # noqa: E402
     contents,
+    endpoint,
     limit_options,
-    mailbox_budget,
     project,
     scaled_limits,
     seed_pairs,
@@ -63,15 +64,15 @@ WORKER_ENV = {
 
 
 def sample_budgets(server, pairs, options, stop, samples) -> None:
-    budgets = {target: mailbox_budget(server, target, **options) for _, target in pairs}
+    connectors = {
+        target: GraphConnector(endpoint(server, **options), target) for _, target in pairs
+    }
     while not stop.is_set():
         for source, target in pairs:
             if len(server.users[target].folder("inbox").items) < len(
                 server.users[source].folder("inbox").items
             ):
-                samples.append(
-                    min(1.0, budgets[target].usage().fraction_of(budgets[target].limits))
-                )
+                samples.append(connectors[target].budget_use())
         time.sleep(0.1)
 
 

@@ -298,6 +298,13 @@ class GraphConnector(Connector):
                 )
         return self._budgets
 
+    def budget_use(self) -> float:
+        """How much of this mailbox's budget is in use now, 0.0–1.0: its most used limit of
+        requests in flight, requests in the window and imported bytes in theirs, whichever
+        keeps the next request waiting (the tenant's share is not the mailbox's)."""
+        mailbox, uploads, *_ = self.budgets()
+        return min(1.0, max(b.usage().fraction_of(b.limits) for b in (mailbox, uploads)))
+
     @contextmanager
     def _turn(self, size: int, requests: int, slots: int):
         """Hold this request's place in every budget (a request to no mailbox takes none).

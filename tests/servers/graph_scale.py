@@ -8,7 +8,6 @@ Plain helpers on Django models (the caller provides the database and the workers
 from __future__ import annotations
 
 from mailboxes.connectors.base import Endpoint
-from mailboxes.connectors.graph import GraphConnector
 from projects.models import Project, Tenant
 
 from .graph_server import TENANT_ID, GraphServer, MailboxLimits
@@ -108,8 +107,3 @@ def contents(server: GraphServer, user: str) -> dict[str, list]:
         for folder in box.folders.values()
         if folder.items
     }
-
-
-def mailbox_budget(server: GraphServer, user: str, **options):
-    """The budget the connector takes for ``user``'s mailbox (the same key every worker uses)."""
-    return GraphConnector(endpoint(server, **options), user).budgets()[0]
