@@ -20,8 +20,8 @@ SyncFolderItems; Graph items delta) compared with the ``CopiedItem`` rows: ids a
 message bodies. ``deep`` also checks each copy against its source item: the target's content
 fingerprint (``Connector.fingerprints``: IMAP bodies hashed with SHA-256, EWS/Graph the
 fingerprint stamped at import) against ``CopiedItem.fingerprint``, or, where the target keeps a
-key from the source item (``Connector.recovery_keys``: Exchange's PR_SEARCH_KEY on an Exchange
-Online to Exchange Online copy), that key against the source item's own.
+key from the source item (``Connector.recovery_keys``: Exchange's PR_SEARCH_KEY on a copy of
+an item exported from Exchange), that key against the source item's own.
 
 The result lives on the mailbox (``Mailbox.verification``, ``verified``, ``verified_at``,
 ``items_missing``); ``missing_rows`` (the ``CopiedItem`` ids found missing, capped) is what

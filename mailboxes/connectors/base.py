@@ -162,9 +162,6 @@ class Item:
     # (corrupt, refused): the engine records an ItemError with this reason instead of copying.
     error: str = ""
     error_code: str = ""
-    # The source reports a key for this item in ``recovery_keys`` that a copy of it keeps
-    # (PR_SEARCH_KEY): a target that keeps it too finds the copy without a stamp.
-    keyed: bool = False
 
     @property
     def fingerprint(self) -> str:

@@ -18,7 +18,9 @@ Design decisions (the engine relies on them):
   id is stable as long as the item stays in its folder. ``store`` writes the fingerprint into
   a named extended property on the target item (``SourceFingerprint``); ``fingerprints()``
   reads it back with one FindItem per page and never refetches content. Items the target held
-  before the migration have no such property and are not reported.
+  before the migration have no such property and are not reported. An exported item also
+  carries its PR_SEARCH_KEY into its copy (``recovery_keys``): Exchange Online needs no stamp
+  to find it.
 - **Throttling.** exchangelib's FaultTolerance waits in-process for short ErrorServerBusy
   back-offs (up to ``options["max_wait"]``, default 30 s); a longer hint becomes
   ``TransientError(retry_after=...)`` so the Celery task retries later instead of holding a
@@ -133,6 +135,16 @@ class FlagStatus(ExtendedProperty):
     property_type = "Integer"
 
 
+class SearchKey(ExtendedProperty):
+    """PR_SEARCH_KEY (PidTagSearchKey): "Whenever a copy of an object is created, the key is
+    also copied from the original object" ([MS-OXCPRPT] 2.2.1.9, learn.microsoft.com/openspecs/
+    exchange_server_protocols/ms-oxcprpt/1a4c4540-3f0d-480f-ab1e-8613f9314824), so an item
+    imported from an export carries its source's."""
+
+    property_tag = 0x300B
+    property_type = "Binary"
+
+
 class SourceFingerprint(ExtendedProperty):
     """The stored item's fingerprint: recovers a lost CopiedItem record without refetching."""
 
@@ -150,6 +162,7 @@ ITEM_MODELS = {
 }
 for _model in {Message, CalendarItem, Contact, Task}:
     _model.register("mailferry_fingerprint", SourceFingerprint)
+    _model.register("search_key", SearchKey)
 Message.register("message_flags", MessageFlags)
 Message.register("delivery_time", DeliveryTime)
 Message.register("flag_status", FlagStatus)
@@ -540,6 +553,19 @@ class EwsConnector(Connector):
             if item.mailferry_fingerprint:
                 found.setdefault(item.mailferry_fingerprint, []).append(item.id)
         return found
+
+    def recovery_keys(self, folder: Folder) -> dict[str, str]:
+        return self._guarded(self._recovery_keys, folder)
+
+    def _recovery_keys(self, folder) -> dict[str, str]:
+        """Item id -> PR_SEARCH_KEY, base64 as Graph spells a binary property, so a key read
+        here matches the one Exchange Online kept on the copy."""
+        # FindItem (IdOnly plus the property): https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem-operation
+        query = self._ews_folder(folder).all().only("search_key")
+        query.page_size = 1000
+        return {
+            item.id: base64.b64encode(item.search_key).decode() for item in query if item.search_key
+        }
 
     # --- fetch ------------------------------------------------------------------------------
 

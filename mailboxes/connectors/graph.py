@@ -17,11 +17,10 @@ server refuses anything else as Graph does):
 - ``POST /users/{id}/mailFolders/{id}/importMime`` (mailfolder-importmime, beta): a non-draft
   message from base64 MIME sent as text/plain;
 - ``GET /users/{id}/messages/{id}`` and ``…/$value`` (message-get);
-- ``PATCH /users/{id}/messages/{id}`` (message-update), ``…/events/{id}`` (event-update),
-  ``…/contacts/{id}`` (contact-update): read state, flag, received time and, on items from
-  other sources (an Exchange Online export keeps its PR_SEARCH_KEY instead), the recovery stamp
-  as singleValueExtendedProperties (singlevaluelegacyextendedproperty-post-
-  singlevalueextendedproperties). A mailboxItem itself takes no PATCH (resources/mailboxitem);
+- ``PATCH /users/{id}/messages/{id}`` (message-update): read state, flag, received time and the
+  recovery stamp of a MIME import as singleValueExtendedProperties (singlevaluelegacyextended
+  property-post-singlevalueextendedproperties). An exported item's import needs none: it keeps
+  its source's PR_SEARCH_KEY. A mailboxItem itself takes no PATCH (resources/mailboxitem);
 - ``POST /$batch`` (https://learn.microsoft.com/graph/json-batching: at most 20 requests, unique
   ids, a Content-Type with every body) groups importMime, GET and PATCH calls.
 - Entra ID's client-credentials token endpoint, through msal
@@ -56,8 +55,6 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from .base import (
-    CALENDAR,
-    CONTACTS,
     MAIL,
     RFC822,
     AuthError,
@@ -106,15 +103,8 @@ FINGERPRINT = "String {1b7e2a4c-5d0f-4f4e-9a61-2d6c8e0b9f35} Name MailferryFinge
 # PR_SEARCH_KEY (PidTagSearchKey, PtypBinary 0x300B): "Whenever a copy of an object is created,
 # the key is also copied from the original object" ([MS-OXCPRPT] 2.2.1.9,
 # learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcprpt/1a4c4540-3f0d-480f-ab1e-
-# 8613f9314824), so an item imported from its export has its source's key before any stamp.
+# 8613f9314824), so an item imported from its export has its source's key.
 SEARCH_KEY = "Binary 0x300B"
-# Folder kind -> the user's collection whose documented PATCH sets the stamp, and its permission:
-# https://learn.microsoft.com/graph/api/message-update, …/event-update, …/contact-update.
-STAMPED_KINDS = {
-    MAIL: ("messages", "Mail.ReadWrite"),
-    CALENDAR: ("events", "Calendars.ReadWrite"),
-    CONTACTS: ("contacts", "Contacts.ReadWrite"),
-}
 
 # Application permissions (roles claim) every migration needs, and what each is for.
 REQUIRED_ROLES = {
@@ -127,10 +117,8 @@ REQUIRED_ROLES = {
 OTHER_ROLES = {
     "MailboxFolder.ReadWrite.All": "create folders, as a target",
     "Mail-Advanced.ReadWrite.All": "import MIME messages from IMAP/maildir, as a target",
-    "Mail.ReadWrite": "set read state, flags and dates on MIME imports and mark imported mail "
-    "for recovery, as a target",
-    "Calendars.ReadWrite": "mark imported calendar items for recovery, as a target",
-    "Contacts.ReadWrite": "mark imported contacts for recovery, as a target",
+    "Mail.ReadWrite": "set read state, flags and dates on MIME imports and mark them for "
+    "recovery, as a target",
     "Mail.Read": "export mail as MIME to IMAP/maildir, as a source",
 }
 IMPLIED_ROLES = {
@@ -724,7 +712,6 @@ class GraphConnector(Connector):
             format=GRAPH_FTS,
             received=self._created.get(item_id),
             kind=folder.kind,
-            keyed=True,
         )
 
     def _fetch_mime(self, folder, ids) -> list[Item]:
@@ -821,38 +808,9 @@ class GraphConnector(Connector):
                 return StoreResult(item.source_id, error=message, error_code=code)
             return StoreResult(item.source_id, target_id=_json(response)["itemId"])
 
-        stored = list(self._pool.map(upload, items))
-        self._stamp(folder, items, stored)
-        return {r.source_id: r for r in stored}
-
-    def _stamp(self, folder, items, stored) -> None:
-        """Mark each item imported from another source (EWS) with its source fingerprint, for
-        recovery and deep verification; an Exchange Online export needs no mark, its copy keeps
-        the source's PR_SEARCH_KEY (``recovery_keys``). A mailboxItem takes no PATCH (its page
-        documents List, Get and delta only), so the stamp goes through the Outlook resource the
-        item also is, whose update takes singleValueExtendedProperties: message-update,
-        event-update, contact-update (learn.microsoft.com/graph/api/…). Their ids are the REST
-        ids importItem returns. Tasks and notes have no such resource: from EWS they stay
-        unstamped (see README)."""
-        if folder.kind not in STAMPED_KINDS:
-            return
-        unkeyed = [
-            (item, result)
-            for item, result in zip(items, stored, strict=True)
-            if result.target_id and not item.keyed
-        ]
-        collection, permission = STAMPED_KINDS[folder.kind]
-        user = _segment(self.mailbox)
-        stamps = [
-            {
-                "method": "PATCH",
-                "url": f"/users/{user}/{collection}/{_segment(result.target_id)}",
-                "headers": {"Content-Type": "application/json"},
-                "body": {"singleValueExtendedProperties": [_fingerprint_property(item)]},
-            }
-            for item, result in unkeyed
-        ]
-        self._apply_stamps(stamps, [result for _, result in unkeyed], permission)
+        # Nothing follows the import: the copy keeps its source's PR_SEARCH_KEY, which finds
+        # it for recovery and verification (``recovery_keys``).
+        return {r.source_id: r for r in self._pool.map(upload, items)}
 
     def _import_mime(self, folder, items) -> dict[str, StoreResult]:
         user = _segment(self.mailbox)
@@ -911,14 +869,10 @@ class GraphConnector(Connector):
                 result.error_code = code or "partial"
 
     def fingerprints(self, folder) -> dict[str, list[str]]:
-        """Fingerprint stamped at import (SHA-256 of the source bytes, whatever format
-        travelled) -> target item ids. Exchange re-encodes what it imports, so hashing the
-        target's own export would never match; items we did not import carry no stamp.
-
-        Only items from other sources are stamped: the engine recognises those by the
-        fingerprint of the bytes the source handed over, which for EWS sources is all it has
-        (the FastTransfer stream is opaque: we may not read properties out of it). A copy of an
-        Exchange Online export is found by the PR_SEARCH_KEY it keeps (``recovery_keys``)."""
+        """Fingerprint stamped on each MIME import (SHA-256 of the source bytes) -> target
+        item ids. Exchange re-encodes what it imports, so hashing the target's own export would
+        never match; items we did not import carry no stamp, and neither do imports of exported
+        items, found by the PR_SEARCH_KEY they kept (``recovery_keys``)."""
         found: dict[str, list[str]] = {}
         for item_id, value in self._property(folder, FINGERPRINT).items():
             found.setdefault(value, []).append(item_id)
@@ -926,9 +880,9 @@ class GraphConnector(Connector):
 
     def recovery_keys(self, folder) -> dict[str, str]:
         """Item id -> PR_SEARCH_KEY, which an import keeps from its source item: read on both
-        sides of an Exchange Online to Exchange Online copy, it pairs each copy with its source
-        item (recovery after a worker died before recording it, and deep verification), tasks
-        and notes included."""
+        sides of a copy from Exchange (Online, or a server through EWS), it pairs each copy with
+        its source item (recovery after a worker died before recording it, and deep
+        verification), tasks and notes included."""
         return self._property(folder, SEARCH_KEY)
 
     def _property(self, folder, property_id: str) -> dict[str, str]:

@@ -5,11 +5,14 @@ import pytest
 
 from mailboxes import engine, services
 from mailboxes.connectors.base import Endpoint
+from mailboxes.connectors.graph import FINGERPRINT
 from mailboxes.connectors.maildir import MaildirConnector
 from mailboxes.models import CopiedItem, FolderJob, ItemError
 from tests.engine.conftest import make_mailbox, run_pass
 from tests.graph.conftest import ALICE, KINDS, graph_endpoint
 from tests.graph.seed import SEED, corpus_items, seed
+from tests.servers.ews_server import PR_SEARCH_KEY
+from tests.servers.graph_server import SEARCH_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,18 +124,10 @@ class Crash(BaseException):
     """Stands for the worker dying: nothing in the engine may catch it."""
 
 
-def test_a_crash_between_import_and_record_copies_nothing_twice(
-    graph_server, graph_tenants, monkeypatch
-):
-    """Recovery finds what was imported but not recorded by the stamp the documented message
-    and event updates put on it, and imports none of it again."""
-    source_box = graph_server.add_user("di@old.example")
-    target_box = graph_server.add_user("di@new.example")
-    for n in range(45):
-        source_box.add_item("inbox", "IPM.Note", f"mail #{n}".encode(), n % 2 == 0)
-    for n in range(4):
-        source_box.add_item("calendar", "IPM.Appointment", f"event #{n}".encode())
-    mailbox = make_mailbox(graph_tenants, graph_tenants, "di@old.example", "di@new.example")
+def crash_on_the_second_record_then_resume(mailbox, monkeypatch, graph_server) -> int:
+    """A full pass whose worker dies right after the target took its second batch, before
+    recording it, then a restarted worker that resumes the pass; returns how many items the
+    target had imported when the worker died."""
     scheduler = engine.InlineScheduler("node-1:42")
     services.start_passes([mailbox], "full", scheduler=scheduler)
     original, calls = FolderJob.record_batch, []
@@ -153,12 +148,49 @@ def test_a_crash_between_import_and_record_copies_nothing_twice(
     restarted = engine.InlineScheduler("node-1:43")
     assert engine.requeue_stalled(restarted, node="node-1") >= 1
     restarted.run()
-
     mailbox.refresh_from_db()
     assert mailbox.state == "done"
+    return imported
+
+
+def test_a_crash_between_import_and_record_copies_nothing_twice(
+    graph_server, graph_tenants, monkeypatch
+):
+    """Recovery finds what was imported but not recorded by the PR_SEARCH_KEY each copy kept
+    from its source item, and imports none of it again."""
+    source_box = graph_server.add_user("di@old.example")
+    target_box = graph_server.add_user("di@new.example")
+    for n in range(45):
+        source_box.add_item("inbox", "IPM.Note", f"mail #{n}".encode(), n % 2 == 0)
+    for n in range(4):
+        source_box.add_item("calendar", "IPM.Appointment", f"event #{n}".encode())
+    mailbox = make_mailbox(graph_tenants, graph_tenants, "di@old.example", "di@new.example")
+
+    imported = crash_on_the_second_record_then_resume(mailbox, monkeypatch, graph_server)
+
     for name in ("inbox", "calendar"):
         assert sorted(i.content for i in target_box.folder(name).items.values()) == sorted(
             i.content for i in source_box.folder(name).items.values()
         )
     assert 0 < imported < 49 and graph_server.counts["importItem"] == 49
     assert CopiedItem.objects.count() == 49
+
+
+def test_a_crash_between_import_and_record_from_ews_copies_nothing_twice(
+    ews_source, graph_server, graph_tenants, monkeypatch, settings
+):
+    """From EWS too: ExportItems' stream carries each item's PR_SEARCH_KEY into its copy, so
+    recovery finds the imports a dead worker never recorded, though none was stamped."""
+    settings.COPY_BATCH_ITEMS = 10
+    box = graph_server.add_user("alice@cloud.example")
+    source = Endpoint("ews", ews_source.url, username=ALICE, secret="secret")
+    mailbox = make_mailbox(source, graph_tenants, ALICE, "alice@cloud.example")
+
+    imported = crash_on_the_second_record_then_resume(mailbox, monkeypatch, graph_server)
+
+    copies = [item for folder in box.folders.values() for item in folder.items.values()]
+    source_keys = sorted(i.extended[PR_SEARCH_KEY] for i in ews_source.state.items.values())
+    assert sorted(i.properties[SEARCH_KEY] for i in copies) == source_keys  # each item once
+    assert not any(FINGERPRINT in i.properties for i in copies)
+    assert 0 < imported < 28 and graph_server.counts["importItem"] == 28
+    assert CopiedItem.objects.count() == 28

@@ -32,6 +32,14 @@ def test_every_kind_moves_from_ews_to_graph_in_the_shared_fts_format(
                 i.data for i in items
             )
             assert destination.kind == folder.kind
+            # Each copy kept its source item's PR_SEARCH_KEY: recovery and deep verification
+            # pair them without a stamp.
+            source_keys, kept = src.recovery_keys(folder), target.recovery_keys(destination)
+            assert len(set(source_keys.values())) == len(items)
+            assert all(
+                kept[r.target_id] == source_keys[i.source_id]
+                for i, r in zip(items, results, strict=True)
+            )
 
     assert {f.role: f.count for f in target.folders() if f.count} == {
         "inbox": 24,
@@ -41,9 +49,9 @@ def test_every_kind_moves_from_ews_to_graph_in_the_shared_fts_format(
         "notes": 1,
     }
     assert graph_server.counts["importItem"] == 28
-    # Fingerprint stamps, 20 to a $batch: inbox 24, the calendar item and the contact (tasks and
-    # notes have no documented update to carry one).
-    assert graph_server.counts["batch"] == 2 + 2
+    # One request an item: no stamp, no $batch.
+    assert graph_server.counts["batch"] == 0
+    assert not [name for name in graph_server.counts if name.endswith(".patch")]
 
 
 def test_ews_mail_as_mime_keeps_read_state_and_received_date(ews_source, graph_server, connect):

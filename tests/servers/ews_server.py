@@ -13,7 +13,8 @@ ExchangeImpersonation) or was granted full access on the other one (ErrorImperso
 ErrorAccessDenied).
 
 What it does not pretend: the ExportItems ``Data`` of items it holds is not a FastTransfer stream
-(MS-OXCFXICS) but base64(JSON) that only this server reads back. UploadItems takes any other
+(MS-OXCFXICS) but base64(JSON) that only this server reads back (and the Graph test server, for
+the PR_SEARCH_KEY an import keeps: ``own_export``). UploadItems takes any other
 blob (a real FastTransfer stream) as opaque bytes and exports it again byte for byte; the
 connector treats every blob as opaque either way.
 
@@ -77,6 +78,9 @@ ITEM_CLASS_OF_TAG = {
 }
 MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
 PR_MESSAGE_FLAGS, PR_MESSAGE_DELIVERY_TIME = "tag:3591", "tag:3590"  # 0x0E07, 0x0E06
+# PR_SEARCH_KEY (0x300B): every item has one, base64 as EWS sends a binary value, and a copy
+# keeps its original's ([MS-OXCPRPT] 2.2.1.9): an upload of our own export keeps the export's.
+PR_SEARCH_KEY = "tag:12299"
 
 
 class EwsFault(Exception):
@@ -261,6 +265,7 @@ class EwsState:
             item = StoredItem(
                 _new_id("I"), folder.id, item_class, mime, seq=next(self.seq), **fields
             )
+            item.extended.setdefault(PR_SEARCH_KEY, base64.b64encode(uuid.uuid4().bytes).decode())
             self.items[item.id] = item
             return item
 
@@ -722,7 +727,7 @@ def _export_blob(item: StoredItem) -> bytes:
     return json.dumps(record).encode()
 
 
-def _own_export(data: bytes) -> dict | None:
+def own_export(data: bytes) -> dict | None:
     """The record of a blob this server exported; None for anyone else's (a FastTransfer stream)."""
     try:
         record = json.loads(data)
@@ -742,7 +747,7 @@ def upload_items(req: EwsRequest, out: EwsResponder):
     def answer(message, spec):
         folder = req.resolve_folder(spec.find(f"{{{T}}}ParentFolderId"))
         data = _base64(spec.find(f"{{{T}}}Data"))
-        record = _own_export(data)
+        record = own_export(data)
         if record is None:
             _check_acceptable(req, data)
             # Exchange reads the class from the stream; the folder's is the best guess here.

@@ -60,6 +60,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import NameOID
 
+from .ews_server import PR_SEARCH_KEY, own_export
+
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
 ALL_ROLES = frozenset(
     {
@@ -122,10 +124,13 @@ def make_fts(
 
 def read_fts(data: bytes) -> tuple[dict, bytes]:
     """(header, body) of one of our streams; (defaults, b"") for one that is not ours (an EWS
-    ExportItems stream: Exchange would parse it, the fake keeps it opaque)."""
+    ExportItems stream: Exchange would parse it, the fake keeps it opaque, and takes from the
+    EWS test server's own exports only the PR_SEARCH_KEY a copy keeps)."""
     defaults = {"type": "IPM.Note", "isRead": False, "received": "", "flagged": False}
     if not data.startswith(FTS_MAGIC):
-        return defaults | {"properties": {}}, b""
+        record = own_export(data) or {"extended": {}}
+        key = record["extended"].get(PR_SEARCH_KEY)
+        return defaults | {"properties": {SEARCH_KEY: key} if key else {}}, b""
     header, _, body = data[len(FTS_MAGIC) :].partition(b"\n")
     return defaults | json.loads(header), body
 

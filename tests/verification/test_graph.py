@@ -2,9 +2,9 @@
 EWS source mailboxes, each with its own password and its own mail, copied in by the
 application, and a fourth first copied into the wrong account. Items deleted on a target,
 items added to a source and a copy in another account make ``verify`` exit 1 and name the
-folder and counts; "Copy what is missing" restores them and ``verify --deep`` (the
-fingerprints stamped at import) exits 0. Counts are compared with the servers' state. From
-Exchange Online to Exchange Online, ``--deep`` compares the key each copy kept instead."""
+folder and counts; "Copy what is missing" restores them and ``verify --deep`` (each copy's
+PR_SEARCH_KEY against its source item's) exits 0. Counts are compared with the servers' state.
+Exchange Online to Exchange Online as well, where a copy holding another item's key is named."""
 
 import pytest
 
